@@ -1,0 +1,33 @@
+# Signoff: `make help` lists the targets.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+export UV_LINK_MODE := copy
+
+.PHONY: help install run test lint typecheck unit bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## Install uv (if missing) and the locked dependencies into .venv
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+
+run: install ## Start the server on the embedded default (SQLite, example policies and users)
+	$(UV) run --frozen signoff serve
+
+test: install lint typecheck ## Install everything and run the whole test suite (SQLite and PostgreSQL)
+	$(UV) run --frozen pytest -q
+
+lint: install ## ruff lint and format check
+	$(UV) run --frozen ruff check src tests benchmarks
+	$(UV) run --frozen ruff format --check src tests benchmarks
+
+typecheck: install ## mypy --strict on src/
+	$(UV) run --frozen mypy
+
+bench: install ## Run the benchmarks and print their figures
+	$(UV) run --frozen python benchmarks/run.py
+
+clean: ## Remove local state (.venv, .signoff)
+	rm -rf .venv .signoff .pytest_cache .mypy_cache .ruff_cache

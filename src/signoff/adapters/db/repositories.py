@@ -1,0 +1,396 @@
+"""SQLAlchemy implementations of the storage ports, and the unit of work."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from signoff.adapters.db import tables as t
+from signoff.domain.actions import Action
+from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
+from signoff.domain.errors import Conflict, InvalidInput, NotFound
+from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status, Vote
+from signoff.services.ports import Page
+
+
+class DatabaseRequestRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._persisted_votes: dict[str, int] = {}
+        self._had_grant: dict[str, bool] = {}
+
+    def add(self, r: Request) -> None:
+        self.conn.execute(t.requests.insert().values(self._row(r)))
+        rows = [
+            {"request_id": r.id, "stage": i, "person": p}
+            for i, s in enumerate(r.stages)
+            for p in s.approvers
+        ]
+        if rows:
+            self.conn.execute(t.request_approvers.insert(), rows)
+        self._persisted_votes[r.id] = 0
+        self._had_grant[r.id] = False
+        self._write_children(r)
+
+    def _row(self, r: Request) -> dict[str, Any]:
+        return {
+            "id": r.id,
+            "status": r.status.value,
+            "requester": r.requester,
+            "action_type": r.action.type,
+            "action_target": r.action.target,
+            "action_params": r.action.params,
+            "action_digest": r.action_digest,
+            "reason": r.reason,
+            "ticket": r.ticket,
+            "context": r.context,
+            "policy_name": r.policy_name,
+            "policy_set_digest": r.policy_set_digest,
+            "stages": [s.as_dict() for s in r.stages],
+            "current_stage": r.current_stage,
+            "grant_ttl_seconds": int(r.grant_ttl.total_seconds()),
+            "grant_uses": r.grant_uses,
+            "created_at": r.created_at,
+            "stage_started_at": r.stage_started_at,
+            "decided_at": r.decided_at,
+            "deadline_at": r.deadline_at,
+            "version": r.version,
+        }
+
+    def _write_children(self, r: Request) -> None:
+        done = self._persisted_votes.get(r.id, 0)
+        new_votes = r.votes[done:]
+        if new_votes:
+            try:
+                self.conn.execute(
+                    t.votes.insert(),
+                    [
+                        {
+                            "request_id": r.id,
+                            "voter": v.voter,
+                            "decision": v.decision.value,
+                            "comment": v.comment,
+                            "stage": v.stage,
+                            "at": v.at,
+                        }
+                        for v in new_votes
+                    ],
+                )
+            except sa.exc.IntegrityError:
+                raise Conflict("this person has already voted on this request") from None
+        self._persisted_votes[r.id] = len(r.votes)
+        g = r.grant
+        if g is not None:
+            values = {
+                "issued_at": g.issued_at,
+                "expires_at": g.expires_at,
+                "uses_total": g.uses_total,
+                "uses_left": g.uses_left,
+                "revoked_at": g.revoked_at,
+            }
+            if self._had_grant.get(r.id):
+                # uses_left is only ever lowered by consume_grant_use (atomically).
+                values.pop("uses_left")
+                self.conn.execute(t.grants.update().where(t.grants.c.id == g.id).values(values))
+            else:
+                self.conn.execute(t.grants.insert().values(id=g.id, request_id=r.id, **values))
+                self._had_grant[r.id] = True
+
+    def get(self, request_id: str, for_update: bool = False) -> Request:
+        q = sa.select(t.requests).where(t.requests.c.id == request_id)
+        if for_update and self.conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        row = self.conn.execute(q).mappings().first()
+        if row is None:
+            raise NotFound(f"no request with id {request_id!r}")
+        return self._load(row)
+
+    def get_by_grant(self, grant_id: str, for_update: bool = False) -> Request:
+        rid = self.conn.execute(
+            sa.select(t.grants.c.request_id).where(t.grants.c.id == grant_id)
+        ).scalar()
+        if rid is None:
+            raise NotFound(f"no grant with id {grant_id!r}")
+        return self.get(rid, for_update)
+
+    def _load(self, row: Any) -> Request:
+        rid = row["id"]
+        vote_rows = self.conn.execute(
+            sa.select(t.votes).where(t.votes.c.request_id == rid).order_by(t.votes.c.id)
+        ).mappings()
+        votes = [
+            Vote(v["voter"], Decision(v["decision"]), v["comment"], v["stage"], v["at"])
+            for v in vote_rows
+        ]
+        g = self.conn.execute(
+            sa.select(t.grants).where(t.grants.c.request_id == rid)
+        ).mappings().first()
+        grant = (
+            Grant(
+                g["id"], g["expires_at"], g["uses_total"], g["uses_left"], g["issued_at"],
+                g["revoked_at"],
+            )
+            if g is not None
+            else None
+        )
+        self._persisted_votes[rid] = len(votes)
+        self._had_grant[rid] = grant is not None
+        return Request(
+            id=rid,
+            requester=row["requester"],
+            action=Action(row["action_type"], row["action_target"], row["action_params"]),
+            reason=row["reason"],
+            ticket=row["ticket"],
+            context=row["context"],
+            policy_name=row["policy_name"],
+            policy_set_digest=row["policy_set_digest"],
+            stages=[
+                StagePlan(
+                    s["name"],
+                    frozenset(s["approvers"]),
+                    s["quorum"],
+                    timedelta(seconds=s["timeout_seconds"]) if s["timeout_seconds"] else None,
+                )
+                for s in row["stages"]
+            ],
+            grant_ttl=timedelta(seconds=row["grant_ttl_seconds"]),
+            grant_uses=row["grant_uses"],
+            created_at=row["created_at"],
+            status=Status(row["status"]),
+            current_stage=row["current_stage"],
+            stage_started_at=row["stage_started_at"],
+            decided_at=row["decided_at"],
+            votes=votes,
+            grant=grant,
+            version=row["version"],
+        )
+
+    def save(self, r: Request, expected_version: int) -> None:
+        row = self._row(r)
+        for key in ("id", "requester", "action_type", "action_target", "action_params",
+                    "action_digest", "reason", "ticket", "context", "policy_name",
+                    "policy_set_digest", "stages", "created_at"):
+            row.pop(key)
+        result = self.conn.execute(
+            t.requests.update()
+            .where(t.requests.c.id == r.id, t.requests.c.version == expected_version)
+            .values(row)
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"request {r.id} was changed concurrently; try again")
+        self._write_children(r)
+
+    def consume_grant_use(self, grant_id: str, now: datetime) -> bool:
+        """One use, atomically: a conditional UPDATE that only one caller can win."""
+        result = self.conn.execute(
+            t.grants.update()
+            .where(
+                t.grants.c.id == grant_id,
+                t.grants.c.uses_left > 0,
+                t.grants.c.revoked_at.is_(None),
+                t.grants.c.expires_at > now,
+            )
+            .values(uses_left=t.grants.c.uses_left - 1)
+        )
+        return result.rowcount == 1
+
+    def list(
+        self,
+        *,
+        status: str | None,
+        requester: str | None,
+        awaiting: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page:
+        r = t.requests
+        q = sa.select(r)
+        if status:
+            try:
+                Status(status)
+            except ValueError:
+                raise InvalidInput(
+                    f"unknown status {status!r}; one of: {', '.join(s.value for s in Status)}",
+                    field="status",
+                ) from None
+            q = q.where(r.c.status == status)
+        if requester:
+            q = q.where(r.c.requester == requester)
+        if awaiting:
+            ra, v = t.request_approvers, t.votes
+            q = q.where(
+                r.c.status == Status.PENDING.value,
+                r.c.requester != awaiting,
+                sa.exists().where(
+                    ra.c.request_id == r.c.id,
+                    ra.c.stage == r.c.current_stage,
+                    ra.c.person == awaiting,
+                ),
+                ~sa.exists().where(v.c.request_id == r.c.id, v.c.voter == awaiting),
+            )
+        if cursor:
+            created, rid = _decode_cursor(cursor)
+            q = q.where(
+                sa.or_(
+                    r.c.created_at < created,
+                    sa.and_(r.c.created_at == created, r.c.id < rid),
+                )
+            )
+        q = q.order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1)
+        rows = list(self.conn.execute(q).mappings())
+        items = [self._load(row) for row in rows[:limit]]
+        nxt = None
+        if len(rows) > limit:
+            last = items[-1]
+            nxt = _encode_cursor(last.created_at, last.id)
+        return Page(items, nxt)
+
+
+def _encode_cursor(created: datetime, rid: str) -> str:
+    raw = json.dumps([created.isoformat(), rid]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, rid = json.loads(raw)
+        return datetime.fromisoformat(created), str(rid)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("invalid cursor", field="cursor") from exc
+
+
+class DatabaseAuditLog:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def head(self) -> tuple[int, str]:
+        row = self.conn.execute(sa.select(t.audit_head.c.seq, t.audit_head.c.hash)).first()
+        return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+    def append(
+        self, at: datetime, actor: str, type_: str, request_id: str | None, payload: dict[str, Any]
+    ) -> AuditEvent:
+        q = sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
+        if self.conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        row = self.conn.execute(q).first()
+        if row is None:
+            raise RuntimeError("audit head missing: run `signoff db upgrade`")
+        ev = chain_next(row[0], row[1], at, actor, type_, request_id, payload)
+        self.conn.execute(
+            t.audit_events.insert().values(
+                seq=ev.seq,
+                at=ev.at,
+                actor=ev.actor,
+                type=ev.type,
+                request_id=ev.request_id,
+                payload=ev.payload,
+                prev_hash=ev.prev_hash,
+                hash=ev.hash,
+            )
+        )
+        self.conn.execute(
+            t.audit_head.update().where(t.audit_head.c.id == 1).values(seq=ev.seq, hash=ev.hash)
+        )
+        return ev
+
+    def events(
+        self, after: int = 0, request_id: str | None = None, limit: int | None = None
+    ) -> Iterator[AuditEvent]:
+        a = t.audit_events
+        q = sa.select(a).where(a.c.seq > after).order_by(a.c.seq)
+        if request_id is not None:
+            q = q.where(a.c.request_id == request_id)
+        if limit is not None:
+            q = q.limit(limit)
+        for row in self.conn.execute(q).mappings():
+            yield AuditEvent(
+                row["seq"], row["at"], row["actor"], row["type"], row["request_id"],
+                row["payload"], row["prev_hash"], row["hash"],
+            )
+
+
+class DatabaseOutbox:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime) -> None:
+        self.conn.execute(
+            t.outbox.insert().values(
+                created_at=at,
+                topic=topic,
+                request_id=request_id,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=at,
+            )
+        )
+
+
+class DatabaseTokenStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, token_id: str, user: str, token_hash: str, label: str, at: datetime) -> None:
+        self.conn.execute(
+            t.api_tokens.insert().values(
+                id=token_id, user_name=user, token_hash=token_hash, label=label, created_at=at
+            )
+        )
+
+    def user_for(self, token_hash: str) -> str | None:
+        return self.conn.execute(
+            sa.select(t.api_tokens.c.user_name).where(
+                t.api_tokens.c.token_hash == token_hash, t.api_tokens.c.revoked_at.is_(None)
+            )
+        ).scalar()
+
+    def count_for(self, user: str) -> int:
+        return int(
+            self.conn.execute(
+                sa.select(sa.func.count()).where(t.api_tokens.c.user_name == user)
+            ).scalar_one()
+        )
+
+
+class DatabaseUnitOfWork:
+    """One transaction. SQLite write transactions start with BEGIN IMMEDIATE (see
+    ``engine.py``) so concurrent writers queue instead of failing to upgrade a lock."""
+
+    def __init__(self, engine: Engine, write: bool = True, snapshot: bool = False) -> None:
+        self.engine = engine
+        self.write = write
+        self.snapshot = snapshot
+        self.touched: set[str] = set()
+
+    def __enter__(self) -> DatabaseUnitOfWork:
+        conn = self.engine.connect()
+        if self.write and conn.dialect.name == "sqlite":
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        if self.snapshot and conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        self.conn = conn
+        self.tx = conn.begin()
+        self.requests = DatabaseRequestRepository(conn)
+        self.audit = DatabaseAuditLog(conn)
+        self.outbox = DatabaseOutbox(conn)
+        self.tokens = DatabaseTokenStore(conn)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.tx.is_active:
+                self.tx.rollback()
+        finally:
+            self.conn.close()
+
+    def commit(self) -> None:
+        self.tx.commit()

@@ -1,0 +1,57 @@
+"""Users and groups from a YAML file (embedded mode; OIDC comes later)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from signoff.adapters.policy_files import NAME_PATTERN
+from signoff.adapters.yaml_positions import load_located, validate_located
+from signoff.domain.errors import ErrorList, PolicyError
+from signoff.domain.identity import Directory
+
+
+class UserDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    email: str | None = None
+    admin: bool = False
+
+
+class DirectoryDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    users: list[UserDoc]
+    groups: dict[str, list[str]] = {}
+
+
+def load_directory(path: Path | str) -> Directory:
+    file = Path(path)
+    errors = ErrorList()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.add(str(file), 1, 1, f"cannot read users file: {exc}")
+        raise PolicyError(errors.problems) from None
+    doc = load_located(str(file), text, errors)
+    parsed = validate_located(DirectoryDoc, doc, errors) if doc is not None else None
+    if parsed is None or doc is None:
+        raise PolicyError(errors.problems)
+    names = {u.name for u in parsed.users}
+    seen: set[str] = set()
+    for i, u in enumerate(parsed.users):
+        if u.name in seen:
+            line, col = doc.where(("users", i, "name"))
+            errors.add(str(file), line, col, f"duplicate user {u.name!r}")
+        seen.add(u.name)
+    for g, members in parsed.groups.items():
+        for j, m in enumerate(members):
+            if m not in names:
+                line, col = doc.where(("groups", g, j))
+                errors.add(str(file), line, col, f"group {g!r} names unknown user {m!r}")
+    if errors.problems:
+        raise PolicyError(errors.problems)
+    return Directory.build(
+        ((u.name, u.email, u.admin) for u in parsed.users), parsed.groups
+    )

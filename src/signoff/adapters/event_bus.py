@@ -1,0 +1,46 @@
+"""Wake-ups for live status (server-sent events) within one process.
+
+Use cases publish a request id after commit, from any thread; each waiting SSE
+stream holds an ``asyncio.Event`` per request and re-reads the audit log when woken.
+The database stays the source of truth; this only says "look again now". (Across
+replicas, PostgreSQL LISTEN/NOTIFY feeds the same interface: a later issue.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+
+
+class InProcessEventBus:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = (
+            defaultdict(set)
+        )
+
+    def subscribe(self, request_id: str) -> asyncio.Event:
+        ev = asyncio.Event()
+        with self._lock:
+            self._waiters[request_id].add((asyncio.get_running_loop(), ev))
+        return ev
+
+    def unsubscribe(self, request_id: str, ev: asyncio.Event) -> None:
+        with self._lock:
+            waiters = self._waiters.get(request_id)
+            if waiters is None:
+                return
+            for item in [w for w in waiters if w[1] is ev]:
+                waiters.discard(item)
+            if not waiters:
+                del self._waiters[request_id]
+
+    def publish(self, request_id: str) -> None:
+        with self._lock:
+            waiters = list(self._waiters.get(request_id, ()))
+        for loop, ev in waiters:
+            try:
+                loop.call_soon_threadsafe(ev.set)
+            except RuntimeError:  # loop closed
+                pass

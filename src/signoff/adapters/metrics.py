@@ -1,0 +1,43 @@
+"""Prometheus metrics, one registry per process (so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from signoff.domain.requests import Request
+
+
+class PrometheusObserver:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "signoff_requests_total",
+            "Requests submitted, by policy and outcome (status right after submission).",
+            ["policy", "outcome"],
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "signoff_decisions_total",
+            "Requests decided, by policy and final decision.",
+            ["policy", "decision"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "signoff_decision_latency_seconds",
+            "Time from submission to decision.",
+            ["policy"],
+            buckets=(0.01, 0.1, 1, 10, 60, 300, 900, 1800, 3600, 14400, 86400),
+            registry=self.registry,
+        )
+
+    def submitted(self, request: Request) -> None:
+        self.requests.labels(request.policy_name, request.status.value).inc()
+
+    def decided(self, request: Request) -> None:
+        self.decisions.labels(request.policy_name, request.status.value).inc()
+        if request.decided_at is not None:
+            seconds = (request.decided_at - request.created_at).total_seconds()
+            self.latency.labels(request.policy_name).observe(max(0.0, seconds))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,34 @@
+"""Durations as people write them in policies: ``90s``, ``15m``, ``2h``, ``7d``, ``1h30m``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_PART = re.compile(r"(\d+)([smhdw])")
+_WHOLE = re.compile(r"^(?:\d+[smhdw])+$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``1h30m`` and friends; raise ValueError with a readable message otherwise."""
+    compact = text.strip().replace(" ", "")
+    if not _WHOLE.match(compact):
+        raise ValueError(
+            f"invalid duration {text!r}: write a number and a unit, e.g. 90s, 15m, 2h, 7d, 1h30m"
+        )
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(compact))
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    out = []
+    for unit in ("d", "h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size:
+            out.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(out) or "0s"

@@ -1,0 +1,135 @@
+"""Signoff's exceptions, one tree with a single root.
+
+    SignoffError
+    ├── InvalidInput            the caller's input is malformed or breaks a request rule (422)
+    ├── PolicyError             a policy set does not load (each problem with file:line:column)
+    ├── NotFound                no such request, grant, user or token (404)
+    ├── Unauthenticated         no credentials, or credentials that are not valid (401)
+    ├── Forbidden               authenticated, but not allowed to do this (403)
+    │   ├── SelfApproval        a requester voting on their own request
+    │   ├── NotEligible         a voter who is not an approver of the current stage
+    │   └── GrantRefused        a grant that is invalid, expired, revoked, used up or for another action
+    └── Conflict                the request is not in a state that allows this (409)
+        ├── InvalidTransition   a state move the state machine does not have
+        ├── AlreadyVoted        one person, one vote per request
+        └── QuorumUnreachable   a stage needs more distinct approvers than it has
+
+The API maps each class to one problem+json ``type`` and status (see ``code`` and
+``status``); the CLI maps each to one exit code and a one-line message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SignoffError(Exception):
+    """Root of every error Signoff raises on purpose."""
+
+    code = "signoff-error"
+    status = 400
+    title = "Signoff error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidInput(SignoffError):
+    code = "invalid-input"
+    status = 422
+    title = "Invalid input"
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    """One problem in a policy file, located to the character."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class PolicyError(SignoffError):
+    code = "invalid-policy"
+    status = 422
+    title = "Invalid policy set"
+
+    def __init__(self, problems: list[PolicyProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(str(p) for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in the policy set:\n{lines}")
+
+
+class NotFound(SignoffError):
+    code = "not-found"
+    status = 404
+    title = "Not found"
+
+
+class Unauthenticated(SignoffError):
+    code = "unauthenticated"
+    status = 401
+    title = "Not authenticated"
+
+
+class Forbidden(SignoffError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class SelfApproval(Forbidden):
+    code = "self-approval"
+    title = "Requesters cannot vote on their own request"
+
+
+class NotEligible(Forbidden):
+    code = "not-eligible"
+    title = "Not an approver of the current stage"
+
+
+class GrantRefused(Forbidden):
+    code = "grant-refused"
+    title = "Grant refused"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, reason=reason)
+        self.reason = reason
+
+
+class Conflict(SignoffError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid-transition"
+    title = "Invalid state transition"
+
+
+class AlreadyVoted(Conflict):
+    code = "already-voted"
+    title = "Already voted"
+
+
+class QuorumUnreachable(Conflict):
+    code = "quorum-unreachable"
+    title = "Quorum unreachable"
+
+
+@dataclass
+class ErrorList:
+    """Collects problems instead of stopping at the first one."""
+
+    problems: list[PolicyProblem] = field(default_factory=list)
+
+    def add(self, file: str, line: int, column: int, message: str) -> None:
+        self.problems.append(PolicyProblem(file, line, column, message))

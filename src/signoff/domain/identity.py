@@ -1,0 +1,50 @@
+"""People and groups, as the domain sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from signoff.domain.errors import NotFound
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    email: str | None = None
+    admin: bool = False
+    groups: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Users and group memberships; the source of truth for who is who."""
+
+    users: Mapping[str, User]
+    groups: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def build(
+        cls,
+        users: Iterable[tuple[str, str | None, bool]],
+        groups: Mapping[str, Iterable[str]],
+    ) -> Directory:
+        members = {g: frozenset(m) for g, m in groups.items()}
+        table: dict[str, User] = {}
+        for name, email, admin in users:
+            mine = frozenset(g for g, m in members.items() if name in m)
+            table[name] = User(name=name, email=email, admin=admin, groups=mine)
+        return cls(users=table, groups=members)
+
+    def user(self, name: str) -> User:
+        try:
+            return self.users[name]
+        except KeyError:
+            raise NotFound(f"no user named {name!r}") from None
+
+    def resolve(self, users: Iterable[str], groups: Iterable[str]) -> frozenset[str]:
+        """The distinct people named directly or through a group."""
+        people: set[str] = set(users)
+        for g in groups:
+            people |= self.groups.get(g, frozenset())
+        return frozenset(people)

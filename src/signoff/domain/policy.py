@@ -1,0 +1,306 @@
+"""Policies: which actions they match, what they decide, and why.
+
+Evaluation is first match wins, in file order, then the policy set's explicit
+default. Policies are indexed by exact action type, so a request only meets the
+policies that can match its type (plus those whose type is a glob or absent),
+and a CEL condition is run only after the type and target have matched.
+
+A condition that fails to evaluate (a missing key, a type error) fails closed:
+the request is denied by that policy and the error is shown in the explanation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import cel
+import cel.stdlib
+
+from signoff.domain.actions import Action
+from signoff.domain.identity import User
+
+CEL_VARIABLES = frozenset({"action", "requester", "context", "labels", "risk", "now", "ticket"})
+CEL_FUNCTIONS = frozenset(
+    {
+        "size", "contains", "startsWith", "endsWith", "matches", "int", "uint", "double",
+        "string", "bytes", "timestamp", "duration", "has", "all", "exists", "exists_one",
+        "map", "filter", "type", "dyn", "getFullYear", "getMonth", "getDayOfYear",
+        "getDayOfMonth", "getDate", "getDayOfWeek", "getHours", "getMinutes", "getSeconds",
+        "getMilliseconds",
+    }
+) | frozenset(cel.stdlib.STDLIB_FUNCTIONS)
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    REVIEW = "review"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    users: tuple[str, ...]
+    groups: tuple[str, ...]
+    quorum: int
+    timeout: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class GrantRule:
+    ttl: timedelta = timedelta(minutes=15)
+    uses: int = 1
+
+
+@dataclass(frozen=True)
+class RequestRules:
+    reason_required: bool = False
+    ticket_pattern: str | None = None
+
+    def ticket_regex(self) -> re.Pattern[str] | None:
+        return re.compile(self.ticket_pattern) if self.ticket_pattern else None
+
+
+@dataclass(frozen=True)
+class Condition:
+    source: str
+    program: Any  # cel.Program
+
+    def evaluate(self, ctx: Any) -> bool:
+        return bool(self.program.execute(ctx))
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    outcome: Outcome
+    types: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    condition: Condition | None = None
+    stages: tuple[Stage, ...] = ()
+    grant: GrantRule = field(default_factory=GrantRule)
+    rules: RequestRules = field(default_factory=RequestRules)
+    description: str = ""
+    file: str = ""
+    line: int = 0
+    _target_res: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+    _type_res: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_target_res", tuple(re.compile(fnmatch.translate(t)) for t in self.targets)
+        )
+        object.__setattr__(
+            self, "_type_res", tuple(re.compile(fnmatch.translate(t)) for t in self.types)
+        )
+
+    @property
+    def exact_types(self) -> tuple[str, ...] | None:
+        """The exact types this policy matches, or None if any glob or no type is involved."""
+        if not self.types or any(_is_glob(t) for t in self.types):
+            return None
+        return self.types
+
+    def type_matches(self, action_type: str) -> bool:
+        return not self.types or any(r.match(action_type) for r in self._type_res)
+
+    def target_matches(self, target: str) -> bool:
+        return not self.targets or any(r.match(target) for r in self._target_res)
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+@dataclass(frozen=True)
+class EvaluationInput:
+    action: Action
+    requester: User
+    now: datetime
+    context: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    risk: str | None = None
+    ticket: str | None = None
+
+    def cel_context(self) -> Any:
+        ctx = cel.Context(
+            {
+                "action": self.action.as_dict(),
+                "requester": {
+                    "name": self.requester.name,
+                    "email": self.requester.email or "",
+                    "groups": sorted(self.requester.groups),
+                    "admin": self.requester.admin,
+                },
+                "context": dict(self.context),
+                "labels": dict(self.labels),
+                "risk": self.risk or "",
+                "ticket": self.ticket or "",
+                "now": self.now,
+            }
+        )
+        cel.stdlib.add_stdlib_to_context(ctx)
+        return ctx
+
+
+@dataclass(frozen=True)
+class Miss:
+    """Why one policy did not decide a request."""
+
+    policy: str
+    clause: str  # "type" | "target" | "condition"
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"policy": self.policy, "clause": self.clause, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: Policy
+    outcome: Outcome
+    reason: str
+    misses: tuple[Miss, ...] = ()
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.name,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "error": self.error,
+            "skipped": [m.as_dict() for m in self.misses],
+            "stages": [
+                {
+                    "name": s.name,
+                    "users": list(s.users),
+                    "groups": list(s.groups),
+                    "quorum": s.quorum,
+                    "timeout_seconds": s.timeout.total_seconds() if s.timeout else None,
+                }
+                for s in self.policy.stages
+            ],
+            "grant": {
+                "ttl_seconds": self.policy.grant.ttl.total_seconds(),
+                "uses": self.policy.grant.uses,
+            },
+        }
+
+
+_CACHE_LIMIT = 4096
+
+
+class PolicySet:
+    """An ordered, immutable set of policies plus the default, with its digest."""
+
+    def __init__(self, policies: list[Policy], default: Policy, digest: str) -> None:
+        self.policies = tuple(policies)
+        self.default = default
+        self.digest = digest
+        self._by_type: dict[str, list[int]] = {}
+        self._any_type: list[int] = []
+        for i, p in enumerate(self.policies):
+            exact = p.exact_types
+            if exact is None:
+                self._any_type.append(i)
+            else:
+                for t in exact:
+                    self._by_type.setdefault(t, []).append(i)
+        self._candidates: dict[str, tuple[Policy, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def by_name(self, name: str) -> Policy | None:
+        if name == self.default.name:
+            return self.default
+        return next((p for p in self.policies if p.name == name), None)
+
+    def candidates(self, action_type: str) -> tuple[Policy, ...]:
+        """Policies that may match this type, in evaluation order."""
+        found = self._candidates.get(action_type)
+        if found is None:
+            idx = sorted(set(self._by_type.get(action_type, [])) | set(self._any_type))
+            found = tuple(
+                self.policies[i] for i in idx if self.policies[i].type_matches(action_type)
+            )
+            if len(self._candidates) < _CACHE_LIMIT:
+                self._candidates[action_type] = found
+        return found
+
+    def evaluate(self, inp: EvaluationInput) -> Decision:
+        """Decide fast: only candidate policies, CEL only when type and target match."""
+        ctx = None
+        for p in self.candidates(inp.action.type):
+            if not p.target_matches(inp.action.target):
+                continue
+            if p.condition is not None:
+                if ctx is None:
+                    ctx = inp.cel_context()
+                try:
+                    if not p.condition.evaluate(ctx):
+                        continue
+                except Exception as exc:  # CEL raises KeyError, TypeError, ValueError...
+                    return _failed_closed(p, exc)
+            return Decision(p, p.outcome, f"matched policy {p.name!r}")
+        return Decision(self.default, self.default.outcome, "no policy matched: default outcome")
+
+    def explain(self, inp: EvaluationInput) -> Decision:
+        """Decide slowly, recording for every earlier policy which clause failed."""
+        misses: list[Miss] = []
+        ctx = None
+        for p in self.policies:
+            if not p.type_matches(inp.action.type):
+                misses.append(
+                    Miss(p.name, "type", f"type {inp.action.type!r} is not {_either(p.types)}")
+                )
+                continue
+            if not p.target_matches(inp.action.target):
+                misses.append(
+                    Miss(
+                        p.name,
+                        "target",
+                        f"target {inp.action.target!r} does not match {_either(p.targets)}",
+                    )
+                )
+                continue
+            if p.condition is not None:
+                if ctx is None:
+                    ctx = inp.cel_context()
+                try:
+                    ok = p.condition.evaluate(ctx)
+                except Exception as exc:
+                    d = _failed_closed(p, exc)
+                    return Decision(d.policy, d.outcome, d.reason, tuple(misses), d.error)
+                if not ok:
+                    misses.append(
+                        Miss(p.name, "condition", f"condition is false: {p.condition.source}")
+                    )
+                    continue
+            return Decision(p, p.outcome, f"matched policy {p.name!r}", tuple(misses))
+        return Decision(
+            self.default,
+            self.default.outcome,
+            "no policy matched: default outcome",
+            tuple(misses),
+        )
+
+
+def _either(values: tuple[str, ...]) -> str:
+    return " or ".join(repr(v) for v in values)
+
+
+def _failed_closed(p: Policy, exc: Exception) -> Decision:
+    message = f"{type(exc).__name__}: {exc}"
+    return Decision(
+        p,
+        Outcome.DENY,
+        f"condition of policy {p.name!r} could not be evaluated, so the request is denied",
+        error=message,
+    )

@@ -1,0 +1,340 @@
+"""The HTTP API (v1): thin routes over the use cases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from signoff.adapters.metrics import PrometheusObserver
+from signoff.bootstrap import App
+from signoff.domain.actions import Action
+from signoff.domain.errors import Forbidden, InvalidInput, Unauthenticated
+from signoff.domain.identity import User
+from signoff.domain.requests import FINAL, Decision, Request as SignoffRequest, Status
+from signoff.entrypoints.api import problems
+from signoff.entrypoints.api.limits import BodySizeLimit
+from signoff.entrypoints.api.schemas import (
+    CommentIn,
+    EvaluateIn,
+    GrantOut,
+    RedeemIn,
+    RedeemOut,
+    RequestCreate,
+    RequestOut,
+    RequestPage,
+    StageOut,
+    TimelineEntry,
+    VoteCreate,
+    VoteOut,
+)
+from signoff.services import core
+
+PROBLEM = {"content": {"application/problem+json": {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated", **PROBLEM},
+    403: {"description": "Forbidden", **PROBLEM},
+    404: {"description": "Not found", **PROBLEM},
+    409: {"description": "Wrong state", **PROBLEM},
+    422: {"description": "Invalid input", **PROBLEM},
+}
+
+
+def _action(a: Any) -> Action:
+    return Action(a.type, a.target, dict(a.params))
+
+
+def request_out(
+    app: App, r: SignoffRequest, viewer: User | None, timeline: bool = False
+) -> RequestOut:
+    grant = None
+    if r.grant is not None:
+        g = r.grant
+        show_token = (
+            viewer is not None
+            and (viewer.name == r.requester or viewer.admin)
+            and r.status is Status.APPROVED
+        )
+        grant = GrantOut(
+            id=g.id,
+            expires_at=g.expires_at,
+            uses_total=g.uses_total,
+            uses_left=g.uses_left,
+            revoked=g.revoked_at is not None,
+            token=app.services.signer.issue(r) if show_token else None,
+        )
+    entries = None
+    if timeline:
+        with app.services.uow(write=False) as uow:
+            entries = [
+                TimelineEntry(
+                    seq=e.seq, at=e.at, actor=e.actor, type=e.type, payload=e.payload_data()
+                )
+                for e in uow.audit.events(request_id=r.id)
+            ]
+    return RequestOut(
+        id=r.id,
+        status=r.status.value,
+        requester=r.requester,
+        action=r.action.as_dict(),
+        action_digest=r.action_digest,
+        reason=r.reason,
+        ticket=r.ticket,
+        context=r.context,
+        policy=r.policy_name,
+        policy_set_digest=r.policy_set_digest,
+        stages=[
+            StageOut(
+                name=s.name,
+                approvers=sorted(s.approvers),
+                quorum=s.quorum,
+                timeout_seconds=s.timeout.total_seconds() if s.timeout else None,
+                approvals=sorted(r.approvals_in(i)),
+            )
+            for i, s in enumerate(r.stages)
+        ],
+        current_stage=r.current_stage,
+        still_needed=r.still_needed(),
+        awaiting=sorted(r.awaiting()),
+        votes=[
+            VoteOut(
+                voter=v.voter, decision=v.decision.value, comment=v.comment, stage=v.stage, at=v.at
+            )
+            for v in r.votes
+        ],
+        grant=grant,
+        created_at=r.created_at,
+        decided_at=r.decided_at,
+        deadline_at=r.deadline_at,
+        version=r.version,
+        timeline=entries,
+    )
+
+
+def current_user(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+) -> User:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise Unauthenticated("send 'Authorization: Bearer <token>'")
+    app: App = request.app.state.signoff
+    return core.authenticate(app.services, authorization[7:].strip())
+
+
+def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    if not user.admin:
+        raise Forbidden("this needs an admin")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+def create_app(app: App) -> FastAPI:
+    svc = app.services
+    observer = PrometheusObserver()
+    svc.observer = observer
+    api = FastAPI(
+        title="Signoff",
+        version="1",
+        description="Just-in-time action approval: ask at the moment of need, grant exactly "
+        "the approved action, keep a tamper-evident record.",
+    )
+    api.state.signoff = app
+    problems.install(api)
+    api.add_middleware(BodySizeLimit, max_bytes=app.settings.max_body_bytes)
+
+    @api.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["operations"])
+    def readyz() -> JSONResponse:
+        checks: dict[str, Any] = {"policies": len(svc.policies()) >= 0}
+        try:
+            with app.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            checks["database"] = True
+        except Exception as exc:  # report, do not crash
+            checks["database"] = False
+            checks["database_error"] = type(exc).__name__
+        ok = bool(checks["database"] and checks["policies"])
+        checks["policy_set_digest"] = svc.policies().digest
+        return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+    @api.get("/metrics", tags=["operations"])
+    def metrics() -> Response:
+        return Response(observer.render(), media_type="text/plain; version=0.0.4")
+
+    @api.get("/.well-known/jwks.json", tags=["grants"])
+    def jwks() -> dict[str, Any]:
+        return app.keys.jwks()
+
+    @api.post("/v1/requests", status_code=201, response_model=RequestOut, tags=["requests"],
+              responses=ERRORS)
+    def create_request(body: RequestCreate, user: CurrentUser) -> RequestOut:
+        context = body.context.model_dump(exclude_none=True)
+        r = core.submit_request(svc, user, _action(body.action), body.reason, body.ticket, context)
+        return request_out(app, r, user)
+
+    @api.get("/v1/requests", response_model=RequestPage, tags=["requests"], responses=ERRORS)
+    def list_requests(
+        user: CurrentUser,
+        status: str | None = None,
+        requester: str | None = None,
+        awaiting: str | None = Query(None, description="a user name, or 'me'"),
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> RequestPage:
+        who = user.name if awaiting == "me" else awaiting
+        with svc.uow(write=False) as uow:
+            page = uow.requests.list(
+                status=status, requester=requester, awaiting=who, cursor=cursor, limit=limit
+            )
+        return RequestPage(
+            items=[request_out(app, r, user) for r in page.items], next_cursor=page.next_cursor
+        )
+
+    @api.get("/v1/requests/{request_id}", response_model=RequestOut, tags=["requests"],
+             responses=ERRORS)
+    def get_request(request_id: str, user: CurrentUser) -> RequestOut:
+        return request_out(app, core.get_request(svc, request_id), user, timeline=True)
+
+    @api.post("/v1/requests/{request_id}/votes", response_model=RequestOut, tags=["requests"],
+              responses=ERRORS)
+    def vote(request_id: str, body: VoteCreate, user: CurrentUser) -> RequestOut:
+        r = core.cast_vote(svc, user, request_id, Decision(body.decision), body.comment)
+        return request_out(app, r, user)
+
+    @api.post("/v1/requests/{request_id}/cancel", response_model=RequestOut, tags=["requests"],
+              responses=ERRORS)
+    def cancel(request_id: str, user: CurrentUser, body: CommentIn | None = None) -> RequestOut:
+        r = core.cancel_request(svc, user, request_id, body.comment if body else "")
+        return request_out(app, r, user)
+
+    @api.get("/v1/requests/{request_id}/events", tags=["requests"], responses=ERRORS)
+    async def events(
+        request_id: str,
+        user: CurrentUser,
+        last_event_id: Annotated[str | None, Header()] = None,
+        after: int | None = Query(None, description="start after this audit sequence number"),
+    ) -> EventSourceResponse:
+        await run_in_threadpool(core.get_request, svc, request_id)  # 404 before streaming
+        start = after or 0
+        if last_event_id:
+            try:
+                start = int(last_event_id)
+            except ValueError:
+                raise InvalidInput("Last-Event-ID must be a sequence number") from None
+        return EventSourceResponse(
+            _stream(app, request_id, start, user),
+            ping=int(max(1, app.settings.sse_keepalive_seconds)),
+        )
+
+    @api.post("/v1/grants/redeem", response_model=RedeemOut, tags=["grants"], responses=ERRORS)
+    def redeem(body: RedeemIn, user: CurrentUser) -> RedeemOut:
+        result = core.redeem_grant(svc, user, body.token, _action(body.action))
+        return RedeemOut(
+            ok=True,
+            request_id=result.request.id,
+            grant_id=result.grant_id,
+            uses_left=result.uses_left,
+            status=result.request.status.value,
+        )
+
+    @api.post("/v1/grants/{grant_id}/revoke", response_model=RequestOut, tags=["grants"],
+              responses=ERRORS)
+    def revoke(grant_id: str, user: AdminUser, body: CommentIn | None = None) -> RequestOut:
+        r = core.revoke_grant(svc, user, grant_id, body.comment if body else "")
+        return request_out(app, r, user)
+
+    @api.post("/v1/policies/evaluate", tags=["policies"], responses=ERRORS)
+    def evaluate(body: EvaluateIn, user: CurrentUser) -> dict[str, Any]:
+        subject = user
+        if body.as_user and body.as_user != user.name:
+            if not user.admin:
+                raise Forbidden("only an admin can evaluate as another user")
+            subject = svc.directory.user(body.as_user)
+        context = body.context.model_dump(exclude_none=True)
+        decision = core.explain(svc, subject, _action(body.action), context, body.ticket)
+        return {
+            "as": subject.name,
+            "policy_set_digest": svc.policies().digest,
+            **decision.as_dict(),
+        }
+
+    @api.get("/v1/audit", tags=["audit"], responses=ERRORS)
+    def audit(
+        user: AdminUser,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        with svc.uow(write=False) as uow:
+            items = [e.as_dict() for e in uow.audit.events(after=after, limit=limit)]
+        return {"items": items, "next_after": items[-1]["seq"] if items else after}
+
+    @api.get("/v1/audit/verify", tags=["audit"], responses=ERRORS)
+    def audit_verify(user: AdminUser) -> dict[str, Any]:
+        from signoff.services.audit import verify_audit
+
+        return verify_audit(svc).as_dict()
+
+    return api
+
+
+async def _stream(
+    app: App, request_id: str, start: int, viewer: User
+) -> AsyncIterator[ServerSentEvent]:
+    """Each audit event of the request after ``start``, as it is committed."""
+    svc = app.services
+    wake = app.bus.subscribe(request_id)
+    last = start
+    try:
+        while True:
+            wake.clear()
+            batch, snapshot = await run_in_threadpool(_read_since, app, request_id, last, viewer)
+            for ev in batch:
+                last = ev["seq"]
+                yield ServerSentEvent(
+                    data=json.dumps({**ev, "request": snapshot}),
+                    event=ev["type"],
+                    id=str(ev["seq"]),
+                )
+            if snapshot["status"] in {s.value for s in FINAL}:
+                return
+            await wake.wait()
+    finally:
+        app.bus.unsubscribe(request_id, wake)
+        _ = svc
+
+
+def _read_since(
+    app: App, request_id: str, after: int, viewer: User
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    svc = app.services
+    with svc.uow(write=False) as uow:
+        batch = [e.as_dict() for e in uow.audit.events(after=after, request_id=request_id)]
+        r = uow.requests.get(request_id)
+    out = request_out(app, r, viewer)
+    snapshot = {
+        "status": out.status,
+        "current_stage": out.current_stage,
+        "still_needed": out.still_needed,
+        "awaiting": out.awaiting,
+        "votes": [v.model_dump(mode="json") for v in out.votes],
+        "grant": out.grant.model_dump(mode="json") if out.grant else None,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    return batch, snapshot
+
+
+_ = asyncio

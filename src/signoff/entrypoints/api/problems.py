@@ -1,0 +1,82 @@
+"""RFC 9457 problem+json for every error, mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from signoff.domain.errors import PolicyError, SignoffError
+
+log = logging.getLogger("signoff.api")
+TYPE_BASE = "https://signoff.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, **extra: Any
+) -> JSONResponse:
+    body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SignoffError)
+    async def signoff_error(_: Request, exc: SignoffError) -> JSONResponse:
+        extra = dict(exc.extra)
+        if isinstance(exc, PolicyError):
+            extra["problems"] = [
+                {"file": p.file, "line": p.line, "column": p.column, "message": p.message}
+                for p in exc.problems
+            ]
+        return problem(exc.status, exc.code, exc.title, exc.detail, **_jsonable(extra))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            errors.append({"field": ".".join(loc), "message": str(err.get("msg", ""))})
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        return problem(
+            422,
+            "validation-error",
+            "Validation error",
+            f"{first['field']}: {first['message']}" if first["field"] else first["message"],
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 401: "unauthenticated"}
+        return problem(
+            exc.status_code,
+            codes.get(exc.status_code, f"http-{exc.status_code}"),
+            str(exc.detail) if exc.status_code != 404 else "Not found",
+            str(exc.detail),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "the server could not complete this request; it has been logged",
+        )

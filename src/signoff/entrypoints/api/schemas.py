@@ -1,0 +1,132 @@
+"""Request and response bodies of the HTTP API (v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActionIn(_In):
+    type: Annotated[str, Field(min_length=1, max_length=200, examples=["sql.execute"])]
+    target: Annotated[str, Field(min_length=1, max_length=500, examples=["postgres/prod-main"])]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ContextIn(_In):
+    links: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list)
+    diff: Annotated[str, Field(max_length=200_000)] | None = None
+    labels: dict[str, Annotated[str, Field(max_length=200)]] = Field(default_factory=dict)
+    risk: Literal["low", "medium", "high", "critical"] | None = None
+
+
+class RequestCreate(_In):
+    action: ActionIn
+    reason: Annotated[str, Field(max_length=4000)] = ""
+    ticket: Annotated[str, Field(max_length=200)] | None = None
+    context: ContextIn = Field(default_factory=ContextIn)
+
+
+class VoteCreate(_In):
+    decision: Literal["approve", "deny"]
+    comment: Annotated[str, Field(max_length=4000)] = ""
+
+
+class CommentIn(_In):
+    comment: Annotated[str, Field(max_length=4000)] = ""
+
+
+class RedeemIn(_In):
+    token: Annotated[str, Field(min_length=1, max_length=8000)]
+    action: ActionIn
+
+
+class EvaluateIn(_In):
+    action: ActionIn
+    as_user: Annotated[str | None, Field(alias="as", max_length=100)] = None
+    ticket: str | None = None
+    context: ContextIn = Field(default_factory=ContextIn)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class VoteOut(BaseModel):
+    voter: str
+    decision: str
+    comment: str
+    stage: int
+    at: datetime
+
+
+class StageOut(BaseModel):
+    name: str
+    approvers: list[str]
+    quorum: int
+    timeout_seconds: float | None
+    approvals: list[str]
+
+
+class GrantOut(BaseModel):
+    id: str
+    expires_at: datetime
+    uses_total: int
+    uses_left: int
+    revoked: bool
+    token: str | None = Field(
+        None, description="The signed grant token; shown to the requester and admins only."
+    )
+
+
+class TimelineEntry(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    type: str
+    payload: dict[str, Any]
+
+
+class RequestOut(BaseModel):
+    id: str
+    status: str
+    requester: str
+    action: dict[str, Any]
+    action_digest: str
+    reason: str
+    ticket: str | None
+    context: dict[str, Any]
+    policy: str
+    policy_set_digest: str
+    stages: list[StageOut]
+    current_stage: int
+    still_needed: int
+    awaiting: list[str]
+    votes: list[VoteOut]
+    grant: GrantOut | None
+    created_at: datetime
+    decided_at: datetime | None
+    deadline_at: datetime | None
+    version: int
+    timeline: list[TimelineEntry] | None = None
+
+
+class RequestPage(BaseModel):
+    items: list[RequestOut]
+    next_cursor: str | None
+
+
+class RedeemOut(BaseModel):
+    ok: bool
+    request_id: str
+    grant_id: str
+    uses_left: int
+    status: str
+
+
+class TokenOut(BaseModel):
+    user: str
+    token: str

@@ -1,0 +1,311 @@
+"""The use cases. Each runs in one unit of work: load, call the domain, then store the
+new state, its audit events and its outbox rows together, and commit once."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from signoff.domain.actions import Action
+from signoff.domain.errors import (
+    Forbidden,
+    GrantRefused,
+    InvalidInput,
+    NotFound,
+)
+from signoff.domain.identity import Directory, User
+from signoff.domain.policy import Decision as PolicyDecision
+from signoff.domain.policy import EvaluationInput, Outcome, PolicySet
+from signoff.domain.requests import Decision, Happened, Request, StagePlan, Status
+from signoff.services.ports import Clock, EventBus, UnitOfWork, UnitOfWorkFactory
+
+# Events that people should hear about; the notification work reads these outbox rows.
+NOTIFY_EVENTS = frozenset(
+    {
+        "request.submitted",
+        "stage.advanced",
+        "request.approved",
+        "request.denied",
+        "request.cancelled",
+        "request.revoked",
+        "request.executed",
+    }
+)
+
+MAX_REASON = 4000
+MAX_COMMENT = 4000
+
+
+class GrantSigner(Protocol):
+    def issue(self, request: Request) -> str: ...
+    def verify(self, token: str) -> dict[str, Any]: ...
+
+
+class Observer(Protocol):
+    """Metrics hook: told of every committed decision."""
+
+    def decided(self, request: Request) -> None: ...
+    def submitted(self, request: Request) -> None: ...
+
+
+class NullObserver:
+    def decided(self, request: Request) -> None:
+        pass
+
+    def submitted(self, request: Request) -> None:
+        pass
+
+
+@dataclass
+class Services:
+    """Everything the use cases depend on, built once by bootstrap."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    directory: Directory
+    policies: Callable[[], PolicySet]
+    signer: GrantSigner
+    bus: EventBus
+    observer: Observer = field(default_factory=NullObserver)
+    new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+
+
+def _record(uow: UnitOfWork, now: datetime, request: Request, events: list[Happened]) -> None:
+    for ev in events:
+        uow.audit.append(now, ev.actor, ev.type, request.id, ev.payload)
+        if ev.type in NOTIFY_EVENTS:
+            uow.outbox.add(
+                "notify",
+                request.id,
+                {"event": ev.type, "status": request.status.value, "actor": ev.actor},
+                now,
+            )
+    uow.touched.add(request.id)
+
+
+def _publish(svc: Services, uow: UnitOfWork) -> None:
+    for rid in uow.touched:
+        svc.bus.publish(rid)
+
+
+def evaluation_input(
+    svc: Services,
+    user: User,
+    action: Action,
+    context: Mapping[str, Any],
+    ticket: str | None,
+) -> EvaluationInput:
+    labels = context.get("labels") or {}
+    risk = context.get("risk")
+    return EvaluationInput(
+        action=action,
+        requester=user,
+        now=svc.clock.now(),
+        context=context,
+        labels=labels if isinstance(labels, dict) else {},
+        risk=risk if isinstance(risk, str) else None,
+        ticket=ticket,
+    )
+
+
+def explain(
+    svc: Services, user: User, action: Action, context: Mapping[str, Any], ticket: str | None
+) -> PolicyDecision:
+    return svc.policies().explain(evaluation_input(svc, user, action, context, ticket))
+
+
+def submit_request(
+    svc: Services,
+    user: User,
+    action: Action,
+    reason: str,
+    ticket: str | None,
+    context: dict[str, Any],
+) -> Request:
+    now = svc.clock.now()
+    policies = svc.policies()
+    decision = policies.evaluate(evaluation_input(svc, user, action, context, ticket))
+    policy = decision.policy
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"reason is longer than {MAX_REASON} characters", field="reason")
+    if policy.rules.reason_required and not reason:
+        raise InvalidInput(f"policy {policy.name!r} requires a reason", field="reason")
+    pattern = policy.rules.ticket_regex()
+    if pattern is not None and (not ticket or not re.fullmatch(pattern, ticket)):
+        raise InvalidInput(
+            f"policy {policy.name!r} requires a ticket matching {policy.rules.ticket_pattern!r}",
+            field="ticket",
+        )
+    stages = [
+        StagePlan(
+            s.name,
+            svc.directory.resolve(s.users, s.groups),
+            s.quorum,
+            s.timeout,
+        )
+        for s in policy.stages
+    ]
+    request = Request(
+        id=svc.new_id(),
+        requester=user.name,
+        action=action,
+        reason=reason,
+        ticket=ticket,
+        context=context,
+        policy_name=policy.name,
+        policy_set_digest=policies.digest,
+        stages=stages if decision.outcome is Outcome.REVIEW else [],
+        grant_ttl=policy.grant.ttl,
+        grant_uses=policy.grant.uses,
+        created_at=now,
+    )
+    events = request.start(now)
+    if decision.outcome is Outcome.ALLOW:
+        events += request.approve("policy", now, svc.new_id)
+    elif decision.outcome is Outcome.DENY:
+        events += request.deny_by_policy(now, decision.error or decision.reason)
+    with svc.uow() as uow:
+        uow.requests.add(request)
+        _record(uow, now, request, events)
+        uow.commit()
+    svc.observer.submitted(request)
+    if request.status is not Status.PENDING:
+        svc.observer.decided(request)
+    _publish(svc, uow)
+    return request
+
+
+def get_request(svc: Services, request_id: str) -> Request:
+    with svc.uow(write=False) as uow:
+        return uow.requests.get(request_id)
+
+
+def cast_vote(
+    svc: Services, user: User, request_id: str, decision: Decision, comment: str
+) -> Request:
+    if len(comment) > MAX_COMMENT:
+        raise InvalidInput(f"comment is longer than {MAX_COMMENT} characters", field="comment")
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        request = uow.requests.get(request_id, for_update=True)
+        version = request.version
+        events = request.vote(user.name, decision, comment, now, svc.new_id)
+        uow.requests.save(request, version)
+        _record(uow, now, request, events)
+        uow.commit()
+    if request.status is not Status.PENDING:
+        svc.observer.decided(request)
+    _publish(svc, uow)
+    return request
+
+
+def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> Request:
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        request = uow.requests.get(request_id, for_update=True)
+        version = request.version
+        events = request.cancel(user.name, user.admin, now, comment)
+        uow.requests.save(request, version)
+        _record(uow, now, request, events)
+        uow.commit()
+    _publish(svc, uow)
+    return request
+
+
+def revoke_grant(svc: Services, user: User, grant_id: str, comment: str) -> Request:
+    if not user.admin:
+        raise Forbidden("only an admin can revoke a grant")
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        request = uow.requests.get_by_grant(grant_id, for_update=True)
+        version = request.version
+        events = request.revoke(user.name, now, comment)
+        uow.requests.save(request, version)
+        _record(uow, now, request, events)
+        uow.commit()
+    _publish(svc, uow)
+    return request
+
+
+@dataclass(frozen=True)
+class Redemption:
+    request: Request
+    grant_id: str
+    uses_left: int
+
+
+def redeem_grant(svc: Services, user: User, token: str, action: Action) -> Redemption:
+    """Consume one use of a grant for exactly the approved action, atomically."""
+    claims = svc.signer.verify(token)  # raises GrantRefused on a bad or expired token
+    digest = action.digest
+    if claims.get("act") != digest:
+        _record_refusal(svc, user, claims, "action_mismatch", digest)
+        raise GrantRefused("action_mismatch", "the action differs from the approved action")
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        try:
+            request = uow.requests.get(str(claims["rid"]), for_update=True)
+        except NotFound:
+            raise GrantRefused("unknown_grant", "no such grant") from None
+        if request.grant is None or request.grant.id != claims.get("jti"):
+            raise GrantRefused("unknown_grant", "no such grant")
+        version = request.version
+        request.check_redeemable(digest, now)
+        if not uow.requests.consume_grant_use(request.grant.id, now):
+            raise GrantRefused("used_up", "the grant has no uses left")
+        events = request.redeem(digest, user.name, now)
+        uow.requests.save(request, version)
+        _record(uow, now, request, events)
+        uow.commit()
+    _publish(svc, uow)
+    assert request.grant is not None
+    return Redemption(request, request.grant.id, request.grant.uses_left)
+
+
+def _record_refusal(
+    svc: Services, user: User, claims: Mapping[str, Any], reason: str, digest: str
+) -> None:
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        uow.audit.append(
+            now,
+            user.name,
+            "grant.refused",
+            str(claims.get("rid")),
+            {"grant_id": claims.get("jti"), "reason": reason, "action_digest": digest},
+        )
+        uow.commit()
+
+
+def create_token(svc: Services, user_name: str, label: str = "") -> str:
+    """A new API token for a user; the plain token is returned once and stored hashed."""
+    svc.directory.user(user_name)
+    token = "so_" + secrets.token_urlsafe(32)
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        uow.tokens.add(svc.new_id(), user_name, hash_token(token), label, now)
+        uow.audit.append(now, "admin", "token.created", None, {"user": user_name, "label": label})
+        uow.commit()
+    return token
+
+
+def hash_token(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def authenticate(svc: Services, token: str) -> User:
+    from signoff.domain.errors import Unauthenticated
+
+    with svc.uow(write=False) as uow:
+        name = uow.tokens.user_for(hash_token(token))
+    if name is None or name not in svc.directory.users:
+        raise Unauthenticated("the API token is not valid")
+    return svc.directory.user(name)

@@ -1,0 +1,105 @@
+"""What the use cases need from the outside world, as small interfaces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from signoff.domain.audit import AuditEvent
+from signoff.domain.requests import Request
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class FixedClock:
+    """A clock that only moves when told to (tests, benchmarks)."""
+
+    current: datetime
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kwargs: float) -> None:
+        from datetime import timedelta
+
+        self.current = self.current + timedelta(**kwargs)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Request]
+    next_cursor: str | None
+
+
+class RequestRepository(Protocol):
+    def add(self, request: Request) -> None: ...
+    def get(self, request_id: str, for_update: bool = False) -> Request: ...
+    def get_by_grant(self, grant_id: str, for_update: bool = False) -> Request: ...
+    def save(self, request: Request, expected_version: int) -> None: ...
+    def consume_grant_use(self, grant_id: str, now: datetime) -> bool: ...
+    def list(
+        self,
+        *,
+        status: str | None,
+        requester: str | None,
+        awaiting: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page: ...
+
+
+class AuditLog(Protocol):
+    def append(
+        self,
+        at: datetime,
+        actor: str,
+        type_: str,
+        request_id: str | None,
+        payload: dict[str, Any],
+    ) -> AuditEvent: ...
+    def events(
+        self, after: int = 0, request_id: str | None = None, limit: int | None = None
+    ) -> Iterator[AuditEvent]: ...
+    def head(self) -> tuple[int, str]: ...
+
+
+class Outbox(Protocol):
+    def add(self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime) -> None:
+        ...
+
+
+class TokenStore(Protocol):
+    def add(self, token_id: str, user: str, token_hash: str, label: str, at: datetime) -> None: ...
+    def user_for(self, token_hash: str) -> str | None: ...
+    def count_for(self, user: str) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    requests: RequestRepository
+    audit: AuditLog
+    outbox: Outbox
+    tokens: TokenStore
+    touched: set[str]
+
+    def __enter__(self) -> UnitOfWork: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[..., UnitOfWork]
+
+
+class EventBus(Protocol):
+    """Wakes whoever waits on a request when it changed (after commit)."""
+
+    def publish(self, request_id: str) -> None: ...
