@@ -23,9 +23,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; empty means SQLite at DATA_DIR/signoff.db. "
         "For PostgreSQL: postgresql+psycopg://user@host:5432/db",
     )
-    policies_dir: Path = Field(
-        EXAMPLES / "policies", description="Folder of policy YAML files."
-    )
+    policies_dir: Path = Field(EXAMPLES / "policies", description="Folder of policy YAML files.")
     users_file: Path = Field(
         EXAMPLES / "users.yaml", description="YAML file of users and groups (embedded mode)."
     )

@@ -52,6 +52,4 @@ def load_directory(path: Path | str) -> Directory:
                 errors.add(str(file), line, col, f"group {g!r} names unknown user {m!r}")
     if errors.problems:
         raise PolicyError(errors.problems)
-    return Directory.build(
-        ((u.name, u.email, u.admin) for u in parsed.users), parsed.groups
-    )
+    return Directory.build(((u.name, u.email, u.admin) for u in parsed.users), parsed.groups)

@@ -9,6 +9,7 @@ replicas, PostgreSQL LISTEN/NOTIFY feeds the same interface: a later issue.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import defaultdict
 
@@ -40,7 +41,5 @@ class InProcessEventBus:
         with self._lock:
             waiters = list(self._waiters.get(request_id, ()))
         for loop, ev in waiters:
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(ev.set)
-            except RuntimeError:  # loop closed
-                pass

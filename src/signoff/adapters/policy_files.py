@@ -188,10 +188,9 @@ class _Builder:
                         self.err(doc, (*spath, "approvers", "users", j), f"unknown user {u!r}")
                 for j, g in enumerate(s.approvers.groups):
                     if g not in self.directory.groups:
-                        self.err(
-                            doc, (*spath, "approvers", "groups", j), f"unknown group {g!r}"
-                        )
-                eligible = self.directory.resolve(s.approvers.users, s.approvers.groups)
+                        self.err(doc, (*spath, "approvers", "groups", j), f"unknown group {g!r}")
+                known = [u for u in s.approvers.users if u in self.directory.users]
+                eligible = self.directory.resolve(known, s.approvers.groups)
                 if s.quorum > len(eligible):
                     self.err(
                         doc,
@@ -275,7 +274,9 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
         if doc is None:
             continue
         if not isinstance(doc.data, dict):
-            errors.add(str(path), 1, 1, "a policy file is a mapping with 'policies' and/or 'default'")
+            errors.add(
+                str(path), 1, 1, "a policy file is a mapping with 'policies' and/or 'default'"
+            )
             continue
         top = validate_located(FileDoc, doc, errors)
         if top is None:
@@ -297,8 +298,7 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
                 builder.err(
                     doc,
                     ("policies", i, "name"),
-                    f"policy name {pd.name!r} is already used"
-                    + (f" at {f}:{ln}" if ln else ""),
+                    f"policy name {pd.name!r} is already used" + (f" at {f}:{ln}" if ln else ""),
                 )
                 continue
             builder.names[pd.name] = (str(path), doc.where(("policies", i))[0])

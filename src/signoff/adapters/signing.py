@@ -69,9 +69,11 @@ class DatabaseKeyStore:
 
     def load(self) -> None:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(t.signing_keys).order_by(t.signing_keys.c.created_at)
-            ).mappings().all()
+            rows = (
+                conn.execute(sa.select(t.signing_keys).order_by(t.signing_keys.c.created_at))
+                .mappings()
+                .all()
+            )
         for row in rows:
             key = serialization.load_pem_private_key(row["private_pem"].encode(), None)
             assert isinstance(key, Ed25519PrivateKey)
@@ -145,7 +147,9 @@ def verify_token(token: str, public_for: Any, now: datetime) -> dict[str, Any]:
             options={"require": ["exp", "jti", "iat"], "verify_exp": False},
         )
     except jwt.InvalidSignatureError:
-        raise GrantRefused("invalid_signature", "the grant token's signature is not valid") from None
+        raise GrantRefused(
+            "invalid_signature", "the grant token's signature is not valid"
+        ) from None
     except jwt.InvalidTokenError as exc:
         raise GrantRefused("malformed", f"the grant token is not valid: {exc}") from None
     if now.timestamp() >= float(claims["exp"]):

@@ -93,9 +93,7 @@ def _build(
             result[key] = _build(loader, value_node, child, out, errors)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(loader, item, (*path, i), out, errors) for i, item in enumerate(node.value)
-        ]
+        return [_build(loader, item, (*path, i), out, errors) for i, item in enumerate(node.value)]
     out.styles[path] = node.style if isinstance(node, yaml.ScalarNode) else None
     return loader.construct_object(node, deep=True)
 

@@ -93,9 +93,7 @@ class ChainReport:
         }
 
 
-def verify_chain(
-    events: Iterable[AuditEvent], head: tuple[int, str] | None = None
-) -> ChainReport:
+def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None = None) -> ChainReport:
     """Walk events in stored order and report the first broken link.
 
     ``head`` is the separately stored (last seq, last hash); when given, a chain whose
@@ -129,11 +127,24 @@ def verify_chain(
         checked += 1
     if head is not None:
         head_seq, head_hash = head
-        if head_seq != checked or (head_seq > 0 and head_hash != prev):
+        if head_seq > checked:
             return ChainReport(
                 False,
                 checked,
-                checked + 1 if head_seq > checked else head_seq,
-                f"the log ends at event {checked} but the head records event {head_seq}",
+                checked + 1,
+                f"the log ends at event {checked} but the head records event {head_seq}: "
+                "events were removed from the end",
+            )
+        if head_seq < checked:
+            return ChainReport(
+                False,
+                checked,
+                head_seq + 1,
+                f"event {head_seq + 1} follows the recorded head (event {head_seq}): "
+                "events were added outside Signoff",
+            )
+        if head_seq > 0 and head_hash != prev:
+            return ChainReport(
+                False, checked, head_seq, f"event {head_seq} does not match the recorded head"
             )
     return ChainReport(True, checked)

@@ -8,7 +8,7 @@
     ├── Forbidden               authenticated, but not allowed to do this (403)
     │   ├── SelfApproval        a requester voting on their own request
     │   ├── NotEligible         a voter who is not an approver of the current stage
-    │   └── GrantRefused        a grant that is invalid, expired, revoked, used up or for another action
+    │   └── GrantRefused        an invalid, expired, revoked, used-up or mismatched grant
     └── Conflict                the request is not in a state that allows this (409)
         ├── InvalidTransition   a state move the state machine does not have
         ├── AlreadyVoted        one person, one vote per request

@@ -46,9 +46,7 @@ class Status(StrEnum):
 
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.PENDING: frozenset(
-        {Status.APPROVED, Status.DENIED, Status.CANCELLED, Status.TIMED_OUT}
-    ),
+    Status.PENDING: frozenset({Status.APPROVED, Status.DENIED, Status.CANCELLED, Status.TIMED_OUT}),
     Status.APPROVED: frozenset(
         {Status.EXECUTED, Status.FAILED, Status.EXPIRED, Status.REVOKED, Status.CANCELLED}
     ),
@@ -293,9 +291,7 @@ class Request:
         if grant.uses_left <= 0 or self.status is not Status.APPROVED:
             raise GrantRefused("used_up", "the grant has no uses left")
         if digest != self.action_digest:
-            raise GrantRefused(
-                "action_mismatch", "the action differs from the approved action"
-            )
+            raise GrantRefused("action_mismatch", "the action differs from the approved action")
         return grant
 
     def redeem(self, digest: str, actor: str, now: datetime) -> list[Happened]:

@@ -74,8 +74,9 @@ class AuditLog(Protocol):
 
 
 class Outbox(Protocol):
-    def add(self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime) -> None:
-        ...
+    def add(
+        self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime
+    ) -> None: ...
 
 
 class TokenStore(Protocol):
@@ -85,11 +86,16 @@ class TokenStore(Protocol):
 
 
 class UnitOfWork(Protocol):
-    requests: RequestRepository
-    audit: AuditLog
-    outbox: Outbox
-    tokens: TokenStore
-    touched: set[str]
+    @property
+    def requests(self) -> RequestRepository: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def tokens(self) -> TokenStore: ...
+    @property
+    def touched(self) -> set[str]: ...
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

@@ -128,12 +128,18 @@ class DatabaseRequestRepository:
             Vote(v["voter"], Decision(v["decision"]), v["comment"], v["stage"], v["at"])
             for v in vote_rows
         ]
-        g = self.conn.execute(
-            sa.select(t.grants).where(t.grants.c.request_id == rid)
-        ).mappings().first()
+        g = (
+            self.conn.execute(sa.select(t.grants).where(t.grants.c.request_id == rid))
+            .mappings()
+            .first()
+        )
         grant = (
             Grant(
-                g["id"], g["expires_at"], g["uses_total"], g["uses_left"], g["issued_at"],
+                g["id"],
+                g["expires_at"],
+                g["uses_total"],
+                g["uses_left"],
+                g["issued_at"],
                 g["revoked_at"],
             )
             if g is not None
@@ -173,9 +179,21 @@ class DatabaseRequestRepository:
 
     def save(self, r: Request, expected_version: int) -> None:
         row = self._row(r)
-        for key in ("id", "requester", "action_type", "action_target", "action_params",
-                    "action_digest", "reason", "ticket", "context", "policy_name",
-                    "policy_set_digest", "stages", "created_at"):
+        for key in (
+            "id",
+            "requester",
+            "action_type",
+            "action_target",
+            "action_params",
+            "action_digest",
+            "reason",
+            "ticket",
+            "context",
+            "policy_name",
+            "policy_set_digest",
+            "stages",
+            "created_at",
+        ):
             row.pop(key)
         result = self.conn.execute(
             t.requests.update()
@@ -312,8 +330,14 @@ class DatabaseAuditLog:
             q = q.limit(limit)
         for row in self.conn.execute(q).mappings():
             yield AuditEvent(
-                row["seq"], row["at"], row["actor"], row["type"], row["request_id"],
-                row["payload"], row["prev_hash"], row["hash"],
+                row["seq"],
+                row["at"],
+                row["actor"],
+                row["type"],
+                row["request_id"],
+                row["payload"],
+                row["prev_hash"],
+                row["hash"],
             )
 
 
@@ -321,7 +345,9 @@ class DatabaseOutbox:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add(self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime) -> None:
+    def add(
+        self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime
+    ) -> None:
         self.conn.execute(
             t.outbox.insert().values(
                 created_at=at,
@@ -394,3 +420,4 @@ class DatabaseUnitOfWork:
 
     def commit(self) -> None:
         self.tx.commit()
+

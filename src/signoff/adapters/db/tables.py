@@ -113,8 +113,12 @@ grants = sa.Table(
 audit_events = sa.Table(
     "audit_events",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=False),
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("at", sa.String(32), nullable=False),
     sa.Column("actor", sa.String(100), nullable=False),
     sa.Column("type", sa.String(64), nullable=False),

@@ -19,7 +19,8 @@ from signoff.bootstrap import App
 from signoff.domain.actions import Action
 from signoff.domain.errors import Forbidden, InvalidInput, Unauthenticated
 from signoff.domain.identity import User
-from signoff.domain.requests import FINAL, Decision, Request as SignoffRequest, Status
+from signoff.domain.requests import FINAL, Decision, Status
+from signoff.domain.requests import Request as SignoffRequest
 from signoff.entrypoints.api import problems
 from signoff.entrypoints.api.limits import BodySizeLimit
 from signoff.entrypoints.api.schemas import (
@@ -38,7 +39,7 @@ from signoff.entrypoints.api.schemas import (
 )
 from signoff.services import core
 
-PROBLEM = {"content": {"application/problem+json": {}}}
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated", **PROBLEM},
     403: {"description": "Forbidden", **PROBLEM},
@@ -179,8 +180,13 @@ def create_app(app: App) -> FastAPI:
     def jwks() -> dict[str, Any]:
         return app.keys.jwks()
 
-    @api.post("/v1/requests", status_code=201, response_model=RequestOut, tags=["requests"],
-              responses=ERRORS)
+    @api.post(
+        "/v1/requests",
+        status_code=201,
+        response_model=RequestOut,
+        tags=["requests"],
+        responses=ERRORS,
+    )
     def create_request(body: RequestCreate, user: CurrentUser) -> RequestOut:
         context = body.context.model_dump(exclude_none=True)
         r = core.submit_request(svc, user, _action(body.action), body.reason, body.ticket, context)
@@ -204,19 +210,28 @@ def create_app(app: App) -> FastAPI:
             items=[request_out(app, r, user) for r in page.items], next_cursor=page.next_cursor
         )
 
-    @api.get("/v1/requests/{request_id}", response_model=RequestOut, tags=["requests"],
-             responses=ERRORS)
+    @api.get(
+        "/v1/requests/{request_id}", response_model=RequestOut, tags=["requests"], responses=ERRORS
+    )
     def get_request(request_id: str, user: CurrentUser) -> RequestOut:
         return request_out(app, core.get_request(svc, request_id), user, timeline=True)
 
-    @api.post("/v1/requests/{request_id}/votes", response_model=RequestOut, tags=["requests"],
-              responses=ERRORS)
+    @api.post(
+        "/v1/requests/{request_id}/votes",
+        response_model=RequestOut,
+        tags=["requests"],
+        responses=ERRORS,
+    )
     def vote(request_id: str, body: VoteCreate, user: CurrentUser) -> RequestOut:
         r = core.cast_vote(svc, user, request_id, Decision(body.decision), body.comment)
         return request_out(app, r, user)
 
-    @api.post("/v1/requests/{request_id}/cancel", response_model=RequestOut, tags=["requests"],
-              responses=ERRORS)
+    @api.post(
+        "/v1/requests/{request_id}/cancel",
+        response_model=RequestOut,
+        tags=["requests"],
+        responses=ERRORS,
+    )
     def cancel(request_id: str, user: CurrentUser, body: CommentIn | None = None) -> RequestOut:
         r = core.cancel_request(svc, user, request_id, body.comment if body else "")
         return request_out(app, r, user)
@@ -251,8 +266,9 @@ def create_app(app: App) -> FastAPI:
             status=result.request.status.value,
         )
 
-    @api.post("/v1/grants/{grant_id}/revoke", response_model=RequestOut, tags=["grants"],
-              responses=ERRORS)
+    @api.post(
+        "/v1/grants/{grant_id}/revoke", response_model=RequestOut, tags=["grants"], responses=ERRORS
+    )
     def revoke(grant_id: str, user: AdminUser, body: CommentIn | None = None) -> RequestOut:
         r = core.revoke_grant(svc, user, grant_id, body.comment if body else "")
         return request_out(app, r, user)

@@ -43,9 +43,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge(
-                        f"the request body is larger than {self.max_bytes} bytes"
-                    )
+                    raise BodyTooLarge(f"the request body is larger than {self.max_bytes} bytes")
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -17,9 +17,7 @@ TYPE_BASE = "https://signoff.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 
-def problem(
-    status: int, code: str, title: str, detail: str, **extra: Any
-) -> JSONResponse:
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail}
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
@@ -63,7 +61,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 401: "unauthenticated"}
+        codes = {
+            404: "not-found",
+            405: "method-not-allowed",
+            413: "too-large",
+            401: "unauthenticated",
+        }
         return problem(
             exc.status_code,
             codes.get(exc.status_code, f"http-{exc.status_code}"),

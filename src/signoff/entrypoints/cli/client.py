@@ -25,9 +25,7 @@ class SignoffClient:
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout)
-        )
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout))
 
     def close(self) -> None:
         self.http.close()

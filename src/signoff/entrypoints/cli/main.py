@@ -207,9 +207,7 @@ def policy_explain(
     if risk:
         context["risk"] = risk
     decision = ps.explain(
-        EvaluationInput(
-            act, user, datetime.now(UTC), context, context["labels"], risk, ticket
-        )
+        EvaluationInput(act, user, datetime.now(UTC), context, context["labels"], risk, ticket)
     )
     data = decision.as_dict()
     if as_json:
@@ -417,8 +415,13 @@ def inbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     table = Table("id", "action", "target", "requester", "reason", "needed", "deadline")
     for r in page["items"]:
         table.add_row(
-            r["id"], r["action"]["type"], r["action"]["target"], r["requester"], r["reason"],
-            str(r["still_needed"]), r.get("deadline_at") or "-",
+            r["id"],
+            r["action"]["type"],
+            r["action"]["target"],
+            r["requester"],
+            r["reason"],
+            str(r["still_needed"]),
+            r.get("deadline_at") or "-",
         )
     out.print(table)
 
@@ -549,8 +552,7 @@ def grant_redeem(
     with client() as c:
         r = c.redeem(token, _action_body(type_, target, param))
     out.print(
-        f"redeemed: grant {r['grant_id']}, {r['uses_left']} use(s) left, "
-        f"request {r['status']}",
+        f"redeemed: grant {r['grant_id']}, {r['uses_left']} use(s) left, request {r['status']}",
         markup=False,
     )
 

@@ -15,8 +15,11 @@ with engine.connect() as connection:
         # Replicas starting together take turns; the loser finds the schema current.
         connection.execute(sa.text("SELECT pg_advisory_lock(74201)"))
     try:
-        context.configure(connection=connection, target_metadata=metadata,
-                          render_as_batch=connection.dialect.name == "sqlite")
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

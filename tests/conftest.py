@@ -1,0 +1,167 @@
+"""Shared fixtures: real SQLite files and a real PostgreSQL database, real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from signoff.adapters.db import tables as t
+from signoff.adapters.db.engine import create_db_engine, upgrade
+from signoff.bootstrap import App, build
+from signoff.config import Settings
+from signoff.entrypoints.api.app import create_app
+from signoff.services.core import create_token
+from signoff.services.ports import Clock
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ADMIN_URL = os.environ.get("SIGNOFF_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
+
+
+def _pg_reachable() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    problem = _pg_reachable()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} and CI=true: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    name = f"signoff_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_db_engine(url, 2)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "signoff.db"
+    engine = create_db_engine(f"sqlite:///{path}", 1)
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_db_engine(url, 1)
+    with engine.begin() as conn:
+        names = ", ".join(
+            tbl.name for tbl in t.metadata.sorted_tables if tbl.name != "signing_keys"
+        )
+        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        conn.execute(t.audit_head.insert().values(id=1, seq=0, hash="0" * 64))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> str:
+    """Each test runs once on a fresh SQLite file and once on a clean PostgreSQL database."""
+    if request.param == "sqlite":
+        path = tmp_path / "signoff.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_database")
+    _reset_postgres(url)
+    return url
+
+
+def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "data_dir": tmp_path,
+        "policies_dir": FIXTURES / "policies",
+        "users_file": FIXTURES / "users.yaml",
+        "sse_keepalive_seconds": 5,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def signoff_app(database_url: str, tmp_path: Path) -> Iterator[App]:
+    app = build(make_settings(database_url, tmp_path))
+    yield app
+    app.close()
+
+
+class LiveServer:
+    """A real uvicorn server on a loopback port, in a thread of the test process."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.api = create_app(app)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.api, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+        self.tokens = {u: create_token(app.services, u, "tests") for u in USERS}
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+    def client(self, user: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def server(signoff_app: App) -> Iterator[LiveServer]:
+    live = LiveServer(signoff_app).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def as_user(server: LiveServer) -> Iterator[dict[str, httpx.Client]]:
+    clients = {u: server.client(u) for u in USERS}
+    clients["anonymous"] = server.client(None)
+    yield clients
+    for c in clients.values():
+        c.close()
+
+
+def fixed_app(database_url: str, tmp_path: Path, clock: Clock) -> App:
+    return build(make_settings(database_url, tmp_path), clock=clock)

@@ -1,0 +1,126 @@
+"""Policy-as-code loading: every problem reported with file, line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from signoff.adapters.directory_file import load_directory
+from signoff.adapters.policy_files import load_policy_set
+from signoff.domain.errors import PolicyError
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+@pytest.fixture
+def directory():
+    return load_directory(FIXTURES / "users.yaml")
+
+
+def problems(tmp_path: Path, directory, text: str, default: bool = True) -> list[str]:
+    (tmp_path / "p.yaml").write_text(text)
+    if default:
+        (tmp_path / "z-default.yaml").write_text("default: {outcome: deny}\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(tmp_path, directory)
+    return [str(p).replace(str(tmp_path) + "/", "") for p in info.value.problems]
+
+
+def test_the_fixture_and_example_sets_load(directory) -> None:
+    ps = load_policy_set(FIXTURES / "policies", directory)
+    assert len(ps) == 6
+    assert ps.default.outcome.value == "deny"
+
+
+def test_yaml_syntax_error_has_position(tmp_path, directory) -> None:
+    found = problems(tmp_path, directory, "policies:\n  - name: a\n    outcome: [allow\n")
+    assert len(found) == 1
+    assert found[0].startswith("p.yaml:4:1: YAML error")
+
+
+def test_unknown_key_points_at_the_key(tmp_path, directory) -> None:
+    text = "policies:\n  - name: a\n    outcome: allow\n    grnat: {ttl: 5m}\n"
+    assert problems(tmp_path, directory, text) == [
+        "p.yaml:4:5: unknown key 'grnat' at policies.0.grnat"
+    ]
+
+
+def test_cel_syntax_error_points_into_the_expression(tmp_path, directory) -> None:
+    text = 'policies:\n  - name: a\n    match: {condition: "action.type == "}\n    outcome: allow\n'
+    found = problems(tmp_path, directory, text)
+    assert len(found) == 1
+    # the condition's quote is at column 25; CEL reports column 16 of the expression
+    assert found[0].startswith("p.yaml:3:40: CEL syntax error")
+
+
+def test_unknown_cel_variable_and_function(tmp_path, directory) -> None:
+    text = (
+        "policies:\n"
+        "  - name: a\n"
+        "    match: {condition: 'actoin.type == \"x\"'}\n"
+        "    outcome: allow\n"
+        "  - name: b\n"
+        "    match: {condition: 'action.type.shout()'}\n"
+        "    outcome: allow\n"
+        "  - name: c\n"
+        "    match: {condition: 'action.params.all(k, k != \"x\")'}\n"
+        "    outcome: allow\n"
+    )
+    found = problems(tmp_path, directory, text)
+    assert len(found) == 2
+    assert found[0].startswith("p.yaml:3:24: CEL condition uses unknown variable(s) 'actoin'")
+    assert found[1].startswith("p.yaml:6:24: CEL condition calls unknown function(s) 'shout'")
+
+
+def test_unknown_group_user_and_quorum_too_large(tmp_path, directory) -> None:
+    text = (
+        "policies:\n"
+        "  - name: a\n"
+        "    outcome: review\n"
+        "    review:\n"
+        "      stages:\n"
+        "        - approvers: {groups: [dba, nope], users: [zed]}\n"
+        "          quorum: 4\n"
+    )
+    assert problems(tmp_path, directory, text) == [
+        "p.yaml:6:52: unknown user 'zed'",
+        "p.yaml:6:37: unknown group 'nope'",
+        "p.yaml:7:19: quorum 4 is larger than the 2 eligible approver(s) of this stage",
+    ]
+
+
+def test_bad_duration_regex_and_missing_review(tmp_path, directory) -> None:
+    text = (
+        "policies:\n"
+        "  - name: a\n"
+        "    outcome: review\n"
+        "  - name: b\n"
+        "    outcome: allow\n"
+        "    grant: {ttl: soon}\n"
+        "    request: {ticket_pattern: '(unclosed'}\n"
+    )
+    found = problems(tmp_path, directory, text)
+    assert found[0] == "p.yaml:2:5: outcome 'review' needs a 'review' with at least one stage"
+    assert found[1].startswith("p.yaml:6:18: invalid duration 'soon'")
+    assert found[2].startswith("p.yaml:7:31: invalid ticket_pattern")
+
+
+def test_duplicate_names_and_missing_default(tmp_path, directory) -> None:
+    text = "policies:\n  - {name: a, outcome: allow}\n  - {name: a, outcome: deny}\n"
+    found = problems(tmp_path, directory, text, default=False)
+    assert found[0].startswith("p.yaml:3:12: policy name 'a' is already used at")
+    assert found[1].startswith("p.yaml:1:1: no default outcome")
+
+
+def test_wrong_types_are_reported_with_the_field(tmp_path, directory) -> None:
+    text = "policies:\n  - name: a\n    outcome: maybe\n    grant: {uses: many}\n"
+    found = problems(tmp_path, directory, text)
+    assert found[0].startswith("p.yaml:3:14: policies.0.outcome: Input should be 'allow'")
+    assert found[1].startswith("p.yaml:4:19: policies.0.grant.uses: Input should be a valid int")
+
+
+def test_missing_folder(tmp_path, directory) -> None:
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(tmp_path / "nope", directory)
+    assert "policy folder does not exist" in str(info.value)

@@ -1,0 +1,204 @@
+"""The request state machine under random sequences of votes, cancels, redemptions,
+revocations and clock moves (Hypothesis stateful testing)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from signoff.domain.actions import Action
+from signoff.domain.errors import (
+    AlreadyVoted,
+    Forbidden,
+    GrantRefused,
+    InvalidTransition,
+    NotEligible,
+    QuorumUnreachable,
+    SelfApproval,
+    SignoffError,
+)
+from signoff.domain.requests import TRANSITIONS, Decision, Request, StagePlan, Status
+
+PEOPLE = ["ann", "ben", "cat", "dan", "eve", "req"]
+ACTION = Action("sql.execute", "pg/prod", {"sql": "UPDATE t SET x = 1"})
+OTHER = Action("sql.execute", "pg/prod", {"sql": "UPDATE t SET x = 2"})
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def new_request(stages: list[StagePlan], uses: int = 1) -> Request:
+    return Request(
+        id="r1",
+        requester="req",
+        action=ACTION,
+        reason="because",
+        ticket=None,
+        context={},
+        policy_name="p",
+        policy_set_digest="d",
+        stages=stages,
+        grant_ttl=timedelta(minutes=15),
+        grant_uses=uses,
+        created_at=T0,
+    )
+
+
+class Lifecycle(RuleBasedStateMachine):
+    @initialize(
+        stage_specs=st.lists(
+            st.tuples(st.sets(st.sampled_from(PEOPLE), min_size=1), st.integers(1, 3)),
+            min_size=1,
+            max_size=3,
+        ),
+        uses=st.integers(1, 3),
+    )
+    def setup(self, stage_specs, uses) -> None:
+        self.now = T0
+        self.ids = (f"g{i}" for i in itertools.count())
+        stages = [
+            StagePlan(f"s{i}", frozenset(people), quorum)
+            for i, (people, quorum) in enumerate(stage_specs)
+        ]
+        self.request = new_request(stages, uses)
+        self.redeemed = 0
+        self.history = [Status.PENDING]
+        try:
+            self.request.start(self.now)
+            self.startable = True
+        except QuorumUnreachable:
+            self.startable = False
+
+    def _apply(self, fn) -> None:
+        if not self.startable:
+            return
+        before = self.request.status
+        try:
+            fn()
+        except SignoffError:
+            assert self.request.status is before, "a refused command changed the state"
+        if self.request.status is not before:
+            assert self.request.status in TRANSITIONS[before]
+            self.history.append(self.request.status)
+
+    @rule(voter=st.sampled_from(PEOPLE), deny=st.booleans())
+    def vote(self, voter: str, deny: bool) -> None:
+        r = self.request
+        decision = Decision.DENY if deny else Decision.APPROVE
+        eligible = r.status is Status.PENDING and voter in r.stages[r.current_stage].approvers
+
+        def go() -> None:
+            try:
+                r.vote(voter, decision, "", self.now, lambda: next(self.ids))
+            except SelfApproval:
+                assert voter == "req"
+                raise
+            except AlreadyVoted:
+                assert voter in {v.voter for v in r.votes}
+                raise
+            except NotEligible:
+                assert not eligible
+                raise
+            except InvalidTransition:
+                assert r.status is not Status.PENDING
+                raise
+
+        self._apply(go)
+
+    @rule(actor=st.sampled_from(PEOPLE), admin=st.booleans())
+    def cancel(self, actor: str, admin: bool) -> None:
+        def go() -> None:
+            try:
+                self.request.cancel(actor, admin, self.now, "")
+            except Forbidden:
+                assert actor != "req" and not admin
+                raise
+
+        self._apply(go)
+
+    @rule(matching=st.booleans())
+    def redeem(self, matching: bool) -> None:
+        r = self.request
+        action = ACTION if matching else OTHER
+
+        def go() -> None:
+            r.redeem(action.digest, "req", self.now)
+            assert matching, "a grant was redeemed for another action"
+            assert r.grant is not None and self.now < r.grant.expires_at
+            assert r.grant.revoked_at is None
+            self.redeemed += 1
+
+        try:
+            self._apply(go)
+        except GrantRefused:  # pragma: no cover - _apply swallows SignoffError
+            raise
+
+    @rule()
+    def revoke(self) -> None:
+        self._apply(lambda: self.request.revoke("admin", self.now, ""))
+
+    @rule(minutes=st.integers(0, 20))
+    def tick(self, minutes: int) -> None:
+        self.now += timedelta(minutes=minutes)
+
+    @invariant()
+    def never_self_approved_and_people_count_once(self) -> None:
+        if not self.startable:
+            return
+        voters = [v.voter for v in self.request.votes]
+        assert "req" not in voters
+        assert len(voters) == len(set(voters))
+        for v in self.request.votes:
+            assert v.voter in self.request.stages[v.stage].approvers
+
+    @invariant()
+    def approval_needs_every_quorum(self) -> None:
+        r = self.request
+        if not self.startable or Status.APPROVED not in self.history:
+            return
+        for i, s in enumerate(r.stages):
+            assert len(r.approvals_in(i)) >= s.quorum
+
+    @invariant()
+    def never_redeemed_beyond_uses(self) -> None:
+        r = self.request
+        assert self.redeemed <= r.grant_uses
+        if r.grant is not None:
+            assert r.grant.uses_left == r.grant.uses_total - self.redeemed >= 0
+        if self.redeemed == r.grant_uses and self.startable:
+            assert r.status is Status.EXECUTED
+
+
+TestLifecycle = Lifecycle.TestCase
+TestLifecycle.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+def test_a_person_in_two_eligible_groups_counts_once() -> None:
+    # carol is in both groups; resolving the stage to people makes her one approver
+    stage = StagePlan("s", frozenset({"bob", "carol"}) | frozenset({"carol", "dave"}), 2)
+    r = new_request([stage])
+    r.start(T0)
+    r.vote("carol", Decision.APPROVE, "", T0, lambda: "g")
+    assert r.status is Status.PENDING and r.still_needed() == 1
+    with pytest.raises(AlreadyVoted):
+        r.vote("carol", Decision.APPROVE, "", T0, lambda: "g")
+    r.vote("dave", Decision.APPROVE, "", T0, lambda: "g")
+    assert r.status is Status.APPROVED
+
+
+def test_unreachable_quorum_is_refused_at_submission() -> None:
+    r = new_request([StagePlan("s", frozenset({"req", "ann"}), 2)])
+    with pytest.raises(QuorumUnreachable):
+        r.start(T0)
+
+
+def test_expired_grant_is_refused_with_reason() -> None:
+    r = new_request([])
+    r.start(T0)
+    r.approve("policy", T0, lambda: "g")
+    with pytest.raises(GrantRefused) as info:
+        r.redeem(ACTION.digest, "req", T0 + timedelta(minutes=16))
+    assert info.value.reason == "expired"
