@@ -62,16 +62,20 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {
+            400: "invalid-body",
+            401: "unauthenticated",
             404: "not-found",
             405: "method-not-allowed",
             413: "too-large",
-            401: "unauthenticated",
         }
+        detail = str(exc.detail)
+        if exc.status_code == 400 and "parsing the body" in detail:
+            detail = "the request body could not be read: it must be UTF-8 JSON"
         return problem(
             exc.status_code,
             codes.get(exc.status_code, f"http-{exc.status_code}"),
-            str(exc.detail) if exc.status_code != 404 else "Not found",
-            str(exc.detail),
+            "Bad request" if exc.status_code == 400 else str(exc.detail),
+            detail,
         )
 
     @app.exception_handler(Exception)
