@@ -80,9 +80,7 @@ def _reset_postgres(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """Each test runs once on a fresh SQLite file and once on a clean PostgreSQL database."""
     if request.param == "sqlite":
         path = tmp_path / "signoff.db"

@@ -32,8 +32,10 @@ def problem_of(resp: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def test_allow_policy_approves_at_once_with_a_grant(as_user) -> None:
-    r = submit(as_user["frank"], {"type": "sql.execute", "target": "pg/prod",
-                                  "params": {"sql": "select 1"}})
+    r = submit(
+        as_user["frank"],
+        {"type": "sql.execute", "target": "pg/prod", "params": {"sql": "select 1"}},
+    )
     assert r["status"] == "approved" and r["policy"] == "read-only-sql"
     assert r["grant"]["token"] and r["grant"]["uses_left"] == 1
     assert len(r["policy_set_digest"]) == 64
@@ -64,9 +66,11 @@ def test_quorum_of_two_distinct_people(as_user) -> None:
     assert r["status"] == "pending" and r["still_needed"] == 1
     again = as_user["bob"].post(f"/v1/requests/{r['id']}/votes", json={"decision": "approve"})
     assert problem_of(again, 409)["type"].endswith("/already-voted")
-    r = as_user["carol"].post(
-        f"/v1/requests/{r['id']}/votes", json={"decision": "approve", "comment": "ok"}
-    ).json()
+    r = (
+        as_user["carol"]
+        .post(f"/v1/requests/{r['id']}/votes", json={"decision": "approve", "comment": "ok"})
+        .json()
+    )
     assert r["status"] == "approved"
     assert r["grant"]["token"] is None  # only the requester (or an admin) sees the token
     mine = as_user["frank"].get(f"/v1/requests/{r['id']}").json()
@@ -101,9 +105,11 @@ def test_only_current_stage_approvers_vote_and_stages_advance(as_user) -> None:
 
 def test_a_deny_ends_the_request_and_later_votes_conflict(as_user) -> None:
     r = write_request(as_user["frank"])
-    r = as_user["bob"].post(
-        f"/v1/requests/{r['id']}/votes", json={"decision": "deny", "comment": "not today"}
-    ).json()
+    r = (
+        as_user["bob"]
+        .post(f"/v1/requests/{r['id']}/votes", json={"decision": "deny", "comment": "not today"})
+        .json()
+    )
     assert r["status"] == "denied"
     late = as_user["carol"].post(f"/v1/requests/{r['id']}/votes", json={"decision": "approve"})
     body = problem_of(late, 409)
@@ -152,16 +158,20 @@ def test_revoked_grant_is_refused(as_user) -> None:
 
 
 def test_two_hundred_concurrent_redeems_yield_one_success(server, as_user) -> None:
-    r = submit(as_user["frank"], {"type": "sql.execute", "target": "pg/x",
-                                  "params": {"sql": "select 1"}})
-    body = {"token": r["grant"]["token"], "action": {"type": "sql.execute", "target": "pg/x",
-                                                     "params": {"sql": "select 1"}}}
+    r = submit(
+        as_user["frank"], {"type": "sql.execute", "target": "pg/x", "params": {"sql": "select 1"}}
+    )
+    body = {
+        "token": r["grant"]["token"],
+        "action": {"type": "sql.execute", "target": "pg/x", "params": {"sql": "select 1"}},
+    }
     headers = {"Authorization": f"Bearer {server.tokens['frank']}"}
 
     async def storm() -> list[int]:
         limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=120,
-                                     limits=limits) as c:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=headers, timeout=120, limits=limits
+        ) as c:
             results = await asyncio.gather(
                 *(c.post("/v1/grants/redeem", json=body) for _ in range(200))
             )
@@ -172,9 +182,9 @@ def test_two_hundred_concurrent_redeems_yield_one_success(server, as_user) -> No
     assert codes.count(403) == 199
     with server.app.engine.connect() as conn:
         redeemed = conn.execute(
-            sa.select(sa.func.count()).select_from(t.audit_events).where(
-                t.audit_events.c.type == "grant.redeemed"
-            )
+            sa.select(sa.func.count())
+            .select_from(t.audit_events)
+            .where(t.audit_events.c.type == "grant.redeemed")
         ).scalar()
     assert redeemed == 1
 
@@ -252,10 +262,16 @@ def test_authentication_is_required(as_user) -> None:
 
 def test_bad_input_never_yields_a_500(as_user) -> None:
     c = as_user["frank"]
-    problem_of(c.post("/v1/requests", content=b"{not json", headers={
-        "content-type": "application/json"}), 422)
-    body = problem_of(c.post("/v1/requests", content=b"\xff\xfe\xfa", headers={
-        "content-type": "application/json"}), 400)
+    problem_of(
+        c.post("/v1/requests", content=b"{not json", headers={"content-type": "application/json"}),
+        422,
+    )
+    body = problem_of(
+        c.post(
+            "/v1/requests", content=b"\xff\xfe\xfa", headers={"content-type": "application/json"}
+        ),
+        400,
+    )
     assert "UTF-8 JSON" in body["detail"]
     body = problem_of(c.post("/v1/requests", json={"action": WRITE, "extra": 1}), 422)
     assert body["errors"][0]["field"] == "body.extra"

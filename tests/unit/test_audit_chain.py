@@ -17,8 +17,15 @@ def build(n: int) -> list[AuditEvent]:
     events: list[AuditEvent] = []
     seq, prev = 0, GENESIS_HASH
     for i in range(n):
-        ev = chain_next(seq, prev, T0 + timedelta(seconds=i), f"user{i % 3}", "vote.cast",
-                        f"r{i % 4}", {"i": i, "comment": "ok"})
+        ev = chain_next(
+            seq,
+            prev,
+            T0 + timedelta(seconds=i),
+            f"user{i % 3}",
+            "vote.cast",
+            f"r{i % 4}",
+            {"i": i, "comment": "ok"},
+        )
         events.append(ev)
         seq, prev = ev.seq, ev.hash
     return events
@@ -65,8 +72,9 @@ def test_an_inserted_event_is_found(n: int, data) -> None:
     events = build(n)
     original_head = head(events)
     i = data.draw(st.integers(0, n))
-    forged = chain_next(i, events[i - 1].hash if i else GENESIS_HASH, T0, "mallory",
-                        "request.approved", "r0", {})
+    forged = chain_next(
+        i, events[i - 1].hash if i else GENESIS_HASH, T0, "mallory", "request.approved", "r0", {}
+    )
     events.insert(i, forged)
     report = verify_chain(events, original_head)
     assert not report.ok

@@ -420,4 +420,3 @@ class DatabaseUnitOfWork:
 
     def commit(self) -> None:
         self.tx.commit()
-

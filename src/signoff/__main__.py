@@ -1,0 +1,3 @@
+from signoff.entrypoints.cli.main import main
+
+main()

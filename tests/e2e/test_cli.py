@@ -1,0 +1,234 @@
+"""The CLI end to end: the server as a process, each command as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+SIGNOFF = [sys.executable, "-m", "signoff"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cli:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.tokens: dict[str, str] = {}
+
+    def run(self, *args: str, user: str | None = None, timeout: float = 60):
+        env = dict(self.env)
+        if user:
+            env["SIGNOFF_TOKEN"] = self.tokens[user]
+        return subprocess.run(
+            [*SIGNOFF, *args], env=env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def start(self, *args: str, user: str) -> subprocess.Popen[str]:
+        env = {**self.env, "SIGNOFF_TOKEN": self.tokens[user]}
+        return subprocess.Popen(
+            [*SIGNOFF, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path) -> Iterator[Cli]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SIGNOFF_DATABASE_URL": database_url,
+        "SIGNOFF_DATA_DIR": str(tmp_path),
+        "SIGNOFF_POLICIES_DIR": str(FIXTURES / "policies"),
+        "SIGNOFF_USERS_FILE": str(FIXTURES / "users.yaml"),
+        "SIGNOFF_URL": f"http://127.0.0.1:{port}",
+        "SIGNOFF_PORT": str(port),
+        "COLUMNS": "200",
+    }
+    env.pop("SIGNOFF_TOKEN", None)
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
+    server = subprocess.Popen([*SIGNOFF, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    c = Cli(env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{env['SIGNOFF_URL']}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError((tmp_path / "server.log").read_text())
+            time.sleep(0.1)
+        admin_line = (tmp_path / "server.log").read_text()
+        assert "Admin API token for alice" in admin_line
+        c.tokens["alice"] = admin_line.split("keep it safe):\n", 1)[1].split()[0]
+        for user in ("bob", "carol", "dave", "frank"):
+            made = c.run("token", "create", "--user", user)
+            assert made.returncode == 0, made.stderr
+            c.tokens[user] = made.stdout.strip()
+        yield c
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+def test_request_wait_is_decided_by_votes_from_other_processes(cli: Cli) -> None:
+    waiting = cli.start(
+        "request",
+        "--type",
+        "sql.execute",
+        "--target",
+        "pg/prod",
+        "--param",
+        "sql=UPDATE users SET plan = 'pro' WHERE id = 7",
+        "--reason",
+        "customer upgrade",
+        "--ticket",
+        "OPS-42",
+        "--wait",
+        user="frank",
+    )
+    inbox = None
+    for _ in range(100):
+        inbox = cli.run("inbox", "--json", user="bob")
+        if json.loads(inbox.stdout)["items"]:
+            break
+        time.sleep(0.1)
+    assert inbox is not None
+    rid = json.loads(inbox.stdout)["items"][0]["id"]
+    own = cli.run("approve", rid, user="frank")
+    assert (
+        own.returncode == 1 and own.stderr.strip() == "error: you cannot vote on your own request"
+    )
+    first = cli.run("approve", rid, "--comment", "looks right", user="bob")
+    assert first.returncode == 0, first.stderr
+    second = cli.run("approve", rid, user="carol")
+    assert second.returncode == 0, second.stderr
+    stdout, stderr = waiting.communicate(timeout=30)
+    assert waiting.returncode == 0, stderr
+    token = stdout.strip()
+    assert token.count(".") == 2
+    assert "vote.cast by bob" in stderr and "approved" in stderr
+
+    ok = cli.run(
+        "grant",
+        "verify",
+        token,
+        "--type",
+        "sql.execute",
+        "--target",
+        "pg/prod",
+        "--param",
+        "sql=UPDATE users SET plan = 'pro' WHERE id = 7",
+    )
+    assert ok.returncode == 0 and ok.stdout.startswith("valid: grant")
+    other = cli.run(
+        "grant",
+        "verify",
+        token,
+        "--type",
+        "sql.execute",
+        "--target",
+        "pg/prod",
+        "--param",
+        "sql=UPDATE users SET plan = 'pro' WHERE id = 8",
+    )
+    assert other.returncode == 1 and "differs from the approved action" in other.stderr
+
+    shown = cli.run("show", rid, user="bob")
+    assert "looks right" in shown.stdout and "request.approved" in shown.stdout
+
+    verify = cli.run("audit", "verify")
+    assert verify.returncode == 0 and verify.stdout.startswith("ok:")
+    exported = cli.run("audit", "export", "--format", "jsonl")
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))
+    assert any(e["type"] == "grant.issued" and e["request_id"] == rid for e in lines)
+
+
+def test_denied_and_cancelled_exit_codes(cli: Cli) -> None:
+    denied = cli.run("request", "--type", "sql.drop", "--target", "pg/prod", "--wait", user="frank")
+    assert denied.returncode == 1 and "denied" in denied.stderr
+    waiting = cli.start(
+        "request", "--type", "deploy", "--target", "prod/api", "--wait", "--json", user="frank"
+    )
+    rid = None
+    for _ in range(100):
+        listed = json.loads(cli.run("list", "--status", "pending", "--json", user="frank").stdout)
+        if listed["items"]:
+            rid = listed["items"][0]["id"]
+            break
+        time.sleep(0.1)
+    assert rid is not None
+    assert cli.run("cancel", rid, user="frank").returncode == 0
+    stdout, _ = waiting.communicate(timeout=30)
+    assert waiting.returncode == 3
+    assert json.loads(stdout)["status"] == "cancelled"
+
+
+def test_usage_and_server_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
+    bad = cli.run(
+        "request", "--type", "deploy", "--target", "prod/x", "--param", "novalue", user="frank"
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --param must look like")
+    missing = cli.run("approve", "no-such-id", user="bob")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "error: no request with id 'no-such-id'"
+    env = {**cli.env, "SIGNOFF_URL": f"http://127.0.0.1:{free_port()}"}
+    unreachable = subprocess.run([*SIGNOFF, "inbox"], env=env, capture_output=True, text=True)
+    assert unreachable.returncode == 2 and unreachable.stderr.startswith("error: cannot reach")
+    assert "Traceback" not in unreachable.stderr
+
+
+def test_policy_check_and_explain(cli: Cli, tmp_path: Path) -> None:
+    good = cli.run("policy", "check", str(FIXTURES / "policies"))
+    assert good.returncode == 0 and good.stdout.startswith("ok: 6 policies")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.yaml").write_text(
+        "default: {outcome: deny}\npolicies:\n  - name: x\n    outcom: allow\n"
+    )
+    result = cli.run("policy", "check", str(broken))
+    assert result.returncode == 2
+    assert f"{broken}/a.yaml:4:5: unknown key 'outcom'" in result.stderr
+    explained = cli.run(
+        "policy", "explain", "--action", "secret.read", "--target", "vault/x", "--as", "frank"
+    )
+    assert explained.returncode == 0
+    out = explained.stdout.splitlines()
+    assert out[0].startswith("  skip  read-only-sql: type:")
+    assert out[3].startswith("REVIEW  staged-secret")
+    assert "stage 2 security: quorum 1 of erin" in explained.stdout
+
+
+def test_server_refuses_to_start_on_invalid_policies(tmp_path: Path) -> None:
+    broken = tmp_path / "policies"
+    broken.mkdir()
+    (broken / "a.yaml").write_text("policies:\n  - name: x\n    outcome: allow\n")
+    env = {
+        **os.environ,
+        "SIGNOFF_DATA_DIR": str(tmp_path),
+        "SIGNOFF_POLICIES_DIR": str(broken),
+        "SIGNOFF_USERS_FILE": str(FIXTURES / "users.yaml"),
+        "SIGNOFF_PORT": str(free_port()),
+    }
+    result = subprocess.run(
+        [*SIGNOFF, "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert f"{broken}/a.yaml:1:1: no default outcome" in result.stderr
+    assert "Traceback" not in result.stderr

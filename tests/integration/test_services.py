@@ -1,0 +1,89 @@
+"""Use cases with a controlled clock, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from signoff.domain.actions import Action
+from signoff.domain.errors import GrantRefused, InvalidTransition
+from signoff.domain.requests import Decision, Status
+from signoff.services import core
+from signoff.services.audit import verify_audit
+from signoff.services.ports import FixedClock
+
+from ..conftest import fixed_app
+
+HTTP = Action("http.call", "svc/deploy", {"path": "/deploy", "ref": "v1.2.3"})
+
+
+@pytest.fixture
+def clocked(database_url: str, tmp_path: Path):
+    clock = FixedClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+    app = fixed_app(database_url, tmp_path, clock)
+    yield app, clock
+    app.close()
+
+
+def test_multi_use_grant_until_used_up_then_executed(clocked) -> None:
+    app, _ = clocked
+    svc = app.services
+    frank = svc.directory.user("frank")
+    r = core.submit_request(svc, frank, HTTP, "", None, {})
+    assert r.status is Status.APPROVED and r.grant is not None and r.grant.uses_total == 3
+    token = svc.signer.issue(r)
+    left = [core.redeem_grant(svc, frank, token, HTTP).uses_left for _ in range(3)]
+    assert left == [2, 1, 0]
+    assert core.get_request(svc, r.id).status is Status.EXECUTED
+    with pytest.raises(GrantRefused) as info:
+        core.redeem_grant(svc, frank, token, HTTP)
+    assert info.value.reason == "used_up"
+
+
+def test_grant_lapses_at_its_ttl(clocked) -> None:
+    app, clock = clocked
+    svc = app.services
+    frank = svc.directory.user("frank")
+    r = core.submit_request(svc, frank, HTTP, "", None, {})
+    token = svc.signer.issue(r)
+    clock.advance(minutes=59)
+    assert core.redeem_grant(svc, frank, token, HTTP).uses_left == 2
+    clock.advance(minutes=2)
+    with pytest.raises(GrantRefused) as info:
+        core.redeem_grant(svc, frank, token, HTTP)
+    assert info.value.reason == "expired"
+
+
+def test_the_stage_deadline_is_stored_for_the_scheduler(clocked) -> None:
+    app, clock = clocked
+    svc = app.services
+    r = core.submit_request(
+        svc,
+        svc.directory.user("frank"),
+        Action("sql.execute", "pg/prod", {"sql": "DELETE FROM t WHERE id = 1"}),
+        "cleanup",
+        "OPS-7",
+        {},
+    )
+    stored = core.get_request(svc, r.id)
+    assert stored.deadline_at == datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
+    clock.advance(minutes=5)
+    core.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.DENY, "no")
+    assert core.get_request(svc, r.id).deadline_at is None
+    with pytest.raises(InvalidTransition):
+        core.cancel_request(svc, svc.directory.user("frank"), r.id, "")
+
+
+def test_every_step_is_in_one_verified_chain(clocked) -> None:
+    app, _ = clocked
+    svc = app.services
+    frank = svc.directory.user("frank")
+    for _ in range(3):
+        r = core.submit_request(svc, frank, Action("deploy", "prod/web", {}), "", None, {})
+        core.cast_vote(svc, svc.directory.user("carol"), r.id, Decision.APPROVE, "")
+        core.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.APPROVE, "")
+    report = verify_audit(svc)
+    # per request: submitted, two votes, approved, grant issued
+    assert report.ok and report.checked == 15
