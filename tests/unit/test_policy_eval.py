@@ -81,3 +81,20 @@ def test_indexed_evaluation_always_agrees_with_explain(t, target, sql, user) -> 
 def test_grant_rule_comes_from_the_policy(ttl_policy: str) -> None:
     p = POLICIES.by_name(ttl_policy)
     assert p is not None and p.grant.ttl.total_seconds() == 300 and p.grant.uses == 1
+
+
+def test_extension_functions_work_in_conditions(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "default: {outcome: deny}\n"
+        "policies:\n"
+        "  - name: small-numbers\n"
+        "    match:\n"
+        "      condition: 'math.abs(action.params.n) < 10 && action.target.upperAscii() == \"X\"'\n"
+        "    outcome: allow\n"
+    )
+    ps = load_policy_set(tmp_path, DIRECTORY)
+    user = DIRECTORY.user("bob")
+    small = EvaluationInput(Action("t", "x", {"n": -3}), user, NOW)
+    large = EvaluationInput(Action("t", "x", {"n": -30}), user, NOW)
+    assert ps.evaluate(small).outcome.value == "allow"
+    assert ps.evaluate(large).outcome.value == "deny" and ps.evaluate(large).error is None

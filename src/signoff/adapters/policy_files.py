@@ -21,6 +21,7 @@ from signoff.domain.errors import ErrorList, PolicyError
 from signoff.domain.identity import Directory
 from signoff.domain.policy import (
     CEL_FUNCTIONS,
+    CEL_NAMESPACES,
     CEL_VARIABLES,
     Condition,
     GrantRule,
@@ -139,6 +140,7 @@ class _Builder:
             v
             for v in program.variables()
             if v not in CEL_VARIABLES
+            and v not in CEL_NAMESPACES
             and not re.search(
                 r"\.\s*(all|exists|exists_one|map|filter)\s*\(\s*" + re.escape(v) + r"\s*,",
                 source,

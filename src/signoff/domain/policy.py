@@ -59,7 +59,13 @@ CEL_FUNCTIONS = frozenset(
         "getSeconds",
         "getMilliseconds",
     }
-) | frozenset(cel.stdlib.STDLIB_FUNCTIONS)
+) | frozenset(
+    name
+    for full in cel.stdlib.STDLIB_FUNCTIONS
+    for name in (full, full.rsplit(".", 1)[-1])  # `math.abs(x)` is reported as `abs`
+)
+# `math.abs(x)` also reports `math` as a variable: the extension namespaces are not ones.
+CEL_NAMESPACES = frozenset(n.split(".", 1)[0] for n in cel.stdlib.STDLIB_FUNCTIONS if "." in n)
 
 
 class Outcome(StrEnum):
@@ -153,7 +159,9 @@ class EvaluationInput:
     risk: str | None = None
     ticket: str | None = None
 
-    def cel_context(self) -> Any:
+    def cel_context(self, functions: Mapping[str, Any] | None = None) -> Any:
+        """The CEL activation; ``functions`` are the extension functions to register
+        (by default all of them; a PolicySet passes only those its conditions call)."""
         ctx = cel.Context(
             {
                 "action": self.action.as_dict(),
@@ -170,7 +178,11 @@ class EvaluationInput:
                 "now": self.now,
             }
         )
-        cel.stdlib.add_stdlib_to_context(ctx)
+        if functions is None:
+            cel.stdlib.add_stdlib_to_context(ctx)
+        else:
+            for name, fn in functions.items():
+                ctx.add_function(name, fn)
         return ctx
 
 
@@ -238,6 +250,17 @@ class PolicySet:
                 for t in exact:
                     self._by_type.setdefault(t, []).append(i)
         self._candidates: dict[str, tuple[Policy, ...]] = {}
+        used: set[str] = set()
+        for p in (*self.policies, default):
+            if p.condition is not None:
+                used.update(p.condition.program.functions())
+        # Registering a function on a context costs time on every evaluation, so only
+        # the extension functions these conditions call are registered.
+        self.cel_functions = {
+            name: fn
+            for name, fn in cel.stdlib.STDLIB_FUNCTIONS.items()
+            if name in used or name.rsplit(".", 1)[-1] in used
+        }
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -267,7 +290,7 @@ class PolicySet:
                 continue
             if p.condition is not None:
                 if ctx is None:
-                    ctx = inp.cel_context()
+                    ctx = inp.cel_context(self.cel_functions)
                 try:
                     if not p.condition.evaluate(ctx):
                         continue
@@ -297,7 +320,7 @@ class PolicySet:
                 continue
             if p.condition is not None:
                 if ctx is None:
-                    ctx = inp.cel_context()
+                    ctx = inp.cel_context(self.cel_functions)
                 try:
                     ok = p.condition.evaluate(ctx)
                 except Exception as exc:

@@ -1,0 +1,305 @@
+"""Signoff benchmarks: prints figures, each next to a baseline measured in the same run.
+
+    uv run python benchmarks/run.py                       # SQLite (embedded default)
+    uv run python benchmarks/run.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+(a) requests created per second through the HTTP API (real durable commits) versus a
+    bare endpoint of the same framework, as a ratio;
+(b) policy evaluation time per request with 10 and 500 policies;
+(c) vote-to-waiting-client latency over server-sent events (p50/p99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from httpx_sse import connect_sse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from signoff.adapters.directory_file import load_directory  # noqa: E402
+from signoff.adapters.policy_files import load_policy_set  # noqa: E402
+from signoff.config import EXAMPLES  # noqa: E402
+from signoff.domain.actions import Action  # noqa: E402
+from signoff.domain.policy import EvaluationInput  # noqa: E402
+
+WRITE = {"type": "sql.execute", "target": "postgres/prod-main", "params": {"sql": "UPDATE t"}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+class SignoffServer:
+    def __init__(self, workdir: Path, database_url: str | None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "SIGNOFF_DATA_DIR": str(workdir),
+            "SIGNOFF_PORT": str(self.port),
+            "SIGNOFF_URL": self.url,
+        }
+        if database_url:
+            self.env["SIGNOFF_DATABASE_URL"] = database_url
+        self.log = open(workdir / "server.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "signoff", "serve"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_ready(self.url + "/healthz", self.proc)
+        self.tokens = {u: self._token(u) for u in ("bob", "carol", "dave")}
+
+    def _token(self, user: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "signoff", "token", "create", "--user", user],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+def bare_server() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--app-dir",
+            str(ROOT / "benchmarks"),
+        ],
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url + "/docs", proc)
+    return proc, url
+
+
+async def throughput(url: str, token: str, seconds: float, concurrency: int) -> float:
+    body = {"action": WRITE, "reason": "benchmark", "ticket": "OPS-1"}
+    headers = {"Authorization": f"Bearer {token}"}
+    done = 0
+    stop_at = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as c:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < stop_at:
+                resp = await c.post("/v1/requests", json=body)
+                assert resp.status_code == 201, resp.text
+                done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done / (time.perf_counter() - start)
+
+
+def bench_throughput(server: SignoffServer, seconds: float) -> dict[str, float]:
+    proc, bare_url = bare_server()
+    try:
+        results: dict[str, list[float]] = {"signoff": [], "bare": []}
+        for _ in range(3):  # interleave, so noise hits both alike
+            results["bare"].append(asyncio.run(throughput(bare_url, "x", seconds, 16)))
+            results["signoff"].append(
+                asyncio.run(throughput(server.url, server.tokens["dave"], seconds, 16))
+            )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    s, b = statistics.median(results["signoff"]), statistics.median(results["bare"])
+    return {"signoff_rps": s, "bare_rps": b, "ratio": s / b}
+
+
+def synthetic_policies(folder: Path, n: int) -> None:
+    lines = ["default: {outcome: deny}", "policies:"]
+    for i in range(n):
+        lines += [
+            f"  - name: p{i}",
+            "    match:",
+            f"      type: t{i % 50}.run",
+            f'      target: "env-{i % 7}/*"',
+            f"      condition: 'size(action.params) > {i % 5} && requester.name != \"x{i}\"'",
+            "    outcome: allow",
+        ]
+    (folder / "p.yaml").write_text("\n".join(lines) + "\n")
+
+
+def bench_policy(n: int, rounds: int = 20000) -> dict[str, float]:
+    directory = load_directory(EXAMPLES / "users.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic_policies(Path(tmp), n)
+        ps = load_policy_set(tmp, directory)
+    user = directory.user("bob")
+    now = datetime.now(UTC)
+    # a request that meets every candidate of its type; the last one decides
+    inputs = [
+        EvaluationInput(
+            Action(f"t{k}.run", "env-6/x", {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}), user, now
+        )
+        for k in range(min(n, 50))
+    ]
+    samples = []
+    for r in range(rounds):
+        inp = inputs[r % len(inputs)]
+        t0 = time.perf_counter_ns()
+        ps.evaluate(inp)
+        samples.append(time.perf_counter_ns() - t0)
+    base = []
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        inputs[0].cel_context(ps.cel_functions)
+        base.append(time.perf_counter_ns() - t0)
+    med = statistics.median(samples) / 1000
+    return {
+        "policies": n,
+        "median_us": med,
+        "p99_us": sorted(samples)[int(rounds * 0.99)] / 1000,
+        "baseline_context_us": statistics.median(base) / 1000,
+    }
+
+
+def bench_sse(server: SignoffServer, trials: int) -> dict[str, float]:
+    frank = {"Authorization": f"Bearer {server.tokens['dave']}"}
+    bob = {"Authorization": f"Bearer {server.tokens['bob']}"}
+    latencies, rtts = [], []
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        for trial in range(trials + 5):
+            rid = c.post(
+                "/v1/requests",
+                headers=frank,
+                json={"action": WRITE, "reason": "bench", "ticket": "OPS-1"},
+            ).json()["id"]
+            got = threading.Event()
+            ready = threading.Event()
+            arrived: list[float] = []
+
+            def listen(
+                rid: str = rid,
+                got: threading.Event = got,
+                ready: threading.Event = ready,
+                arrived: list[float] = arrived,
+            ) -> None:
+                with (
+                    httpx.Client(base_url=server.url, timeout=30) as lc,
+                    connect_sse(lc, "GET", f"/v1/requests/{rid}/events", headers=frank) as src,
+                ):
+                    for sse in src.iter_sse():
+                        if sse.event == "request.submitted":
+                            ready.set()
+                        if sse.event == "vote.cast":
+                            arrived.append(time.perf_counter())
+                            got.set()
+                            return
+
+            th = threading.Thread(target=listen, daemon=True)
+            th.start()
+            ready.wait(10)
+            t0 = time.perf_counter()
+            c.post(f"/v1/requests/{rid}/votes", headers=bob, json={"decision": "approve"})
+            got.wait(10)
+            if trial >= 5:  # the first few warm up connections and code paths
+                latencies.append((arrived[0] - t0) * 1000)
+            th.join(5)
+            t1 = time.perf_counter()
+            c.get("/healthz")
+            rtts.append((time.perf_counter() - t1) * 1000)
+    latencies.sort()
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "healthz_rtt_p50_ms": statistics.median(rtts),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--trials", type=int, default=200)
+    args = parser.parse_args()
+    os.chdir(ROOT / "benchmarks")
+    results: dict[str, Any] = {"database": "postgresql" if args.database_url else "sqlite"}
+    for n in (10, 500):
+        r = bench_policy(n)
+        results[f"policy_eval_{n}"] = r
+        print(
+            f"(b) policy evaluation, {n:>3} policies: median {r['median_us']:.1f} us, "
+            f"p99 {r['p99_us']:.1f} us (baseline: building one CEL context "
+            f"{r['baseline_context_us']:.1f} us; ratio {r['median_us'] / r['baseline_context_us']:.2f})"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.database_url:
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(args.database_url)
+            with engine.begin() as conn:
+                conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"))
+            engine.dispose()
+        server = SignoffServer(Path(tmp), args.database_url)
+        try:
+            t = bench_throughput(server, args.seconds)
+            results["throughput"] = t
+            print(
+                f"(a) requests created: {t['signoff_rps']:.0f}/s with durable commits vs "
+                f"{t['bare_rps']:.0f}/s bare endpoint: ratio {t['ratio']:.2f}"
+            )
+            s = bench_sse(server, args.trials)
+            results["sse"] = s
+            print(
+                f"(c) vote to waiting SSE client: p50 {s['p50_ms']:.1f} ms, p99 "
+                f"{s['p99_ms']:.1f} ms (baseline /healthz round trip p50 "
+                f"{s['healthz_rtt_p50_ms']:.1f} ms)"
+            )
+        finally:
+            server.stop()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
