@@ -271,7 +271,8 @@ def main() -> None:
         print(
             f"(b) policy evaluation, {n:>3} policies: median {r['median_us']:.1f} us, "
             f"p99 {r['p99_us']:.1f} us (baseline: building one CEL context "
-            f"{r['baseline_context_us']:.1f} us; ratio {r['median_us'] / r['baseline_context_us']:.2f})"
+            f"{r['baseline_context_us']:.1f} us; "
+            f"ratio {r['median_us'] / r['baseline_context_us']:.2f})"
         )
     with tempfile.TemporaryDirectory() as tmp:
         if args.database_url:
