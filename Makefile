@@ -1,7 +1,8 @@
 # Signoff: `make help` lists the targets.
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv itself, pinned, in a private venv: nothing is installed outside this folder.
+UV := .tools/bin/uv
 export UV_LINK_MODE := copy
 
 .PHONY: help install run test lint typecheck unit bench clean
@@ -10,7 +11,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 install: ## Install uv (if missing) and the locked dependencies into .venv
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@test -x $(UV) || (python3 -m venv .tools && .tools/bin/pip install --quiet "uv==$(UV_VERSION)")
 	@$(UV) sync --frozen --quiet
 
 run: install ## Start the server on the embedded default (SQLite, example policies and users)
@@ -30,4 +31,4 @@ bench: install ## Run the benchmarks and print their figures
 	$(UV) run --frozen python benchmarks/run.py
 
 clean: ## Remove local state (.venv, .signoff)
-	rm -rf .venv .signoff .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .tools .signoff .pytest_cache .mypy_cache .ruff_cache

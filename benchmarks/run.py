@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -140,20 +141,59 @@ async def throughput(url: str, token: str, seconds: float, concurrency: int) -> 
         return done / (time.perf_counter() - start)
 
 
+def wrk_throughput(url: str, token: str, seconds: float, concurrency: int) -> float:
+    """The same load from wrk (C), when installed: the client is then not the bottleneck."""
+    body = json.dumps({"action": WRITE, "reason": "benchmark", "ticket": "OPS-1"})
+    script = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{concurrency}",
+                f"-d{int(seconds)}s",
+                "-s",
+                f.name,
+                f"{url}/v1/requests",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    return float(out.split("Requests/sec:")[1].split()[0])
+
+
 def bench_throughput(server: SignoffServer, seconds: float) -> dict[str, float]:
     proc, bare_url = bare_server()
+    loaders: dict[str, Any] = {
+        "httpx": lambda url, tok: asyncio.run(throughput(url, tok, seconds, 16))
+    }
+    if shutil.which("wrk"):
+        loaders["wrk"] = lambda url, tok: wrk_throughput(url, tok, seconds, 16)
+    out: dict[str, float] = {}
     try:
-        results: dict[str, list[float]] = {"signoff": [], "bare": []}
-        for _ in range(3):  # interleave, so noise hits both alike
-            results["bare"].append(asyncio.run(throughput(bare_url, "x", seconds, 16)))
-            results["signoff"].append(
-                asyncio.run(throughput(server.url, server.tokens["dave"], seconds, 16))
-            )
+        for name, load in loaders.items():
+            results: dict[str, list[float]] = {"signoff": [], "bare": []}
+            for _ in range(3):  # interleave, so noise hits both alike
+                results["bare"].append(load(bare_url, "x"))
+                results["signoff"].append(load(server.url, server.tokens["dave"]))
+            s, b = statistics.median(results["signoff"]), statistics.median(results["bare"])
+            out.update({f"{name}_signoff_rps": s, f"{name}_bare_rps": b, f"{name}_ratio": s / b})
     finally:
         proc.terminate()
         proc.wait(10)
-    s, b = statistics.median(results["signoff"]), statistics.median(results["bare"])
-    return {"signoff_rps": s, "bare_rps": b, "ratio": s / b}
+    return out
 
 
 def synthetic_policies(folder: Path, n: int) -> None:
@@ -286,10 +326,13 @@ def main() -> None:
         try:
             t = bench_throughput(server, args.seconds)
             results["throughput"] = t
-            print(
-                f"(a) requests created: {t['signoff_rps']:.0f}/s with durable commits vs "
-                f"{t['bare_rps']:.0f}/s bare endpoint: ratio {t['ratio']:.2f}"
-            )
+            for name in ("httpx", "wrk"):
+                if f"{name}_ratio" in t:
+                    print(
+                        f"(a) requests created ({name} load): {t[f'{name}_signoff_rps']:.0f}/s "
+                        f"with durable commits vs {t[f'{name}_bare_rps']:.0f}/s bare endpoint: "
+                        f"ratio {t[f'{name}_ratio']:.2f}"
+                    )
             s = bench_sse(server, args.trials)
             results["sse"] = s
             print(
