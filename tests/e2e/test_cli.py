@@ -232,3 +232,48 @@ def test_server_refuses_to_start_on_invalid_policies(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{broken}/a.yaml:1:1: no default outcome" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_audit_verify_names_the_tampered_event(cli: Cli, database_url: str) -> None:
+    import sqlalchemy as sa
+
+    from signoff.adapters.db import tables as t
+    from signoff.adapters.db.engine import create_db_engine
+
+    made = cli.run("request", "--type", "deploy", "--target", "prod/web", user="frank")
+    rid = made.stdout.strip()
+    assert cli.run("approve", rid, user="carol").returncode == 0
+    assert cli.run("audit", "verify").returncode == 0
+    engine = create_db_engine(database_url, 1)
+    try:
+        with engine.begin() as conn:
+            seq = conn.execute(
+                sa.select(t.audit_events.c.seq).where(t.audit_events.c.type == "vote.cast")
+            ).scalar_one()
+            conn.execute(
+                t.audit_events.update().where(t.audit_events.c.seq == seq).values(actor="bob")
+            )
+        edited = cli.run("audit", "verify")
+        assert edited.returncode == 1
+        assert edited.stderr.strip() == (
+            f"error: audit chain broken at event {seq}: event {seq} was altered: "
+            "its hash does not match"
+        )
+        with engine.begin() as conn:
+            conn.execute(t.audit_events.delete().where(t.audit_events.c.seq == seq))
+        deleted = cli.run("audit", "verify")
+        assert deleted.returncode == 1
+        # the vote was the newest event: the stored head still names it
+        assert deleted.stderr.strip() == (
+            f"error: audit chain broken at event {seq}: the log ends at event {seq - 1} but "
+            f"the head records event {seq}: events were removed from the end"
+        )
+    finally:
+        engine.dispose()
+
+
+def test_db_upgrade_is_idempotent(cli: Cli) -> None:
+    first = cli.run("db", "upgrade")
+    second = cli.run("db", "upgrade")
+    assert first.returncode == second.returncode == 0
+    assert second.stdout.strip() == "database at revision 0001"

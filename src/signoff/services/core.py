@@ -3,8 +3,10 @@ new state, its audit events and its outbox rows together, and commit once."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from signoff.domain.errors import (
     GrantRefused,
     InvalidInput,
     NotFound,
+    Unauthenticated,
 )
 from signoff.domain.identity import Directory, User
 from signoff.domain.policy import Decision as PolicyDecision
@@ -61,6 +64,30 @@ class NullObserver:
         pass
 
 
+class TokenCache:
+    """Recently verified tokens, so a busy client does not cost a query per call.
+
+    Holds only token hashes that matched, for ``ttl`` seconds (a revoked token stops
+    working within that time); unknown tokens are always checked against the database.
+    """
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[str, float]] = {}
+
+    def get(self, token_hash: str) -> str | None:
+        hit = self._entries.get(token_hash)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, token_hash: str, user: str) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[token_hash] = (user, time.monotonic() + self.ttl)
+
+
 @dataclass
 class Services:
     """Everything the use cases depend on, built once by bootstrap."""
@@ -73,6 +100,7 @@ class Services:
     bus: EventBus
     observer: Observer = field(default_factory=NullObserver)
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    token_cache: TokenCache = field(default_factory=lambda: TokenCache())
 
 
 def _record(uow: UnitOfWork, now: datetime, request: Request, events: list[Happened]) -> None:
@@ -296,16 +324,23 @@ def create_token(svc: Services, user_name: str, label: str = "") -> str:
 
 
 def hash_token(token: str) -> str:
-    import hashlib
-
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def authenticate(svc: Services, token: str) -> User:
-    from signoff.domain.errors import Unauthenticated
+def authenticate_cached(svc: Services, token: str) -> User | None:
+    """The user of a recently verified token, without touching the database."""
+    name = svc.token_cache.get(hash_token(token))
+    return svc.directory.users.get(name) if name is not None else None
 
-    with svc.uow(write=False) as uow:
-        name = uow.tokens.user_for(hash_token(token))
+
+def authenticate(svc: Services, token: str) -> User:
+    digest = hash_token(token)
+    name = svc.token_cache.get(digest)
+    if name is None:
+        with svc.uow(write=False) as uow:
+            name = uow.tokens.user_for(digest)
+        if name is not None:
+            svc.token_cache.put(digest, name)
     if name is None or name not in svc.directory.users:
         raise Unauthenticated("the API token is not valid")
     return svc.directory.user(name)

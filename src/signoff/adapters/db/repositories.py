@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ class DatabaseRequestRepository:
         self._had_grant: dict[str, bool] = {}
 
     def add(self, r: Request) -> None:
-        self.conn.execute(t.requests.insert().values(self._row(r)))
+        self.conn.execute(t.requests.insert(), self._row(r))
         rows = [
             {"request_id": r.id, "stage": i, "person": p}
             for i, s in enumerate(r.stages)
@@ -99,7 +100,7 @@ class DatabaseRequestRepository:
                 values.pop("uses_left")
                 self.conn.execute(t.grants.update().where(t.grants.c.id == g.id).values(values))
             else:
-                self.conn.execute(t.grants.insert().values(id=g.id, request_id=r.id, **values))
+                self.conn.execute(t.grants.insert(), {"id": g.id, "request_id": r.id, **values})
                 self._had_grant[r.id] = True
 
     def get(self, request_id: str, for_update: bool = False) -> Request:
@@ -284,6 +285,15 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("invalid cursor", field="cursor") from exc
 
 
+_MOVE_HEAD = (
+    t.audit_head.update()
+    .where(t.audit_head.c.id == 1)
+    .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+)
+_READ_HEAD = sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
+_READ_HEAD_LOCKED = _READ_HEAD.with_for_update()
+
+
 class DatabaseAuditLog:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -295,28 +305,25 @@ class DatabaseAuditLog:
     def append(
         self, at: datetime, actor: str, type_: str, request_id: str | None, payload: dict[str, Any]
     ) -> AuditEvent:
-        q = sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
-        if self.conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        row = self.conn.execute(q).first()
+        locked = self.conn.dialect.name == "postgresql"
+        row = self.conn.execute(_READ_HEAD_LOCKED if locked else _READ_HEAD).first()
         if row is None:
             raise RuntimeError("audit head missing: run `signoff db upgrade`")
         ev = chain_next(row[0], row[1], at, actor, type_, request_id, payload)
         self.conn.execute(
-            t.audit_events.insert().values(
-                seq=ev.seq,
-                at=ev.at,
-                actor=ev.actor,
-                type=ev.type,
-                request_id=ev.request_id,
-                payload=ev.payload,
-                prev_hash=ev.prev_hash,
-                hash=ev.hash,
-            )
+            t.audit_events.insert(),
+            {
+                "seq": ev.seq,
+                "at": ev.at,
+                "actor": ev.actor,
+                "type": ev.type,
+                "request_id": ev.request_id,
+                "payload": ev.payload,
+                "prev_hash": ev.prev_hash,
+                "hash": ev.hash,
+            },
         )
-        self.conn.execute(
-            t.audit_head.update().where(t.audit_head.c.id == 1).values(seq=ev.seq, hash=ev.hash)
-        )
+        self.conn.execute(_MOVE_HEAD, {"new_seq": ev.seq, "new_hash": ev.hash})
         return ev
 
     def events(
@@ -349,15 +356,16 @@ class DatabaseOutbox:
         self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime
     ) -> None:
         self.conn.execute(
-            t.outbox.insert().values(
-                created_at=at,
-                topic=topic,
-                request_id=request_id,
-                payload=payload,
-                status="pending",
-                attempts=0,
-                next_attempt_at=at,
-            )
+            t.outbox.insert(),
+            {
+                "created_at": at,
+                "topic": topic,
+                "request_id": request_id,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": at,
+            },
         )
 
 
@@ -387,6 +395,15 @@ class DatabaseTokenStore:
         )
 
 
+_WRITE_LOCKS: dict[int, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _sqlite_write_lock(engine: Engine) -> threading.Lock:
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(id(engine), threading.Lock())
+
+
 class DatabaseUnitOfWork:
     """One transaction. SQLite write transactions start with BEGIN IMMEDIATE (see
     ``engine.py``) so concurrent writers queue instead of failing to upgrade a lock."""
@@ -398,7 +415,18 @@ class DatabaseUnitOfWork:
         self.touched: set[str] = set()
 
     def __enter__(self) -> DatabaseUnitOfWork:
-        conn = self.engine.connect()
+        self._lock: threading.Lock | None = None
+        if self.write and self.engine.dialect.name == "sqlite":
+            # SQLite has one writer at a time. Queue this process's writers on a lock
+            # rather than in SQLite's busy handler, which sleeps and backs off.
+            self._lock = _sqlite_write_lock(self.engine)
+            self._lock.acquire()
+        try:
+            conn = self.engine.connect()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         if self.write and conn.dialect.name == "sqlite":
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         if self.snapshot and conn.dialect.name == "postgresql":
@@ -417,6 +445,8 @@ class DatabaseUnitOfWork:
                 self.tx.rollback()
         finally:
             self.conn.close()
+            if self._lock is not None:
+                self._lock.release()
 
     def commit(self) -> None:
         self.tx.commit()
