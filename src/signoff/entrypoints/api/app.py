@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -316,7 +315,6 @@ async def _stream(
     app: App, request_id: str, start: int, viewer: User
 ) -> AsyncIterator[ServerSentEvent]:
     """Each audit event of the request after ``start``, as it is committed."""
-    svc = app.services
     wake = app.bus.subscribe(request_id)
     last = start
     try:
@@ -335,7 +333,6 @@ async def _stream(
             await wake.wait()
     finally:
         app.bus.unsubscribe(request_id, wake)
-        _ = svc
 
 
 def _read_since(
@@ -357,5 +354,3 @@ def _read_since(
     }
     return batch, snapshot
 
-
-_ = asyncio
