@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from signoff.adapters.channels.log import LogChannel
+from signoff.adapters.channels.webhook import WebhookChannel
 from signoff.adapters.db.engine import create_db_engine, upgrade
 from signoff.adapters.db.repositories import DatabaseUnitOfWork
 from signoff.adapters.directory_file import load_directory
@@ -13,10 +16,14 @@ from signoff.adapters.event_bus import InProcessEventBus
 from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import DatabaseKeyStore, Ed25519GrantSigner
 from signoff.config import Settings
+from signoff.domain.durations import parse_duration
+from signoff.domain.errors import InvalidInput
 from signoff.domain.identity import Directory
 from signoff.domain.policy import PolicySet
 from signoff.services.core import Observer, Services
-from signoff.services.ports import Clock, SystemClock
+from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
+from signoff.services.ports import Channel, Clock, SystemClock
+from signoff.services.scheduler import DeadlineWorker
 
 
 @dataclass
@@ -28,9 +35,42 @@ class App:
     bus: InProcessEventBus
     policy_set: PolicySet
     directory: Directory
+    channels: dict[str, Channel] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def dispatch(self, limit: int = 50) -> DispatchResult:
+        """Deliver one batch of due notifications."""
+        return dispatch_due(self.services, self.channels, self.retry, limit)
+
+    def worker(self) -> DeadlineWorker:
+        s = self.settings
+        return DeadlineWorker(
+            self.services, s.worker_interval_seconds, s.worker_batch, self.dispatch
+        )
 
     def close(self) -> None:
+        for channel in self.channels.values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                close()
         self.engine.dispose()
+
+
+def build_channels(settings: Settings) -> dict[str, Channel]:
+    """The configured channels by name; an unknown name is a configuration error."""
+    channels: dict[str, Channel] = {}
+    for name in (n.strip() for n in settings.channels.split(",") if n.strip()):
+        if name == "log":
+            channels[name] = LogChannel()
+        elif name.startswith("webhook:") and name[8:] in settings.webhooks:
+            hook = settings.webhooks[name[8:]]
+            channels[name] = WebhookChannel(name, hook.url, hook.secret)
+        else:
+            raise InvalidInput(
+                f"unknown channel {name!r} in SIGNOFF_CHANNELS: use 'log' or 'webhook:NAME' "
+                f"with NAME one of {sorted(settings.webhooks) or 'the keys of SIGNOFF_WEBHOOKS'}"
+            )
+    return channels
 
 
 def load_rules(settings: Settings) -> tuple[Directory, PolicySet]:
@@ -66,6 +106,14 @@ def build(
         signer=Ed25519GrantSigner(keys, clock.now),
         bus=bus,
     )
+    services.max_pending = parse_duration(settings.max_pending)
+    channels = build_channels(settings)
+    services.channels = tuple(channels)
+    retry = RetryPolicy(
+        max_attempts=settings.outbox_max_attempts,
+        backoff=timedelta(seconds=settings.outbox_backoff_seconds),
+        backoff_max=timedelta(seconds=settings.outbox_backoff_max_seconds),
+    )
     if observer is not None:
         services.observer = observer
-    return App(settings, engine, services, keys, bus, policy_set, directory)
+    return App(settings, engine, services, keys, bus, policy_set, directory, channels, retry)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLES = Path(__file__).parent / "examples"
+
+
+class WebhookSettings(BaseModel):
+    """One webhook receiver: where to POST and the secret that signs each delivery."""
+
+    url: str = Field(description="The receiver's URL.")
+    secret: str = Field(description="HMAC-SHA256 key for the Signoff-Signature header.")
 
 
 class Settings(BaseSettings):
@@ -36,6 +43,34 @@ class Settings(BaseSettings):
         15.0, description="Seconds between keep-alive comments on idle event streams."
     )
     db_pool_size: int = Field(10, description="Database connections kept per process.")
+    max_pending: str = Field(
+        "7d",
+        description="The longest any request may stay pending, whatever its policy says "
+        "(then it times out). A duration: 12h, 7d, ...",
+    )
+    worker_in_server: bool = Field(
+        True, description="Run the deadline worker inside `signoff serve`."
+    )
+    worker_interval_seconds: float = Field(
+        1.0, description="How often the worker looks for due deadlines."
+    )
+    worker_batch: int = Field(100, description="Due requests claimed per transaction.")
+    channels: str = Field(
+        "log",
+        description="Comma-separated channels every notification goes to: `log`, "
+        "`webhook:NAME` (a key of WEBHOOKS).",
+    )
+    webhooks: dict[str, WebhookSettings] = Field(
+        default_factory=dict,
+        description='JSON: {"NAME": {"url": "...", "secret": "..."}}.',
+    )
+    outbox_max_attempts: int = Field(
+        8, description="Delivery attempts before a notification is dead-lettered."
+    )
+    outbox_backoff_seconds: float = Field(
+        2.0, description="First retry delay; it doubles with each attempt."
+    )
+    outbox_backoff_max_seconds: float = Field(3600.0, description="Longest retry delay.")
 
     def effective_database_url(self) -> str:
         if self.database_url:

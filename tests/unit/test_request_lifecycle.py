@@ -50,20 +50,35 @@ def new_request(stages: list[StagePlan], uses: int = 1) -> Request:
 class Lifecycle(RuleBasedStateMachine):
     @initialize(
         stage_specs=st.lists(
-            st.tuples(st.sets(st.sampled_from(PEOPLE), min_size=1), st.integers(1, 3)),
+            st.tuples(
+                st.sets(st.sampled_from(PEOPLE), min_size=1),
+                st.integers(1, 3),
+                st.sets(st.sampled_from(PEOPLE)),  # escalate_to
+                st.sampled_from([None, 10, 30]),  # timeout in minutes
+            ),
             min_size=1,
             max_size=3,
         ),
         uses=st.integers(1, 3),
+        on_timeout=st.sampled_from(["timed_out", "deny"]),
     )
-    def setup(self, stage_specs, uses) -> None:
+    def setup(self, stage_specs, uses, on_timeout) -> None:
         self.now = T0
         self.ids = (f"g{i}" for i in itertools.count())
         stages = [
-            StagePlan(f"s{i}", frozenset(people), quorum)
-            for i, (people, quorum) in enumerate(stage_specs)
+            StagePlan(
+                f"s{i}",
+                frozenset(people),
+                quorum,
+                timedelta(minutes=timeout) if timeout else None,
+                (timedelta(minutes=5),) if timeout else (),
+                frozenset(escalate) if timeout else frozenset(),
+            )
+            for i, (people, quorum, escalate, timeout) in enumerate(stage_specs)
         ]
         self.request = new_request(stages, uses)
+        self.request.on_timeout = on_timeout
+        self.request.expires_at = T0 + timedelta(hours=3)
         self.redeemed = 0
         self.history = [Status.PENDING]
         try:
@@ -144,6 +159,20 @@ class Lifecycle(RuleBasedStateMachine):
     def tick(self, minutes: int) -> None:
         self.now += timedelta(minutes=minutes)
 
+    @rule()
+    def scheduler_fires(self) -> None:
+        if not self.startable:
+            return
+        r = self.request
+        before = r.status
+        r.tick(self.now)
+        if r.status is not before:
+            assert r.status in TRANSITIONS[before]
+            self.history.append(r.status)
+        assert r.tick(self.now) == [], "a second sweep at the same moment fired again"
+        due = r.next_due_at
+        assert due is None or due > self.now
+
     @invariant()
     def never_self_approved_and_people_count_once(self) -> None:
         if not self.startable:
@@ -152,7 +181,8 @@ class Lifecycle(RuleBasedStateMachine):
         assert "req" not in voters
         assert len(voters) == len(set(voters))
         for v in self.request.votes:
-            assert v.voter in self.request.stages[v.stage].approvers
+            plan = self.request.stages[v.stage]
+            assert v.voter in plan.approvers | plan.escalate_to
 
     @invariant()
     def approval_needs_every_quorum(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from signoff.domain.requests import Request
 
@@ -29,6 +29,36 @@ class PrometheusObserver:
             buckets=(0.01, 0.1, 1, 10, 60, 300, 900, 1800, 3600, 14400, 86400),
             registry=self.registry,
         )
+
+        self.scheduled = Counter(
+            "signoff_scheduled_events_total",
+            "Events fired by deadlines: reminders, escalations, timeouts, expiries.",
+            ["event"],
+            registry=self.registry,
+        )
+        self.due_depth = Gauge(
+            "signoff_due_requests",
+            "Requests whose next deadline has passed and which no sweep has handled yet.",
+            registry=self.registry,
+        )
+        self.worker_lag = Gauge(
+            "signoff_worker_lag_seconds",
+            "Age of the oldest overdue deadline (0 when the worker is keeping up).",
+            registry=self.registry,
+        )
+
+        self.deliveries = Counter(
+            "signoff_outbox_deliveries_total",
+            "Outbox delivery attempts by channel and outcome (delivered, failed, dead).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+
+    def delivery(self, channel: str, outcome: str) -> None:
+        self.deliveries.labels(channel, outcome).inc()
+
+    def fired(self, event: str) -> None:
+        self.scheduled.labels(event).inc()
 
     def submitted(self, request: Request) -> None:
         self.requests.labels(request.policy_name, request.status.value).inc()

@@ -45,15 +45,24 @@ class ApproversDoc(_Strict):
     groups: list[str] = []
 
 
+class EscalationDoc(_Strict):
+    users: list[str] = []
+    groups: list[str] = []
+    timeout: str | None = None
+
+
 class StageDoc(_Strict):
     name: str | None = None
     approvers: ApproversDoc
     quorum: Annotated[int, Field(ge=1, le=100)] = 1
     timeout: str | None = None
+    reminders: Annotated[list[str], Field(max_length=10)] = []
+    escalate_to: EscalationDoc | None = None
 
 
 class ReviewDoc(_Strict):
     stages: Annotated[list[StageDoc], Field(min_length=1, max_length=10)]
+    on_timeout: Literal["timed_out", "deny"] = "timed_out"
 
 
 class GrantDoc(_Strict):
@@ -168,6 +177,18 @@ class _Builder:
             return None
         return Condition(source, program)
 
+    def check_names(
+        self, doc: Located, path: tuple[str | int, ...], users: list[str], groups: list[str]
+    ) -> None:
+        if self.directory is None:
+            return
+        for j, u in enumerate(users):
+            if u not in self.directory.users:
+                self.err(doc, (*path, "users", j), f"unknown user {u!r}")
+        for j, g in enumerate(groups):
+            if g not in self.directory.groups:
+                self.err(doc, (*path, "groups", j), f"unknown group {g!r}")
+
     def stages(
         self, doc: Located, path: tuple[str | int, ...], outcome: str, review: ReviewDoc | None
     ) -> tuple[Stage, ...]:
@@ -201,6 +222,22 @@ class _Builder:
                         f"approver(s) of this stage",
                     )
             timeout = self.duration(doc, (*spath, "timeout"), s.timeout) if s.timeout else None
+            reminders = tuple(
+                self.duration(doc, (*spath, "reminders", j), r) for j, r in enumerate(s.reminders)
+            )
+            esc = s.escalate_to
+            esc_timeout = None
+            if esc is not None:
+                epath = (*spath, "escalate_to")
+                if not esc.users and not esc.groups:
+                    self.err(doc, epath, "escalate_to needs at least one user or group")
+                if s.timeout is None:
+                    self.err(doc, epath, "escalate_to needs the stage to have a timeout")
+                self.check_names(doc, epath, esc.users, esc.groups)
+                if esc.timeout:
+                    esc_timeout = self.duration(doc, (*epath, "timeout"), esc.timeout)
+            if reminders and s.timeout is None:
+                self.err(doc, (*spath, "reminders"), "reminders need the stage to have a timeout")
             out.append(
                 Stage(
                     name=s.name or f"stage-{i + 1}",
@@ -208,6 +245,10 @@ class _Builder:
                     groups=tuple(s.approvers.groups),
                     quorum=s.quorum,
                     timeout=timeout,
+                    reminders=tuple(r for r in reminders if r is not None),
+                    escalate_users=tuple(esc.users) if esc else (),
+                    escalate_groups=tuple(esc.groups) if esc else (),
+                    escalation_timeout=esc_timeout,
                 )
             )
         return tuple(out)
@@ -241,6 +282,7 @@ class _Builder:
             targets=_as_tuple(match.target),
             condition=condition,
             stages=stages,
+            on_timeout=d.review.on_timeout if d.review is not None else "timed_out",
             grant=GrantRule(ttl=ttl, uses=d.grant.uses),
             rules=RequestRules(d.request.reason_required, d.request.ticket_pattern),
             description=d.description if isinstance(d, PolicyDoc) else "default outcome",

@@ -81,6 +81,10 @@ class Stage:
     groups: tuple[str, ...]
     quorum: int
     timeout: timedelta | None = None
+    reminders: tuple[timedelta, ...] = ()
+    escalate_users: tuple[str, ...] = ()
+    escalate_groups: tuple[str, ...] = ()
+    escalation_timeout: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ class Policy:
     targets: tuple[str, ...] = ()
     condition: Condition | None = None
     stages: tuple[Stage, ...] = ()
+    on_timeout: str = "timed_out"
     grant: GrantRule = field(default_factory=GrantRule)
     rules: RequestRules = field(default_factory=RequestRules)
     description: str = ""
@@ -220,9 +225,15 @@ class Decision:
                     "groups": list(s.groups),
                     "quorum": s.quorum,
                     "timeout_seconds": s.timeout.total_seconds() if s.timeout else None,
+                    "reminder_seconds": [r.total_seconds() for r in s.reminders],
+                    "escalate_to": {
+                        "users": list(s.escalate_users),
+                        "groups": list(s.escalate_groups),
+                    },
                 }
                 for s in self.policy.stages
             ],
+            "on_timeout": self.policy.on_timeout,
             "grant": {
                 "ttl_seconds": self.policy.grant.ttl.total_seconds(),
                 "uses": self.policy.grant.uses,

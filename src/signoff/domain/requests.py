@@ -61,12 +61,22 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class StagePlan:
-    """One stage of a request's review, with its approvers resolved to people."""
+    """One stage of a request's review, with its approvers resolved to people.
+
+    ``timeout`` runs from the moment the stage becomes active; when it passes without a
+    quorum, ``escalate_to`` joins the approvers for ``escalation_timeout`` more (or the
+    same timeout again); after that the request times out. ``reminders`` are offsets from
+    the start of each phase (the stage, then its escalation) at which the approvers who
+    have not voted are reminded.
+    """
 
     name: str
     approvers: frozenset[str]
     quorum: int
     timeout: timedelta | None = None
+    reminders: tuple[timedelta, ...] = ()
+    escalate_to: frozenset[str] = frozenset()
+    escalation_timeout: timedelta | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +84,27 @@ class StagePlan:
             "approvers": sorted(self.approvers),
             "quorum": self.quorum,
             "timeout_seconds": self.timeout.total_seconds() if self.timeout else None,
+            "reminder_seconds": [r.total_seconds() for r in self.reminders],
+            "escalate_to": sorted(self.escalate_to),
+            "escalation_timeout_seconds": (
+                self.escalation_timeout.total_seconds() if self.escalation_timeout else None
+            ),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StagePlan:
+        def secs(v: float | None) -> timedelta | None:
+            return timedelta(seconds=v) if v else None
+
+        return cls(
+            name=d["name"],
+            approvers=frozenset(d["approvers"]),
+            quorum=d["quorum"],
+            timeout=secs(d.get("timeout_seconds")),
+            reminders=tuple(timedelta(seconds=x) for x in d.get("reminder_seconds", [])),
+            escalate_to=frozenset(d.get("escalate_to", [])),
+            escalation_timeout=secs(d.get("escalation_timeout_seconds")),
+        )
 
 
 @dataclass(frozen=True)
@@ -121,11 +151,15 @@ class Request:
     created_at: datetime
     status: Status = Status.PENDING
     current_stage: int = 0
-    stage_started_at: datetime | None = None
+    stage_started_at: datetime | None = None  # start of the current phase of the stage
     decided_at: datetime | None = None
     votes: list[Vote] = field(default_factory=list)
     grant: Grant | None = None
     version: int = 0
+    on_timeout: str = "timed_out"  # or "deny"
+    escalation_level: int = 0  # 0: the stage's own approvers; 1: escalated
+    reminders_sent: int = 0  # in the current phase
+    expires_at: datetime | None = None  # the latest a pending request may stay pending
 
     # ----- queries -------------------------------------------------------------------
 
@@ -133,15 +167,47 @@ class Request:
     def action_digest(self) -> str:
         return self.action.digest
 
+    def eligible(self, stage: int) -> frozenset[str]:
+        """Who may vote in a stage now: its approvers, plus its escalation once escalated."""
+        plan = self.stages[stage]
+        if stage == self.current_stage and self.escalation_level > 0:
+            return plan.approvers | plan.escalate_to
+        return plan.approvers
+
     @property
     def deadline_at(self) -> datetime | None:
-        """When the current stage's timeout passes (acted on by the scheduler)."""
-        if self.status is not Status.PENDING or not self.stages:
+        """When the current phase of the current stage times out."""
+        if self.status is not Status.PENDING or not self.stages or self.stage_started_at is None:
             return None
         stage = self.stages[self.current_stage]
-        if stage.timeout is None or self.stage_started_at is None:
+        if self.escalation_level == 0:
+            timeout = stage.timeout
+        else:
+            timeout = stage.escalation_timeout or stage.timeout
+        return self.stage_started_at + timeout if timeout else None
+
+    @property
+    def next_reminder_at(self) -> datetime | None:
+        if self.status is not Status.PENDING or not self.stages or self.stage_started_at is None:
             return None
-        return self.stage_started_at + stage.timeout
+        stage = self.stages[self.current_stage]
+        if self.reminders_sent >= len(stage.reminders):
+            return None
+        at = self.stage_started_at + stage.reminders[self.reminders_sent]
+        deadline = self.deadline_at
+        return at if deadline is None or at < deadline else None
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        """The next moment something must happen without anyone acting: a reminder, an
+        escalation, a timeout or a grant's expiry. The scheduler's indexed column."""
+        if self.status is Status.PENDING:
+            times = [self.next_reminder_at, self.deadline_at, self.expires_at]
+            found = [t for t in times if t is not None]
+            return min(found) if found else None
+        if self.status is Status.APPROVED and self.grant is not None:
+            return self.grant.expires_at
+        return None
 
     def approvals_in(self, stage: int) -> frozenset[str]:
         return frozenset(
@@ -155,8 +221,7 @@ class Request:
         """People who may vote now."""
         if self.status is not Status.PENDING or not self.stages:
             return frozenset()
-        stage = self.stages[self.current_stage]
-        return stage.approvers - {self.requester} - self.voters()
+        return self.eligible(self.current_stage) - {self.requester} - self.voters()
 
     def still_needed(self) -> int:
         if self.status is not Status.PENDING or not self.stages:
@@ -204,7 +269,7 @@ class Request:
         if voter in self.voters():
             raise AlreadyVoted(f"{voter} has already voted on request {self.id}")
         stage = self.stages[self.current_stage]
-        if voter not in stage.approvers:
+        if voter not in self.eligible(self.current_stage):
             raise NotEligible(
                 f"{voter} is not an approver of stage {self.current_stage + 1} ({stage.name})"
             )
@@ -224,6 +289,8 @@ class Request:
             if self.current_stage + 1 < len(self.stages):
                 self.current_stage += 1
                 self.stage_started_at = now
+                self.escalation_level = 0
+                self.reminders_sent = 0
                 nxt = self.stages[self.current_stage]
                 events.append(
                     Happened(
@@ -308,6 +375,75 @@ class Request:
         if grant.uses_left == 0:
             events += self._move(Status.EXECUTED, actor, now, {"grant_id": grant.id})
         return events
+
+    def tick(self, now: datetime) -> list[Happened]:
+        """Do whatever has fallen due by ``now``: reminders, escalation, timeout, expiry.
+
+        Idempotent: a second call at the same time finds nothing due, because every
+        firing moves the state (and so ``next_due_at``) forward.
+        """
+        events: list[Happened] = []
+        for _ in range(16):  # a bounded catch-up after a long outage
+            due = self.next_due_at
+            if due is None or due > now:
+                break
+            events += self._fire(now)
+        return events
+
+    def _fire(self, now: datetime) -> list[Happened]:
+        if self.status is Status.APPROVED:
+            assert self.grant is not None
+            return self._move(
+                Status.EXPIRED,
+                "scheduler",
+                now,
+                {"grant_id": self.grant.id, "uses_left": self.grant.uses_left},
+            )
+        if self.expires_at is not None and self.expires_at <= now:
+            return self._time_out(now, "the request stayed pending for the longest time allowed")
+        deadline = self.deadline_at
+        if deadline is not None and deadline <= now:
+            stage = self.stages[self.current_stage]
+            added = stage.escalate_to - stage.approvers - {self.requester}
+            if self.escalation_level == 0 and stage.escalate_to:
+                self.escalation_level = 1
+                self.stage_started_at = now
+                self.reminders_sent = 0
+                self.version += 1
+                return [
+                    Happened(
+                        "stage.escalated",
+                        "scheduler",
+                        {
+                            "stage": self.current_stage,
+                            "name": stage.name,
+                            "added": sorted(added),
+                            "still_needed": self.still_needed(),
+                        },
+                    )
+                ]
+            return self._time_out(now, f"stage {stage.name!r} reached its deadline")
+        reminder = self.next_reminder_at
+        if reminder is not None and reminder <= now:
+            self.reminders_sent += 1
+            self.version += 1
+            return [
+                Happened(
+                    "request.reminded",
+                    "scheduler",
+                    {
+                        "stage": self.current_stage,
+                        "reminder": self.reminders_sent,
+                        "to": sorted(self.awaiting()),
+                    },
+                )
+            ]
+        raise AssertionError("nothing was due")  # pragma: no cover - next_due_at says so
+
+    def _time_out(self, now: datetime, why: str) -> list[Happened]:
+        if self.on_timeout == "deny":
+            return self._move(Status.DENIED, "scheduler", now, {"by": "timeout", "comment": why})
+        return self._move(Status.TIMED_OUT, "scheduler", now, {"comment": why})
 
     def _move(
         self, to: Status, actor: str, now: datetime, payload: dict[str, Any]

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from signoff.domain.actions import Action
@@ -32,13 +32,30 @@ NOTIFY_EVENTS = frozenset(
     {
         "request.submitted",
         "stage.advanced",
+        "stage.escalated",
+        "request.reminded",
         "request.approved",
         "request.denied",
         "request.cancelled",
         "request.revoked",
         "request.executed",
+        "request.timed_out",
+        "request.expired",
     }
 )
+
+
+def recipients(request: Request, ev: Happened) -> list[str]:
+    """Who should hear of an event: approvers when their vote is wanted, else the
+    requester."""
+    if ev.type in ("request.submitted", "stage.advanced"):
+        return sorted(request.awaiting())
+    if ev.type == "stage.escalated":
+        return list(ev.payload.get("added", []))
+    if ev.type == "request.reminded":
+        return list(ev.payload.get("to", []))
+    return [request.requester]
+
 
 MAX_REASON = 4000
 MAX_COMMENT = 4000
@@ -54,6 +71,8 @@ class Observer(Protocol):
 
     def decided(self, request: Request) -> None: ...
     def submitted(self, request: Request) -> None: ...
+    def fired(self, event: str) -> None: ...
+    def delivery(self, channel: str, outcome: str) -> None: ...
 
 
 class NullObserver:
@@ -61,6 +80,12 @@ class NullObserver:
         pass
 
     def submitted(self, request: Request) -> None:
+        pass
+
+    def fired(self, event: str) -> None:
+        pass
+
+    def delivery(self, channel: str, outcome: str) -> None:
         pass
 
 
@@ -101,18 +126,40 @@ class Services:
     observer: Observer = field(default_factory=NullObserver)
     new_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
     token_cache: TokenCache = field(default_factory=lambda: TokenCache())
+    max_pending: timedelta = timedelta(days=7)
+    channels: tuple[str, ...] = ("log",)
 
 
-def _record(uow: UnitOfWork, now: datetime, request: Request, events: list[Happened]) -> None:
+def _record(
+    uow: UnitOfWork,
+    now: datetime,
+    request: Request,
+    events: list[Happened],
+    channels: tuple[str, ...] = ("log",),
+) -> None:
+    """Audit every event; for each event people should hear of, one outbox row per
+    channel, in the same transaction as the state change."""
     for ev in events:
-        uow.audit.append(now, ev.actor, ev.type, request.id, ev.payload)
-        if ev.type in NOTIFY_EVENTS:
-            uow.outbox.add(
-                "notify",
-                request.id,
-                {"event": ev.type, "status": request.status.value, "actor": ev.actor},
-                now,
-            )
+        audited = uow.audit.append(now, ev.actor, ev.type, request.id, ev.payload)
+        to = recipients(request, ev) if ev.type in NOTIFY_EVENTS else []
+        if to:  # e.g. no approver hears of a request that a policy decided outright
+            message = {
+                "event": ev.type,
+                "audit_seq": audited.seq,
+                "status": request.status.value,
+                "actor": ev.actor,
+                "to": to,
+                "request": {
+                    "id": request.id,
+                    "requester": request.requester,
+                    "action": {"type": request.action.type, "target": request.action.target},
+                    "reason": request.reason,
+                    "ticket": request.ticket,
+                    "policy": request.policy_name,
+                },
+            }
+            for channel in channels:
+                uow.outbox.add(channel, request.id, message, now)
     uow.touched.add(request.id)
 
 
@@ -176,6 +223,9 @@ def submit_request(
             svc.directory.resolve(s.users, s.groups),
             s.quorum,
             s.timeout,
+            s.reminders,
+            svc.directory.resolve(s.escalate_users, s.escalate_groups),
+            s.escalation_timeout,
         )
         for s in policy.stages
     ]
@@ -192,6 +242,8 @@ def submit_request(
         grant_ttl=policy.grant.ttl,
         grant_uses=policy.grant.uses,
         created_at=now,
+        on_timeout=policy.on_timeout,
+        expires_at=now + svc.max_pending,
     )
     events = request.start(now)
     if decision.outcome is Outcome.ALLOW:
@@ -200,7 +252,7 @@ def submit_request(
         events += request.deny_by_policy(now, decision.error or decision.reason)
     with svc.uow() as uow:
         uow.requests.add(request)
-        _record(uow, now, request, events)
+        _record(uow, now, request, events, svc.channels)
         uow.commit()
     svc.observer.submitted(request)
     if request.status is not Status.PENDING:
@@ -225,7 +277,7 @@ def cast_vote(
         version = request.version
         events = request.vote(user.name, decision, comment, now, svc.new_id)
         uow.requests.save(request, version)
-        _record(uow, now, request, events)
+        _record(uow, now, request, events, svc.channels)
         uow.commit()
     if request.status is not Status.PENDING:
         svc.observer.decided(request)
@@ -240,7 +292,7 @@ def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> 
         version = request.version
         events = request.cancel(user.name, user.admin, now, comment)
         uow.requests.save(request, version)
-        _record(uow, now, request, events)
+        _record(uow, now, request, events, svc.channels)
         uow.commit()
     _publish(svc, uow)
     return request
@@ -255,7 +307,7 @@ def revoke_grant(svc: Services, user: User, grant_id: str, comment: str) -> Requ
         version = request.version
         events = request.revoke(user.name, now, comment)
         uow.requests.save(request, version)
-        _record(uow, now, request, events)
+        _record(uow, now, request, events, svc.channels)
         uow.commit()
     _publish(svc, uow)
     return request
@@ -289,7 +341,7 @@ def redeem_grant(svc: Services, user: User, token: str, action: Action) -> Redem
             raise GrantRefused("used_up", "the grant has no uses left")
         events = request.redeem(digest, user.name, now)
         uow.requests.save(request, version)
-        _record(uow, now, request, events)
+        _record(uow, now, request, events, svc.channels)
         uow.commit()
     _publish(svc, uow)
     assert request.grant is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from signoff.domain.audit import AuditEvent
@@ -47,6 +47,8 @@ class RequestRepository(Protocol):
     def get_by_grant(self, grant_id: str, for_update: bool = False) -> Request: ...
     def save(self, request: Request, expected_version: int) -> None: ...
     def consume_grant_use(self, grant_id: str, now: datetime) -> bool: ...
+    def claim_due(self, now: datetime, limit: int) -> list[str]: ...
+    def oldest_due(self, now: datetime) -> tuple[datetime | None, int]: ...
     def list(
         self,
         *,
@@ -77,6 +79,12 @@ class Outbox(Protocol):
     def add(
         self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime
     ) -> None: ...
+    def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Notification]: ...
+    def delivered(self, outbox_id: int) -> None: ...
+    def retry(self, outbox_id: int, at: datetime, error: str) -> None: ...
+    def dead(self, outbox_id: int, error: str) -> None: ...
+    def rows(self, status: str | None, limit: int) -> list[dict[str, Any]]: ...
+    def counts(self) -> dict[str, int]: ...
 
 
 class TokenStore(Protocol):
@@ -109,3 +117,24 @@ class EventBus(Protocol):
     """Wakes whoever waits on a request when it changed (after commit)."""
 
     def publish(self, request_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One outbox row, as a channel sees it."""
+
+    id: int
+    channel: str
+    request_id: str | None
+    payload: dict[str, Any]
+    attempt: int
+
+
+class DeliveryError(Exception):
+    """Delivery failed; the dispatcher retries with backoff, then dead-letters."""
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, notification: Notification) -> None: ...

@@ -17,7 +17,7 @@ from signoff.domain.actions import Action
 from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
 from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status, Vote
-from signoff.services.ports import Page
+from signoff.services.ports import Notification, Page
 
 
 class DatabaseRequestRepository:
@@ -25,6 +25,7 @@ class DatabaseRequestRepository:
         self.conn = conn
         self._persisted_votes: dict[str, int] = {}
         self._had_grant: dict[str, bool] = {}
+        self._escalated: dict[tuple[str, int], bool] = {}
 
     def add(self, r: Request) -> None:
         self.conn.execute(t.requests.insert(), self._row(r))
@@ -62,9 +63,24 @@ class DatabaseRequestRepository:
             "decided_at": r.decided_at,
             "deadline_at": r.deadline_at,
             "version": r.version,
+            "on_timeout": r.on_timeout,
+            "escalation_level": r.escalation_level,
+            "reminders_sent": r.reminders_sent,
+            "expires_at": r.expires_at,
+            "next_due_at": r.next_due_at,
         }
 
     def _write_children(self, r: Request) -> None:
+        key = (r.id, r.current_stage)
+        if r.status is Status.PENDING and r.escalation_level > 0 and not self._escalated.get(key):
+            stage = r.stages[r.current_stage]
+            added = stage.escalate_to - stage.approvers
+            if added:
+                self.conn.execute(
+                    t.request_approvers.insert(),
+                    [{"request_id": r.id, "stage": r.current_stage, "person": p} for p in added],
+                )
+            self._escalated[key] = True
         done = self._persisted_votes.get(r.id, 0)
         new_votes = r.votes[done:]
         if new_votes:
@@ -148,6 +164,7 @@ class DatabaseRequestRepository:
         )
         self._persisted_votes[rid] = len(votes)
         self._had_grant[rid] = grant is not None
+        self._escalated[(rid, row["current_stage"])] = row["escalation_level"] > 0
         return Request(
             id=rid,
             requester=row["requester"],
@@ -157,15 +174,7 @@ class DatabaseRequestRepository:
             context=row["context"],
             policy_name=row["policy_name"],
             policy_set_digest=row["policy_set_digest"],
-            stages=[
-                StagePlan(
-                    s["name"],
-                    frozenset(s["approvers"]),
-                    s["quorum"],
-                    timedelta(seconds=s["timeout_seconds"]) if s["timeout_seconds"] else None,
-                )
-                for s in row["stages"]
-            ],
+            stages=[StagePlan.from_dict(s) for s in row["stages"]],
             grant_ttl=timedelta(seconds=row["grant_ttl_seconds"]),
             grant_uses=row["grant_uses"],
             created_at=row["created_at"],
@@ -176,6 +185,10 @@ class DatabaseRequestRepository:
             votes=votes,
             grant=grant,
             version=row["version"],
+            on_timeout=row["on_timeout"],
+            escalation_level=row["escalation_level"],
+            reminders_sent=row["reminders_sent"],
+            expires_at=row["expires_at"],
         )
 
     def save(self, r: Request, expected_version: int) -> None:
@@ -204,6 +217,36 @@ class DatabaseRequestRepository:
         if result.rowcount != 1:
             raise Conflict(f"request {r.id} was changed concurrently; try again")
         self._write_children(r)
+
+    def claim_due(self, now: datetime, limit: int) -> list[str]:
+        """Ids of requests due by ``now``, oldest first, locked for this transaction.
+
+        On PostgreSQL ``FOR UPDATE SKIP LOCKED``: concurrent workers claim disjoint rows,
+        so each deadline fires once. On SQLite the write transaction is exclusive anyway.
+        Reads only the due rows, through the index on ``next_due_at``.
+        """
+        r = t.requests
+        q = sa.select(r.c.id).where(r.c.next_due_at <= now).order_by(r.c.next_due_at).limit(limit)
+        if self.conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        return list(self.conn.execute(q).scalars())
+
+    def oldest_due(self, now: datetime) -> tuple[datetime | None, int]:
+        """The oldest overdue time and how many requests are due (for /readyz, /metrics)."""
+        r = t.requests
+        row = self.conn.execute(
+            sa.select(sa.func.min(r.c.next_due_at), sa.func.count()).where(r.c.next_due_at <= now)
+        ).first()
+        if row is None or row[0] is None:
+            return None, 0
+        oldest = row[0]
+        if isinstance(oldest, str):
+            oldest = datetime.fromisoformat(oldest)
+        if oldest.tzinfo is None:
+            from datetime import UTC
+
+            oldest = oldest.replace(tzinfo=UTC)
+        return oldest, int(row[1])
 
     def consume_grant_use(self, grant_id: str, now: datetime) -> bool:
         """One use, atomically: a conditional UPDATE that only one caller can win."""
@@ -367,6 +410,63 @@ class DatabaseOutbox:
                 "next_attempt_at": at,
             },
         )
+
+    def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Notification]:
+        """Take up to ``limit`` due rows for one attempt each: their next attempt moves
+        ``lease`` ahead, so a dispatcher that dies mid-delivery is retried, not lost."""
+        o = t.outbox
+        q = (
+            sa.select(o.c.id, o.c.topic, o.c.request_id, o.c.payload, o.c.attempts)
+            .where(o.c.status == "pending", o.c.next_attempt_at <= now)
+            .order_by(o.c.next_attempt_at, o.c.id)
+            .limit(limit)
+        )
+        if self.conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        rows = list(self.conn.execute(q).mappings())
+        if rows:
+            self.conn.execute(
+                o.update()
+                .where(o.c.id.in_([r["id"] for r in rows]))
+                .values(attempts=o.c.attempts + 1, next_attempt_at=now + lease)
+            )
+        return [
+            Notification(r["id"], r["topic"], r["request_id"], r["payload"], r["attempts"] + 1)
+            for r in rows
+        ]
+
+    def delivered(self, outbox_id: int) -> None:
+        self.conn.execute(
+            t.outbox.update()
+            .where(t.outbox.c.id == outbox_id)
+            .values(status="delivered", last_error=None)
+        )
+
+    def retry(self, outbox_id: int, at: datetime, error: str) -> None:
+        self.conn.execute(
+            t.outbox.update()
+            .where(t.outbox.c.id == outbox_id)
+            .values(next_attempt_at=at, last_error=error[:2000])
+        )
+
+    def dead(self, outbox_id: int, error: str) -> None:
+        self.conn.execute(
+            t.outbox.update()
+            .where(t.outbox.c.id == outbox_id)
+            .values(status="dead", last_error=error[:2000])
+        )
+
+    def rows(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        o = t.outbox
+        q = sa.select(o).order_by(o.c.id.desc()).limit(limit)
+        if status:
+            q = q.where(o.c.status == status)
+        return [dict(r) for r in self.conn.execute(q).mappings()]
+
+    def counts(self) -> dict[str, int]:
+        o = t.outbox
+        rows = self.conn.execute(sa.select(o.c.status, sa.func.count()).group_by(o.c.status))
+        return {r[0]: int(r[1]) for r in rows}
 
 
 class DatabaseTokenStore:

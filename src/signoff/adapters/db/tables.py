@@ -67,9 +67,17 @@ requests = sa.Table(
     sa.Column("decided_at", UTCDateTime),
     sa.Column("deadline_at", UTCDateTime),
     sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("on_timeout", sa.String(16), nullable=False, server_default="timed_out"),
+    sa.Column("escalation_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reminders_sent", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("expires_at", UTCDateTime),
+    # The next moment the scheduler must act on this request (reminder, escalation,
+    # timeout, grant expiry), or NULL: a sweep reads only rows that are due.
+    sa.Column("next_due_at", UTCDateTime),
     sa.Index("ix_requests_status_created", "status", "created_at"),
     sa.Index("ix_requests_requester_created", "requester", "created_at"),
     sa.Index("ix_requests_deadline_at", "deadline_at"),
+    sa.Index("ix_requests_next_due_at", "next_due_at"),
 )
 
 # Who may vote in which stage of which request (the review's approvers, resolved to

@@ -173,10 +173,21 @@ def create_app(app: App) -> FastAPI:
             checks["database_error"] = type(exc).__name__
         ok = bool(checks["database"] and checks["policies"])
         checks["policy_set_digest"] = svc.policies().digest
+        if checks["database"]:
+            now = svc.clock.now()
+            with svc.uow(write=False) as uow:
+                oldest, due = uow.requests.oldest_due(now)
+            checks["due"] = due
+            checks["worker_lag_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
         return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 
     @api.get("/metrics", tags=["operations"])
     def metrics() -> Response:
+        now = svc.clock.now()
+        with svc.uow(write=False) as uow:
+            oldest, due = uow.requests.oldest_due(now)
+        observer.due_depth.set(due)
+        observer.worker_lag.set((now - oldest).total_seconds() if oldest else 0.0)
         return Response(observer.render(), media_type="text/plain; version=0.0.4")
 
     @api.get("/.well-known/jwks.json", tags=["grants"])
@@ -353,4 +364,3 @@ def _read_since(
         "at": datetime.now(UTC).isoformat(),
     }
     return batch, snapshot
-

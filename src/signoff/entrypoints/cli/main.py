@@ -116,13 +116,49 @@ def serve(
                 highlight=False,
             )
     api = create_app(signoff_app)
-    uvicorn.run(
-        api,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=2,
-    )
+    worker = signoff_app.worker().start() if settings.worker_in_server else None
+    try:
+        uvicorn.run(
+            api,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=2,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        signoff_app.close()
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="One sweep, then exit.")] = False,
+) -> None:
+    """Run only the deadline worker (reminders, escalations, timeouts, grant expiry),
+    for deployments that separate web and background roles."""
+    import signal
+
+    from signoff.bootstrap import build
+    from signoff.services.scheduler import sweep
+
+    settings = Settings()
+    signoff_app = guarded(lambda: build(settings))
+    try:
+        if once:
+            fired = sweep(signoff_app.services, settings.worker_batch)
+            sent = signoff_app.dispatch(settings.worker_batch)
+            out.print(
+                f"fired {fired} event(s); notifications: {sent.delivered} delivered, "
+                f"{sent.retried} to retry, {sent.dead} dead-lettered"
+            )
+            return
+        runner = signoff_app.worker()
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        err.print("deadline worker running", markup=False)
+        runner.run()
+    finally:
+        signoff_app.close()
 
 
 @db_app.command("upgrade")
@@ -575,6 +611,42 @@ def _local_services() -> Any:
     from signoff.bootstrap import build
 
     return guarded(lambda: build(Settings()))
+
+
+outbox_app = typer.Typer(help="Notifications waiting, delivered or dead.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    dead: Annotated[bool, typer.Option("--dead", help="Only dead-lettered rows.")] = False,
+    status: Annotated[str | None, typer.Option(help="pending, delivered or dead.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List outbox rows (local database)."""
+    signoff_app = _local_services()
+    try:
+        with signoff_app.services.uow(write=False) as uow:
+            rows = uow.outbox.rows("dead" if dead else status, limit)
+            counts = uow.outbox.counts()
+    finally:
+        signoff_app.close()
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    out.print(
+        ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "the outbox is empty",
+        markup=False,
+    )
+    for r in rows:
+        out.print(
+            f"#{r['id']} {r['status']} {r['topic']} {r['payload'].get('event')} "
+            f"request {r['request_id']} attempts {r['attempts']}"
+            + (f" error: {r['last_error']}" if r["last_error"] else ""),
+            markup=False,
+            highlight=False,
+        )
 
 
 @audit_app.command("verify")

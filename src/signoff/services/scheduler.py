@@ -1,0 +1,106 @@
+"""Durable deadlines: reminders, escalations, timeouts and grant expiry.
+
+Every request stores ``next_due_at``, the next moment something must happen to it
+without anyone acting. ``fire_due`` claims the requests due now, in small batches, and
+lets the domain do what is due (``Request.tick``): state, audit events and outbox rows
+are written in the batch's one transaction. A crash mid-batch rolls the whole batch
+back, so nothing is lost and nothing fires twice; a second run finds nothing due
+because every firing moves ``next_due_at`` forward.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from signoff.services.core import Services, _publish, _record
+
+log = logging.getLogger("signoff.scheduler")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    claimed: int
+    fired: int
+
+
+def fire_due(svc: Services, limit: int = 100) -> SweepResult:
+    """One batch: claim up to ``limit`` due requests and fire what is due on each."""
+    fired: list[str] = []
+    decided = []
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        ids = uow.requests.claim_due(now, limit)
+        for rid in ids:
+            request = uow.requests.get(rid, for_update=True)
+            version = request.version
+            events = request.tick(now)
+            uow.requests.save(request, version)
+            if events:
+                _record(uow, now, request, events, svc.channels)
+                fired += [e.type for e in events]
+                if request.decided_at == now:
+                    decided.append(request)
+        uow.commit()
+    for ev_type in fired:
+        svc.observer.fired(ev_type)
+    for request in decided:
+        svc.observer.decided(request)
+    _publish(svc, uow)
+    return SweepResult(len(ids), len(fired))
+
+
+def sweep(svc: Services, limit: int = 100) -> int:
+    """Fire everything due now, batch after batch; the number of events fired."""
+    total = 0
+    while True:
+        result = fire_due(svc, limit)
+        total += result.fired
+        if result.claimed < limit:
+            return total
+
+
+class DeadlineWorker:
+    """Every ``interval`` seconds: fire due deadlines, then deliver due notifications
+    (``dispatch`` returns a result with ``claimed``), until stopped."""
+
+    def __init__(
+        self,
+        svc: Services,
+        interval: float = 1.0,
+        limit: int = 100,
+        dispatch: Callable[[], Any] | None = None,
+    ) -> None:
+        self.svc = svc
+        self.interval = interval
+        self.limit = limit
+        self.dispatch = dispatch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.run, name="signoff-deadlines", daemon=True)
+
+    def start(self) -> DeadlineWorker:
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sweep(self.svc, self.limit)
+            except Exception:  # keep going: the next sweep retries what failed
+                log.exception("deadline sweep failed")
+            if self.dispatch is not None:
+                try:
+                    for _ in range(20):  # drain, but let deadlines have their turn
+                        if not self.dispatch().claimed:
+                            break
+                except Exception:
+                    log.exception("outbox dispatch failed")
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)

@@ -1,0 +1,156 @@
+"""The outbox dispatcher against a real webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signoff.adapters.channels.webhook import verify_signature
+from signoff.bootstrap import build
+from signoff.domain.actions import Action
+from signoff.services import core
+from signoff.services.ports import FixedClock
+
+from ..conftest import make_settings
+
+SECRET = "s3cret-for-tests"
+
+
+class Receiver:
+    """Answers 503 to the first ``fail_first`` deliveries, then 204; records them all."""
+
+    def __init__(self, fail_first: int) -> None:
+        self.fail_first = fail_first
+        self.calls: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                ok_sig = verify_signature(SECRET, dict(self.headers), body)
+                receiver.calls.append(
+                    {"body": json.loads(body), "signed": ok_sig, "headers": dict(self.headers)}
+                )
+                failing = len(receiver.calls) <= receiver.fail_first
+                self.send_response(503 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    r = Receiver(getattr(request, "param", 0))
+    yield r
+    r.close()
+
+
+def make_app(database_url: str, tmp_path: Path, url: str, clock: FixedClock, attempts: int = 4):
+    return build(
+        make_settings(
+            database_url,
+            tmp_path,
+            channels="log,webhook:siem",
+            webhooks={"siem": {"url": url, "secret": SECRET}},
+            outbox_max_attempts=attempts,
+            outbox_backoff_seconds=10,
+        ),
+        clock=clock,
+    )
+
+
+def drain(app, clock: FixedClock, rounds: int) -> None:
+    for _ in range(rounds):
+        app.dispatch()
+        clock.advance(minutes=10)
+
+
+@pytest.mark.parametrize("receiver", [3], indirect=True)
+def test_a_failing_receiver_gets_the_event_once_it_recovers(
+    database_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    clock = FixedClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+    app = make_app(database_url, tmp_path, receiver.url, clock, attempts=6)
+    try:
+        svc = app.services
+        r = core.submit_request(
+            svc, svc.directory.user("frank"), Action("sql.drop", "pg/prod", {}), "", None, {}
+        )
+        first = app.dispatch()
+        assert (first.claimed, first.delivered, first.retried) == (2, 1, 1)  # log ok, hook 503
+        again = app.dispatch()
+        assert again.claimed == 0  # the retry waits for its backoff (10s, then 20s, ...)
+        drain(app, clock, 5)
+        assert len(receiver.calls) == 4
+        assert all(c["signed"] for c in receiver.calls)
+        ids = {c["headers"]["Signoff-Event-Id"] for c in receiver.calls}
+        assert len(ids) == 1  # the same event id on every retry
+        body = receiver.calls[-1]["body"]
+        assert body["event"] == "request.denied" and body["request"]["id"] == r.id
+        assert body["to"] == ["frank"]
+        with svc.uow(write=False) as uow:
+            assert uow.outbox.counts() == {"delivered": 2}
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("receiver", [1000], indirect=True)
+def test_a_receiver_that_never_recovers_is_dead_lettered_visibly(
+    database_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    clock = FixedClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+    app = make_app(database_url, tmp_path, receiver.url, clock, attempts=3)
+    try:
+        svc = app.services
+        r = core.submit_request(
+            svc, svc.directory.user("frank"), Action("sql.drop", "pg/prod", {}), "", None, {}
+        )
+        drain(app, clock, 6)
+        assert len(receiver.calls) == 3
+        with svc.uow(write=False) as uow:
+            dead = uow.outbox.rows("dead", 10)
+            events = [e.type for e in uow.audit.events(request_id=r.id)]
+        assert len(dead) == 1 and dead[0]["topic"] == "webhook:siem"
+        assert dead[0]["last_error"].startswith("HTTP 503")
+        assert events[-1] == "outbox.dead_lettered"
+    finally:
+        app.close()
+
+
+def test_forged_or_stale_signatures_are_refused() -> None:
+    from signoff.adapters.channels.webhook import sign
+
+    body = b'{"id":1}'
+    headers = {"Signoff-Timestamp": "1000", "Signoff-Signature": sign(SECRET, 1000, body)}
+    assert verify_signature(SECRET, headers, body, now=1000)
+    assert not verify_signature("other", headers, body, now=1000)
+    assert not verify_signature(SECRET, headers, b'{"id":2}', now=1000)
+    assert not verify_signature(SECRET, headers, body, now=1000 + 301)
+    assert not verify_signature(SECRET, {}, body, now=1000)
+
+
+def test_an_unknown_channel_is_a_clear_configuration_error(
+    database_url: str, tmp_path: Path
+) -> None:
+    from signoff.domain.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as info:
+        build(make_settings(database_url, tmp_path, channels="log,webhook:nope"))
+    assert "unknown channel 'webhook:nope'" in info.value.detail
