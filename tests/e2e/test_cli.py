@@ -276,4 +276,9 @@ def test_db_upgrade_is_idempotent(cli: Cli) -> None:
     first = cli.run("db", "upgrade")
     second = cli.run("db", "upgrade")
     assert first.returncode == second.returncode == 0
-    assert second.stdout.strip() == "database at revision 0001"
+    from alembic.script import ScriptDirectory
+
+    from signoff.adapters.db.engine import MIGRATIONS
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert second.stdout.strip() == f"database at revision {head}"

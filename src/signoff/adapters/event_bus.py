@@ -37,6 +37,13 @@ class InProcessEventBus:
             if not waiters:
                 del self._waiters[request_id]
 
+    def publish_all(self) -> None:
+        """Wake every waiting stream (after a gap in cross-replica notifications)."""
+        with self._lock:
+            ids = list(self._waiters)
+        for rid in ids:
+            self.publish(rid)
+
     def publish(self, request_id: str) -> None:
         with self._lock:
             waiters = list(self._waiters.get(request_id, ()))

@@ -1,0 +1,67 @@
+"""Wake-ups across replicas with PostgreSQL LISTEN/NOTIFY.
+
+Each unit of work that changed requests sends ``pg_notify('signoff_requests', id)``
+inside its transaction, so PostgreSQL delivers the notification exactly when the change
+commits. Every replica runs one ``PostgresListener``: a thread with its own connection
+that LISTENs and republishes each id on the replica's in-process event bus, which wakes
+the server-sent-event streams waiting on that request. The database stays the source of
+truth: a woken stream re-reads the audit log. If the listening connection drops, the
+listener reconnects and wakes every stream once, so nothing that happened meanwhile is
+missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+
+from signoff.adapters.event_bus import InProcessEventBus
+
+CHANNEL = "signoff_requests"
+log = logging.getLogger("signoff.pg_notify")
+
+
+def libpq_url(sqlalchemy_url: str) -> str:
+    """``postgresql+psycopg://...`` (SQLAlchemy) to ``postgresql://...`` (libpq)."""
+    scheme, rest = sqlalchemy_url.split("://", 1)
+    return "postgresql://" + rest if scheme.startswith("postgresql") else sqlalchemy_url
+
+
+class PostgresListener:
+    def __init__(self, url: str, bus: InProcessEventBus) -> None:
+        self.url = libpq_url(url)
+        self.bus = bus
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="signoff-listen", daemon=True)
+
+    def start(self) -> PostgresListener:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        delay = 0.1
+        first = True
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.ready.set()
+                    if not first:
+                        self.bus.publish_all()  # whatever happened while we were away
+                    first = False
+                    delay = 0.1
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self.bus.publish(note.payload)
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting", exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
