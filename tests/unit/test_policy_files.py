@@ -29,7 +29,7 @@ def problems(tmp_path: Path, directory, text: str, default: bool = True) -> list
 
 def test_the_fixture_and_example_sets_load(directory) -> None:
     ps = load_policy_set(FIXTURES / "policies", directory)
-    assert len(ps) == 8
+    assert len(ps) == 9
     assert ps.default.outcome.value == "deny"
 
 

@@ -17,9 +17,9 @@ import threading
 
 import psycopg
 
+from signoff.adapters.db.repositories import NOTIFY_CHANNEL as CHANNEL
 from signoff.adapters.event_bus import InProcessEventBus
 
-CHANNEL = "signoff_requests"
 log = logging.getLogger("signoff.pg_notify")
 
 

@@ -495,6 +495,8 @@ class DatabaseTokenStore:
         )
 
 
+NOTIFY_CHANNEL = "signoff_requests"
+_NOTIFY = sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, sa.bindparam("rid", type_=sa.String)))
 _WRITE_LOCKS: dict[int, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
@@ -549,4 +551,9 @@ class DatabaseUnitOfWork:
                 self._lock.release()
 
     def commit(self) -> None:
+        if self.touched and self.conn.dialect.name == "postgresql":
+            # Delivered by PostgreSQL when, and only if, this transaction commits:
+            # other replicas wake their event streams for these requests.
+            for rid in sorted(self.touched):
+                self.conn.execute(_NOTIFY, {"rid": rid})
         self.tx.commit()

@@ -117,6 +117,13 @@ def serve(
             )
     api = create_app(signoff_app)
     worker = signoff_app.worker().start() if settings.worker_in_server else None
+    listener = None
+    if signoff_app.engine.dialect.name == "postgresql":
+        from signoff.adapters.pg_notify import PostgresListener
+
+        listener = PostgresListener(
+            settings.effective_database_url(), signoff_app.bus
+        ).start()
     try:
         uvicorn.run(
             api,
@@ -128,6 +135,8 @@ def serve(
     finally:
         if worker is not None:
             worker.stop()
+        if listener is not None:
+            listener.stop()
         signoff_app.close()
 
 

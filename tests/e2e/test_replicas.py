@@ -1,0 +1,285 @@
+"""Many processes, one database: replicas behave as one service; a crashed worker loses
+nothing and fires nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from httpx_sse import connect_sse
+
+from signoff.adapters.db import tables as t
+from signoff.bootstrap import build
+from signoff.domain.actions import Action
+from signoff.services import core
+from signoff.services.audit import verify_audit
+
+from ..conftest import FIXTURES, _reset_postgres, make_settings
+from .test_cli import free_port
+
+SIGNOFF = [sys.executable, "-m", "signoff"]
+
+
+def base_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "SIGNOFF_DATABASE_URL": database_url,
+        "SIGNOFF_DATA_DIR": str(tmp_path),
+        "SIGNOFF_POLICIES_DIR": str(FIXTURES / "policies"),
+        "SIGNOFF_USERS_FILE": str(FIXTURES / "users.yaml"),
+        "SIGNOFF_WORKER_INTERVAL_SECONDS": "0.2",
+    }
+    env.pop("SIGNOFF_TOKEN", None)
+    return env
+
+
+def start_server(env: dict[str, str], tmp_path: Path, name: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [*SIGNOFF, "serve"],
+        env={**env, "SIGNOFF_PORT": str(port)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError((tmp_path / f"{name}.log").read_text())
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def replicas(pg_database: str, tmp_path: Path) -> Iterator[dict]:
+    _reset_postgres(pg_database)
+    env = base_env(pg_database, tmp_path)
+    procs = []
+    try:
+        a, url_a = start_server(env, tmp_path, "a")
+        procs.append(a)
+        b, url_b = start_server(env, tmp_path, "b")
+        procs.append(b)
+        worker = subprocess.Popen(
+            [*SIGNOFF, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        procs.append(worker)
+        tokens = {}
+        for user in ("frank", "bob", "carol"):
+            made = subprocess.run(
+                [*SIGNOFF, "token", "create", "--user", user],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            tokens[user] = made.stdout.strip()
+        yield {"a": url_a, "b": url_b, "tokens": tokens, "db": pg_database}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+
+
+def auth(tokens: dict[str, str], user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens[user]}"}
+
+
+def test_a_vote_on_replica_b_reaches_a_client_waiting_on_replica_a(replicas) -> None:
+    tokens = replicas["tokens"]
+    body = {
+        "action": {
+            "type": "sql.execute",
+            "target": "pg/prod",
+            "params": {"sql": "UPDATE t SET x = 1"},
+        },
+        "reason": "r",
+        "ticket": "OPS-1",
+    }
+    rid = httpx.post(
+        f"{replicas['a']}/v1/requests", json=body, headers=auth(tokens, "frank")
+    ).json()["id"]
+    seen: list[tuple[str, float]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with (
+            httpx.Client(base_url=replicas["a"], timeout=httpx.Timeout(10, read=20)) as c,
+            connect_sse(
+                c, "GET", f"/v1/requests/{rid}/events", headers=auth(tokens, "frank")
+            ) as src,
+        ):
+            for sse in src.iter_sse():
+                if not sse.data:
+                    continue
+                seen.append((sse.event, time.perf_counter()))
+                ready.set()
+                if sse.event == "grant.issued":
+                    return
+
+    th = threading.Thread(target=listen)
+    th.start()
+    assert ready.wait(10)
+    for voter in ("bob", "carol"):
+        resp = httpx.post(
+            f"{replicas['b']}/v1/requests/{rid}/votes",
+            json={"decision": "approve"},
+            headers=auth(tokens, voter),
+        )
+        assert resp.status_code == 200, resp.text
+    voted_at = time.perf_counter()
+    th.join(10)
+    events = [e for e, _ in seen]
+    assert events == [
+        "request.submitted",
+        "vote.cast",
+        "vote.cast",
+        "request.approved",
+        "grant.issued",
+    ]
+    assert seen[-1][1] - voted_at < 5  # pushed, not found by a slow poll
+
+
+def test_a_single_use_grant_redeemed_through_both_replicas_succeeds_once(replicas) -> None:
+    tokens = replicas["tokens"]
+    action = {"type": "sql.execute", "target": "pg/x", "params": {"sql": "select 1"}}
+    grant = httpx.post(
+        f"{replicas['a']}/v1/requests", json={"action": action}, headers=auth(tokens, "frank")
+    ).json()["grant"]["token"]
+
+    async def storm() -> list[int]:
+        async with httpx.AsyncClient(timeout=60, headers=auth(tokens, "frank")) as c:
+            calls = [
+                c.post(
+                    f"{replicas['a' if i % 2 else 'b']}/v1/grants/redeem",
+                    json={"token": grant, "action": action},
+                )
+                for i in range(60)
+            ]
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+    codes = asyncio.run(storm())
+    assert codes.count(200) == 1 and codes.count(403) == 59
+
+
+def test_each_deadline_fires_once_across_replicas_and_a_worker(replicas) -> None:
+    tokens = replicas["tokens"]
+    ids = []
+    for i in range(30):
+        r = httpx.post(
+            f"{replicas['a' if i % 2 else 'b']}/v1/requests",
+            json={"action": {"type": "quick.flag", "target": f"f{i}"}},
+            headers=auth(tokens, "frank"),
+        )
+        ids.append(r.json()["id"])
+    engine = sa.create_engine(replicas["db"])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with engine.connect() as conn:
+                denied = conn.execute(
+                    sa.select(t.audit_events.c.request_id, sa.func.count())
+                    .where(
+                        t.audit_events.c.type == "request.denied",
+                        t.audit_events.c.request_id.in_(ids),
+                    )
+                    .group_by(t.audit_events.c.request_id)
+                ).all()
+            if len(denied) == len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        time.sleep(1.5)  # let every worker sweep again: nothing may fire twice
+        with engine.connect() as conn:
+            denied = dict(
+                conn.execute(
+                    sa.select(t.audit_events.c.request_id, sa.func.count())
+                    .where(
+                        t.audit_events.c.type == "request.denied",
+                        t.audit_events.c.request_id.in_(ids),
+                    )
+                    .group_by(t.audit_events.c.request_id)
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert set(denied) == set(ids)
+    assert set(denied.values()) == {1}
+
+
+def test_killing_the_worker_mid_sweep_loses_nothing_and_fires_nothing_twice(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = build(make_settings(database_url, tmp_path))
+    svc = app.services
+    frank = svc.directory.user("frank")
+    ids = [
+        core.submit_request(svc, frank, Action("quick.flag", f"f{i}", {}), "", None, {}).id
+        for i in range(600)
+    ]
+    time.sleep(1.1)  # every one is now due
+    env = {**base_env(database_url, tmp_path), "SIGNOFF_WORKER_BATCH": "5"}
+    rng = random.Random(7)
+
+    def done() -> int:
+        with app.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(t.requests)
+                    .where(t.requests.c.status == "denied")
+                ).scalar_one()
+            )
+
+    interrupted = []
+    for _ in range(4):
+        before = done()
+        if before == len(ids):
+            break
+        worker = subprocess.Popen(
+            [*SIGNOFF, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while done() == before and time.monotonic() < deadline:
+            time.sleep(0.01)  # wait until the sweep is under way...
+        time.sleep(rng.uniform(0.0, 0.15))  # ...then kill it somewhere in the middle
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        interrupted.append(done())
+    # at least one kill landed with work done and work left
+    assert any(0 < n < len(ids) for n in interrupted), interrupted
+    finished = subprocess.run(
+        [*SIGNOFF, "worker", "--once"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    with app.engine.connect() as conn:
+        counts = dict(
+            conn.execute(
+                sa.select(t.audit_events.c.request_id, sa.func.count())
+                .where(t.audit_events.c.type == "request.denied")
+                .group_by(t.audit_events.c.request_id)
+            ).all()
+        )
+        statuses = set(
+            conn.execute(sa.select(t.requests.c.status).where(t.requests.c.id.in_(ids))).scalars()
+        )
+    assert statuses == {"denied"}
+    assert set(counts) == set(ids) and set(counts.values()) == {1}
+    assert verify_audit(svc).ok
+    app.close()
