@@ -63,7 +63,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 class SignoffServer:
-    def __init__(self, workdir: Path, database_url: str | None) -> None:
+    def __init__(
+        self, workdir: Path, database_url: str | None, tokens: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -74,7 +76,7 @@ class SignoffServer:
         }
         if database_url:
             self.env["SIGNOFF_DATABASE_URL"] = database_url
-        self.log = open(workdir / "server.log", "w")  # noqa: SIM115
+        self.log = open(workdir / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "signoff", "serve"],
             env=self.env,
@@ -82,7 +84,7 @@ class SignoffServer:
             stderr=subprocess.STDOUT,
         )
         wait_ready(self.url + "/healthz", self.proc)
-        self.tokens = {u: self._token(u) for u in ("bob", "carol", "dave")}
+        self.tokens = tokens or {u: self._token(u) for u in ("bob", "carol", "dave")}
 
     def _token(self, user: str) -> str:
         out = subprocess.run(
@@ -244,9 +246,12 @@ def bench_policy(n: int, rounds: int = 20000) -> dict[str, float]:
     }
 
 
-def bench_sse(server: SignoffServer, trials: int) -> dict[str, float]:
+def bench_sse(server: SignoffServer, trials: int, vote_url: str | None = None) -> dict[str, float]:
+    """Vote through ``vote_url`` (another replica) or the same server; the waiting
+    client is always on ``server``."""
     frank = {"Authorization": f"Bearer {server.tokens['dave']}"}
     bob = {"Authorization": f"Bearer {server.tokens['bob']}"}
+    voter_base = vote_url or server.url
     latencies, rtts = [], []
     with httpx.Client(base_url=server.url, timeout=30) as c:
         for trial in range(trials + 5):
@@ -281,7 +286,9 @@ def bench_sse(server: SignoffServer, trials: int) -> dict[str, float]:
             th.start()
             ready.wait(10)
             t0 = time.perf_counter()
-            c.post(f"/v1/requests/{rid}/votes", headers=bob, json={"decision": "approve"})
+            c.post(
+                f"{voter_base}/v1/requests/{rid}/votes", headers=bob, json={"decision": "approve"}
+            )
             got.wait(10)
             if trial >= 5:  # the first few warm up connections and code paths
                 latencies.append((arrived[0] - t0) * 1000)
@@ -340,6 +347,18 @@ def main() -> None:
                 f"{s['p99_ms']:.1f} ms (baseline /healthz round trip p50 "
                 f"{s['healthz_rtt_p50_ms']:.1f} ms)"
             )
+            if args.database_url:
+                second = SignoffServer(Path(tmp), args.database_url, tokens=server.tokens)
+                try:
+                    x = bench_sse(server, args.trials, vote_url=second.url)
+                finally:
+                    second.stop()
+                results["sse_cross_replica"] = x
+                print(
+                    f"(c') vote on replica B to SSE client on replica A: p50 {x['p50_ms']:.1f} "
+                    f"ms, p99 {x['p99_ms']:.1f} ms (baseline /healthz round trip p50 "
+                    f"{x['healthz_rtt_p50_ms']:.1f} ms)"
+                )
         finally:
             server.stop()
     print(json.dumps(results, indent=2))

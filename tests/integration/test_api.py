@@ -285,3 +285,20 @@ def test_bad_input_never_yields_a_500(as_user) -> None:
     problem_of(c.post("/v1/grants/redeem", json={"token": "abc", "action": WRITE}), 403)
     problem_of(c.get("/v1/requests/nope/events", headers={"Last-Event-ID": "x"}), 404)
     problem_of(c.get("/v1/nothing-here"), 404)
+
+
+def test_readyz_and_metrics_report_the_due_queue(server, as_user) -> None:
+    import time
+
+    from signoff.services.scheduler import sweep
+
+    as_user["frank"].post("/v1/requests", json={"action": {"type": "quick.flag", "target": "x"}})
+    time.sleep(1.2)  # the policy's one-second deadline passes; no worker runs here
+    ready = as_user["anonymous"].get("/readyz").json()
+    assert ready["due"] == 1 and ready["worker_lag_seconds"] > 0
+    assert "signoff_due_requests 1.0" in as_user["anonymous"].get("/metrics").text
+    assert sweep(server.app.services) == 1
+    ready = as_user["anonymous"].get("/readyz").json()
+    assert ready["due"] == 0 and ready["worker_lag_seconds"] == 0
+    metrics = as_user["anonymous"].get("/metrics").text
+    assert 'signoff_scheduled_events_total{event="request.denied"} 1.0' in metrics
