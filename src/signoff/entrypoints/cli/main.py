@@ -121,9 +121,7 @@ def serve(
     if signoff_app.engine.dialect.name == "postgresql":
         from signoff.adapters.pg_notify import PostgresListener
 
-        listener = PostgresListener(
-            settings.effective_database_url(), signoff_app.bus
-        ).start()
+        listener = PostgresListener(settings.effective_database_url(), signoff_app.bus).start()
     try:
         uvicorn.run(
             api,
