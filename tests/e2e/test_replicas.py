@@ -179,6 +179,18 @@ def test_a_single_use_grant_redeemed_through_both_replicas_succeeds_once(replica
     assert codes.count(200) == 1 and codes.count(403) == 59
 
 
+def denials(engine: sa.Engine, ids: list[str]) -> dict[str, int]:
+    """How many request.denied audit events each of these requests has."""
+    a = t.audit_events
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(a.c.request_id, sa.func.count())
+            .where(a.c.type == "request.denied", a.c.request_id.in_(ids))
+            .group_by(a.c.request_id)
+        ).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
 def test_each_deadline_fires_once_across_replicas_and_a_worker(replicas) -> None:
     tokens = replicas["tokens"]
     ids = []
@@ -192,31 +204,10 @@ def test_each_deadline_fires_once_across_replicas_and_a_worker(replicas) -> None
     engine = sa.create_engine(replicas["db"])
     try:
         deadline = time.monotonic() + 20
-        while True:
-            with engine.connect() as conn:
-                denied = conn.execute(
-                    sa.select(t.audit_events.c.request_id, sa.func.count())
-                    .where(
-                        t.audit_events.c.type == "request.denied",
-                        t.audit_events.c.request_id.in_(ids),
-                    )
-                    .group_by(t.audit_events.c.request_id)
-                ).all()
-            if len(denied) == len(ids) or time.monotonic() > deadline:
-                break
+        while len(denials(engine, ids)) < len(ids) and time.monotonic() < deadline:
             time.sleep(0.3)
         time.sleep(1.5)  # let every worker sweep again: nothing may fire twice
-        with engine.connect() as conn:
-            denied = dict(
-                conn.execute(
-                    sa.select(t.audit_events.c.request_id, sa.func.count())
-                    .where(
-                        t.audit_events.c.type == "request.denied",
-                        t.audit_events.c.request_id.in_(ids),
-                    )
-                    .group_by(t.audit_events.c.request_id)
-                ).all()
-            )
+        denied = denials(engine, ids)
     finally:
         engine.dispose()
     assert set(denied) == set(ids)
@@ -268,14 +259,8 @@ def test_killing_the_worker_mid_sweep_loses_nothing_and_fires_nothing_twice(
         [*SIGNOFF, "worker", "--once"], env=env, capture_output=True, text=True, timeout=120
     )
     assert finished.returncode == 0, finished.stderr
+    counts = denials(app.engine, ids)
     with app.engine.connect() as conn:
-        counts = dict(
-            conn.execute(
-                sa.select(t.audit_events.c.request_id, sa.func.count())
-                .where(t.audit_events.c.type == "request.denied")
-                .group_by(t.audit_events.c.request_id)
-            ).all()
-        )
         statuses = set(
             conn.execute(sa.select(t.requests.c.status).where(t.requests.c.id.in_(ids))).scalars()
         )
