@@ -110,15 +110,21 @@ def signoff_app(database_url: str, tmp_path: Path) -> Iterator[App]:
     app.close()
 
 
+def bound_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port (so its URL is known early)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class LiveServer:
     """A real uvicorn server on a loopback port, in a thread of the test process."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, sock: socket.socket | None = None) -> None:
         self.app = app
         self.api = create_app(app)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = sock or bound_socket()
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.api, log_level="warning", lifespan="off")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from signoff.adapters.channels.email import EmailChannel
 from signoff.adapters.channels.log import LogChannel
 from signoff.adapters.channels.webhook import WebhookChannel
 from signoff.adapters.db.engine import create_db_engine, upgrade
@@ -14,7 +15,7 @@ from signoff.adapters.db.repositories import DatabaseUnitOfWork
 from signoff.adapters.directory_file import load_directory
 from signoff.adapters.event_bus import InProcessEventBus
 from signoff.adapters.policy_files import load_policy_set
-from signoff.adapters.signing import DatabaseKeyStore, Ed25519GrantSigner
+from signoff.adapters.signing import DatabaseKeyStore, Ed25519GrantSigner, VoteLinkSigner
 from signoff.config import Settings
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import InvalidInput
@@ -37,6 +38,7 @@ class App:
     directory: Directory
     channels: dict[str, Channel] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    links: VoteLinkSigner | None = None
 
     def dispatch(self, limit: int = 50) -> DispatchResult:
         """Deliver one batch of due notifications."""
@@ -56,18 +58,36 @@ class App:
         self.engine.dispose()
 
 
-def build_channels(settings: Settings) -> dict[str, Channel]:
+def build_channels(
+    settings: Settings, directory: Directory, links: VoteLinkSigner, clock: Clock
+) -> dict[str, Channel]:
     """The configured channels by name; an unknown name is a configuration error."""
     channels: dict[str, Channel] = {}
     for name in (n.strip() for n in settings.channels.split(",") if n.strip()):
         if name == "log":
             channels[name] = LogChannel()
+        elif name == "email":
+            channels[name] = EmailChannel(
+                directory=directory,
+                links=links,
+                clock_now=clock.now,
+                public_url=settings.public_url,
+                link_ttl=parse_duration(settings.link_ttl),
+                sender=settings.mail_from,
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                starttls=settings.smtp_starttls,
+                use_tls=settings.smtp_tls,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+            )
         elif name.startswith("webhook:") and name[8:] in settings.webhooks:
             hook = settings.webhooks[name[8:]]
             channels[name] = WebhookChannel(name, hook.url, hook.secret)
         else:
             raise InvalidInput(
-                f"unknown channel {name!r} in SIGNOFF_CHANNELS: use 'log' or 'webhook:NAME' "
+                f"unknown channel {name!r} in SIGNOFF_CHANNELS: use 'log', 'email' or "
+                f"'webhook:NAME' "
                 f"with NAME one of {sorted(settings.webhooks) or 'the keys of SIGNOFF_WEBHOOKS'}"
             )
     return channels
@@ -107,7 +127,8 @@ def build(
         bus=bus,
     )
     services.max_pending = parse_duration(settings.max_pending)
-    channels = build_channels(settings)
+    links = VoteLinkSigner(keys, clock.now)
+    channels = build_channels(settings, directory, links, clock)
     services.channels = tuple(channels)
     retry = RetryPolicy(
         max_attempts=settings.outbox_max_attempts,
@@ -116,4 +137,4 @@ def build(
     )
     if observer is not None:
         services.observer = observer
-    return App(settings, engine, services, keys, bus, policy_set, directory, channels, retry)
+    return App(settings, engine, services, keys, bus, policy_set, directory, channels, retry, links)

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     worker_batch: int = Field(100, description="Due requests claimed per transaction.")
     channels: str = Field(
         "log",
-        description="Comma-separated channels every notification goes to: `log`, "
+        description="Comma-separated channels every notification goes to: `log`, `email`, "
         "`webhook:NAME` (a key of WEBHOOKS).",
     )
     webhooks: dict[str, WebhookSettings] = Field(
@@ -71,6 +71,18 @@ class Settings(BaseSettings):
         2.0, description="First retry delay; it doubles with each attempt."
     )
     outbox_backoff_max_seconds: float = Field(3600.0, description="Longest retry delay.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The server's address as people reach it: links in messages use it.",
+    )
+    link_ttl: str = Field("24h", description="How long approve/deny links in messages work.")
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for the email channel.")
+    smtp_port: int = Field(25, description="SMTP port (587 with STARTTLS, 465 with TLS).")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_tls: bool = Field(False, description="Connect to SMTP over TLS from the start.")
+    smtp_username: str = Field("", description="SMTP user, if the server wants one.")
+    smtp_password: str = Field("", description="SMTP password.")
+    mail_from: str = Field("signoff@localhost", description="The From address of mail.")
 
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -171,3 +171,53 @@ def verify_with_jwks(token: str, jwks: dict[str, Any], now: datetime) -> dict[st
         return None
 
     return verify_token(token, public_for, now)
+
+
+LINK_AUDIENCE = "signoff-vote-link"
+
+
+class VoteLinkSigner:
+    """Tokens for approve/deny links in messages: bound to one approver, one request and
+    one decision, expiring, and single-use (their ``jti`` is recorded when they vote)."""
+
+    def __init__(self, keys: DatabaseKeyStore, clock_now: Any) -> None:
+        self.keys = keys
+        self.clock_now = clock_now
+
+    def issue(self, approver: str, request_id: str, decision: str, expires_at: datetime) -> str:
+        kid = self.keys.active_kid
+        claims = {
+            "iss": ISSUER,
+            "aud": LINK_AUDIENCE,
+            "sub": approver,
+            "rid": request_id,
+            "dec": decision,
+            "jti": uuid.uuid4().hex,
+            "iat": int(self.clock_now().timestamp()),
+            "exp": int(expires_at.timestamp()),
+        }
+        return jwt.encode(claims, self.keys.private(kid), algorithm="EdDSA", headers={"kid": kid})
+
+    def verify(self, token: str) -> dict[str, Any]:
+        from signoff.domain.errors import LinkRefused
+
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self.keys.public(str(header.get("kid", "")))
+            if key is None or header.get("alg") != "EdDSA":
+                raise LinkRefused("invalid", "this link is not valid")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["EdDSA"],
+                audience=LINK_AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "jti", "sub", "iat"], "verify_exp": False},
+            )
+        except jwt.InvalidTokenError:
+            raise LinkRefused("invalid", "this link is not valid") from None
+        if self.clock_now().timestamp() >= float(claims["exp"]):
+            raise LinkRefused("expired", "this link has expired")
+        if claims.get("dec") not in ("approve", "deny") or not isinstance(claims.get("rid"), str):
+            raise LinkRefused("invalid", "this link is not valid")
+        return claims

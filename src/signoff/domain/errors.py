@@ -8,7 +8,8 @@
     ├── Forbidden               authenticated, but not allowed to do this (403)
     │   ├── SelfApproval        a requester voting on their own request
     │   ├── NotEligible         a voter who is not an approver of the current stage
-    │   └── GrantRefused        an invalid, expired, revoked, used-up or mismatched grant
+    │   ├── GrantRefused        an invalid, expired, revoked, used-up or mismatched grant
+    │   └── LinkRefused         an approval link that is forged, expired or already used
     └── Conflict                the request is not in a state that allows this (409)
         ├── InvalidTransition   a state move the state machine does not have
         ├── AlreadyVoted        one person, one vote per request
@@ -98,6 +99,15 @@ class NotEligible(Forbidden):
 class GrantRefused(Forbidden):
     code = "grant-refused"
     title = "Grant refused"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, reason=reason)
+        self.reason = reason
+
+
+class LinkRefused(Forbidden):
+    code = "link-refused"
+    title = "Approval link refused"
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail, reason=reason)

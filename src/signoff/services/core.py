@@ -4,6 +4,7 @@ new state, its audit events and its outbox rows together, and commit once."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import time
@@ -18,6 +19,7 @@ from signoff.domain.errors import (
     Forbidden,
     GrantRefused,
     InvalidInput,
+    LinkRefused,
     NotFound,
     Unauthenticated,
 )
@@ -152,7 +154,11 @@ def _record(
                 "request": {
                     "id": request.id,
                     "requester": request.requester,
-                    "action": {"type": request.action.type, "target": request.action.target},
+                    "action": {
+                        "type": request.action.type,
+                        "target": request.action.target,
+                        "params": _preview(request.action.params),
+                    },
                     "reason": request.reason,
                     "ticket": request.ticket,
                     "policy": request.policy_name,
@@ -161,6 +167,15 @@ def _record(
             for channel in channels:
                 uow.outbox.add(channel, request.id, message, now)
     uow.touched.add(request.id)
+
+
+def _preview(params: dict[str, Any], limit: int = 2000) -> dict[str, str]:
+    """Params for messages: every value as text, each cut to ``limit`` characters."""
+    out = {}
+    for k, v in params.items():
+        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        out[str(k)] = text if len(text) <= limit else text[:limit] + "…"
+    return out
 
 
 def _publish(svc: Services, uow: UnitOfWork) -> None:
@@ -269,10 +284,32 @@ def get_request(svc: Services, request_id: str) -> Request:
 def cast_vote(
     svc: Services, user: User, request_id: str, decision: Decision, comment: str
 ) -> Request:
+    return _vote(svc, user, request_id, decision, comment, link_id=None)
+
+
+def vote_by_link(svc: Services, claims: Mapping[str, Any], comment: str) -> Request:
+    """Vote as the approver a verified link was made for; the link is used up only if
+    the vote is recorded (same transaction)."""
+    user = svc.directory.user(str(claims["sub"]))
+    return _vote(
+        svc, user, str(claims["rid"]), Decision(str(claims["dec"])), comment, str(claims["jti"])
+    )
+
+
+def _vote(
+    svc: Services,
+    user: User,
+    request_id: str,
+    decision: Decision,
+    comment: str,
+    link_id: str | None,
+) -> Request:
     if len(comment) > MAX_COMMENT:
         raise InvalidInput(f"comment is longer than {MAX_COMMENT} characters", field="comment")
     with svc.uow() as uow:
         now = svc.clock.now()
+        if link_id is not None and not uow.links.use(link_id, now):
+            raise LinkRefused("used", "this link has already been used")
         request = uow.requests.get(request_id, for_update=True)
         version = request.version
         events = request.vote(user.name, decision, comment, now, svc.new_id)

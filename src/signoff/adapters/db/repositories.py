@@ -469,6 +469,24 @@ class DatabaseOutbox:
         return {r[0]: int(r[1]) for r in rows}
 
 
+class DatabaseLinkStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def use(self, jti: str, at: datetime) -> bool:
+        """Record a link as used; False if it already was (even concurrently)."""
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(t.used_links.insert(), {"jti": jti, "used_at": at})
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def used(self, jti: str) -> bool:
+        q = sa.select(t.used_links.c.jti).where(t.used_links.c.jti == jti)
+        return self.conn.execute(q).first() is not None
+
+
 class DatabaseTokenStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -539,6 +557,7 @@ class DatabaseUnitOfWork:
         self.audit = DatabaseAuditLog(conn)
         self.outbox = DatabaseOutbox(conn)
         self.tokens = DatabaseTokenStore(conn)
+        self.links = DatabaseLinkStore(conn)
         return self
 
     def __exit__(self, *exc: object) -> None:

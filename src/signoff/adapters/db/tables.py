@@ -181,3 +181,11 @@ signing_keys = sa.Table(
     sa.Column("public_jwk", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Approval links (email, Teams) are single-use: a link's id is recorded when it votes.
+used_links = sa.Table(
+    "used_links",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("used_at", UTCDateTime, nullable=False),
+)

@@ -155,6 +155,10 @@ def create_app(app: App) -> FastAPI:
     )
     api.state.signoff = app
     problems.install(api)
+    if app.links is not None:
+        from signoff.entrypoints.web.links import router as links_router
+
+        api.include_router(links_router(app))
     api.add_middleware(BodySizeLimit, max_bytes=app.settings.max_body_bytes)
 
     @api.get("/healthz", tags=["operations"])
