@@ -124,8 +124,8 @@ def bare_server() -> tuple[subprocess.Popen[bytes], str]:
 
 
 async def throughput(url: str, token: str, seconds: float, concurrency: int) -> float:
-    body = {"action": WRITE, "reason": "benchmark", "ticket": "OPS-1"}
     headers = {"Authorization": f"Bearer {token}"}
+    counter = iter(range(10**9))
     done = 0
     stop_at = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency)
@@ -134,6 +134,9 @@ async def throughput(url: str, token: str, seconds: float, concurrency: int) -> 
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < stop_at:
+                # a different statement each time: identical pending asks would fold
+                action = {**WRITE, "params": {"sql": f"UPDATE t SET n = {next(counter)}"}}
+                body = {"action": action, "reason": "benchmark", "ticket": "OPS-1"}
                 resp = await c.post("/v1/requests", json=body)
                 assert resp.status_code == 201, resp.text
                 done += 1
@@ -143,15 +146,24 @@ async def throughput(url: str, token: str, seconds: float, concurrency: int) -> 
         return done / (time.perf_counter() - start)
 
 
+WRK_SCRIPT = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer TOKEN"
+local n = 0
+request = function()
+  n = n + 1
+  local body = '{"action":{"type":"sql.execute","target":"postgres/prod-main",' ..
+    '"params":{"sql":"UPDATE t SET n = ' .. n .. '"}},"reason":"benchmark","ticket":"OPS-1"}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
 def wrk_throughput(url: str, token: str, seconds: float, concurrency: int) -> float:
     """The same load from wrk (C), when installed: the client is then not the bottleneck."""
-    body = json.dumps({"action": WRITE, "reason": "benchmark", "ticket": "OPS-1"})
-    script = (
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-    )
+    # A different statement each time (identical pending asks would fold into one).
+    script = WRK_SCRIPT.replace("TOKEN", token)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
@@ -258,7 +270,11 @@ def bench_sse(server: SignoffServer, trials: int, vote_url: str | None = None) -
             rid = c.post(
                 "/v1/requests",
                 headers=frank,
-                json={"action": WRITE, "reason": "bench", "ticket": "OPS-1"},
+                json={
+                    "action": {**WRITE, "params": {"sql": f"UPDATE t SET trial = {trial}"}},
+                    "reason": "bench",
+                    "ticket": "OPS-1",
+                },
             ).json()["id"]
             got = threading.Event()
             ready = threading.Event()

@@ -46,9 +46,11 @@ class App:
 
     def worker(self) -> DeadlineWorker:
         s = self.settings
-        return DeadlineWorker(
+        runner = DeadlineWorker(
             self.services, s.worker_interval_seconds, s.worker_batch, self.dispatch
         )
+        self.services.wake_dispatcher = runner.wake
+        return runner
 
     def close(self) -> None:
         for channel in self.channels.values():

@@ -19,8 +19,9 @@ def submit(client: httpx.Client, action: dict[str, Any], **extra: Any) -> dict[s
     return resp.json()
 
 
-def write_request(client: httpx.Client) -> dict[str, Any]:
-    return submit(client, WRITE, reason="fix a row", ticket="OPS-42")
+def write_request(client: httpx.Client, row: int = 1) -> dict[str, Any]:
+    action = {**WRITE, "params": {"sql": f"UPDATE t SET x = 1 WHERE id = {row}"}}
+    return submit(client, action, reason="fix a row", ticket="OPS-42")
 
 
 def problem_of(resp: httpx.Response, status: int) -> dict[str, Any]:
@@ -132,15 +133,16 @@ def test_redeem_exact_action_once(as_user) -> None:
     for who in ("bob", "carol"):
         as_user[who].post(f"/v1/requests/{r['id']}/votes", json={"decision": "approve"})
     token = as_user["frank"].get(f"/v1/requests/{r['id']}").json()["grant"]["token"]
-    changed = {**WRITE, "params": {"sql": "UPDATE t SET x = 2"}}
+    approved = r["action"]
+    changed = {**approved, "params": {"sql": approved["params"]["sql"] + " "}}
     resp = as_user["frank"].post("/v1/grants/redeem", json={"token": token, "action": changed})
     assert problem_of(resp, 403)["reason"] == "action_mismatch"
-    resp = as_user["frank"].post("/v1/grants/redeem", json={"token": token, "action": WRITE})
+    resp = as_user["frank"].post("/v1/grants/redeem", json={"token": token, "action": approved})
     assert resp.status_code == 200 and resp.json()["status"] == "executed"
-    resp = as_user["frank"].post("/v1/grants/redeem", json={"token": token, "action": WRITE})
+    resp = as_user["frank"].post("/v1/grants/redeem", json={"token": token, "action": approved})
     assert problem_of(resp, 403)["reason"] == "used_up"
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    resp = as_user["frank"].post("/v1/grants/redeem", json={"token": forged, "action": WRITE})
+    resp = as_user["frank"].post("/v1/grants/redeem", json={"token": forged, "action": approved})
     assert problem_of(resp, 403)["reason"] in ("invalid_signature", "malformed")
     events = [e["type"] for e in as_user["frank"].get(f"/v1/requests/{r['id']}").json()["timeline"]]
     assert "grant.refused" in events and events[-1] == "request.executed"
@@ -190,7 +192,7 @@ def test_two_hundred_concurrent_redeems_yield_one_success(server, as_user) -> No
 
 
 def test_listing_awaiting_me_and_cursor_pagination(as_user) -> None:
-    ids = [write_request(as_user["frank"])["id"] for _ in range(5)]
+    ids = [write_request(as_user["frank"], row)["id"] for row in range(5)]
     submit(as_user["frank"], {"type": "sql.drop", "target": "pg/prod"})
     as_user["bob"].post(f"/v1/requests/{ids[0]}/votes", json={"decision": "approve"})
     inbox = as_user["bob"].get("/v1/requests", params={"awaiting": "me"}).json()
@@ -302,3 +304,29 @@ def test_readyz_and_metrics_report_the_due_queue(server, as_user) -> None:
     assert ready["due"] == 0 and ready["worker_lag_seconds"] == 0
     metrics = as_user["anonymous"].get("/metrics").text
     assert 'signoff_scheduled_events_total{event="request.denied"} 1.0' in metrics
+
+
+def test_identical_pending_requests_fold_into_one(server, as_user) -> None:
+    first = write_request(as_user["frank"])
+    resp = as_user["frank"].post(
+        "/v1/requests", json={"action": first["action"], "reason": "again", "ticket": "OPS-42"}
+    )
+    assert resp.status_code == 200
+    again = resp.json()
+    assert again["id"] == first["id"] and again["fold_count"] == 1
+    other = write_request(as_user["frank"], row=2)  # another action: a request of its own
+    assert other["id"] != first["id"]
+    someone_else = write_request(as_user["dave"])  # another requester: their own too
+    assert someone_else["id"] != first["id"]
+    with server.app.engine.connect() as conn:
+        asked = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.outbox)
+            .where(t.outbox.c.request_id == first["id"])
+        ).scalar()
+    assert asked == 1  # approvers were asked once, not twice
+    timeline = as_user["frank"].get(f"/v1/requests/{first['id']}").json()["timeline"]
+    assert [e["type"] for e in timeline] == ["request.submitted", "request.folded"]
+    as_user["bob"].post(f"/v1/requests/{first['id']}/votes", json={"decision": "deny"})
+    fresh = write_request(as_user["frank"])  # decided: the same ask is a new request
+    assert fresh["id"] != first["id"] and fresh["fold_count"] == 0

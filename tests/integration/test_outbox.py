@@ -154,3 +154,34 @@ def test_an_unknown_channel_is_a_clear_configuration_error(
     with pytest.raises(InvalidInput) as info:
         build(make_settings(database_url, tmp_path, channels="log,webhook:nope"))
     assert "unknown channel 'webhook:nope'" in info.value.detail
+
+
+class Recorder:
+    """A channel double that records what it was asked to send."""
+
+    name = "log"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, notification) -> None:
+        self.sent.append(notification.payload["event"])
+
+
+def test_nobody_is_asked_about_a_request_decided_before_delivery(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = build(make_settings(database_url, tmp_path))
+    recorder = Recorder()
+    app.channels["log"] = recorder
+    try:
+        svc = app.services
+        r = core.submit_request(
+            svc, svc.directory.user("frank"), Action("deploy", "prod/web", {}), "", None, {}
+        )
+        core.cancel_request(svc, svc.directory.user("frank"), r.id, "never mind")
+        result = app.dispatch()
+        assert result.delivered == 2  # both rows are done with...
+        assert recorder.sent == ["request.cancelled"]  # ...but only the cancel was sent
+    finally:
+        app.close()

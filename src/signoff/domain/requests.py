@@ -160,6 +160,7 @@ class Request:
     escalation_level: int = 0  # 0: the stage's own approvers; 1: escalated
     reminders_sent: int = 0  # in the current phase
     expires_at: datetime | None = None  # the latest a pending request may stay pending
+    fold_count: int = 0  # identical asks folded into this one while it was pending
 
     # ----- queries -------------------------------------------------------------------
 
@@ -302,6 +303,17 @@ class Request:
             else:
                 events += self.approve(voter, now, new_id)
         return events
+
+    def fold(self, reason: str) -> list[Happened]:
+        """The same requester asked for the same action again while this one is pending:
+        count it here instead of asking the approvers a second time."""
+        if self.status is not Status.PENDING:
+            raise InvalidTransition(f"request {self.id} is {self.status.value}; nothing to fold")
+        self.fold_count += 1
+        self.version += 1
+        return [
+            Happened("request.folded", self.requester, {"count": self.fold_count, "reason": reason})
+        ]
 
     def approve(self, actor: str, now: datetime, new_id: Callable[[], str]) -> list[Happened]:
         """Approve and issue the grant (from a quorum, or directly by an allow policy)."""

@@ -130,6 +130,9 @@ class Services:
     token_cache: TokenCache = field(default_factory=lambda: TokenCache())
     max_pending: timedelta = timedelta(days=7)
     channels: tuple[str, ...] = ("log",)
+    # Called after a commit that wrote outbox rows: the worker delivers at once rather
+    # than at its next interval.
+    wake_dispatcher: Callable[[], None] = field(default=lambda: None)
 
 
 def _record(
@@ -181,6 +184,8 @@ def _preview(params: dict[str, Any], limit: int = 2000) -> dict[str, str]:
 def _publish(svc: Services, uow: UnitOfWork) -> None:
     for rid in uow.touched:
         svc.bus.publish(rid)
+    if uow.touched:
+        svc.wake_dispatcher()
 
 
 def evaluation_input(
@@ -217,6 +222,19 @@ def submit_request(
     ticket: str | None,
     context: dict[str, Any],
 ) -> Request:
+    return submit_or_fold(svc, user, action, reason, ticket, context)[0]
+
+
+def submit_or_fold(
+    svc: Services,
+    user: User,
+    action: Action,
+    reason: str,
+    ticket: str | None,
+    context: dict[str, Any],
+) -> tuple[Request, bool]:
+    """Submit a request; or, when the same requester already has the same action pending
+    under review, fold this ask into that request (True) instead of asking again."""
     now = svc.clock.now()
     policies = svc.policies()
     decision = policies.evaluate(evaluation_input(svc, user, action, context, ticket))
@@ -266,6 +284,17 @@ def submit_request(
     elif decision.outcome is Outcome.DENY:
         events += request.deny_by_policy(now, decision.error or decision.reason)
     with svc.uow() as uow:
+        if decision.outcome is Outcome.REVIEW:
+            twin = uow.requests.pending_duplicate(user.name, action.digest)
+            if twin is not None:
+                existing = uow.requests.get(twin, for_update=True)
+                version = existing.version
+                folded = existing.fold(reason)
+                uow.requests.save(existing, version)
+                _record(uow, now, existing, folded, svc.channels)
+                uow.commit()
+                _publish(svc, uow)
+                return existing, True
         uow.requests.add(request)
         _record(uow, now, request, events, svc.channels)
         uow.commit()
@@ -273,7 +302,7 @@ def submit_request(
     if request.status is not Status.PENDING:
         svc.observer.decided(request)
     _publish(svc, uow)
-    return request
+    return request, False
 
 
 def get_request(svc: Services, request_id: str) -> Request:

@@ -40,14 +40,28 @@ class DispatchResult:
     dead: int
 
 
+# Events that ask approvers to act: pointless once the request is no longer pending.
+ASKING = frozenset({"request.submitted", "stage.advanced", "stage.escalated", "request.reminded"})
+
+
 def dispatch_due(
     svc: Services, channels: Mapping[str, Channel], retry: RetryPolicy, limit: int = 50
 ) -> DispatchResult:
     with svc.uow() as uow:
         claimed = uow.outbox.claim(svc.clock.now(), limit, retry.lease)
+        stale = {
+            n.id
+            for n in claimed
+            if n.payload.get("event") in ASKING
+            and n.request_id is not None
+            and uow.requests.status_of(n.request_id) != "pending"
+        }
         uow.commit()
     outcomes: list[tuple[Notification, str | None]] = []
     for n in claimed:
+        if n.id in stale:  # decided meanwhile: nobody is asked about a decided request
+            outcomes.append((n, None))
+            continue
         channel = channels.get(n.channel)
         try:
             if channel is None:

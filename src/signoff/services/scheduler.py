@@ -79,7 +79,12 @@ class DeadlineWorker:
         self.limit = limit
         self.dispatch = dispatch
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self.run, name="signoff-deadlines", daemon=True)
+
+    def wake(self) -> None:
+        """Run the next round now (new outbox rows were committed)."""
+        self._wake.set()
 
     def start(self) -> DeadlineWorker:
         self._thread.start()
@@ -87,6 +92,7 @@ class DeadlineWorker:
 
     def run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
             try:
                 sweep(self.svc, self.limit)
             except Exception:  # keep going: the next sweep retries what failed
@@ -98,9 +104,10 @@ class DeadlineWorker:
                             break
                 except Exception:
                     log.exception("outbox dispatch failed")
-            self._stop.wait(self.interval)
+            self._wake.wait(self.interval)
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(10)

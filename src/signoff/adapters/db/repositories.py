@@ -68,6 +68,7 @@ class DatabaseRequestRepository:
             "reminders_sent": r.reminders_sent,
             "expires_at": r.expires_at,
             "next_due_at": r.next_due_at,
+            "fold_count": r.fold_count,
         }
 
     def _write_children(self, r: Request) -> None:
@@ -189,6 +190,7 @@ class DatabaseRequestRepository:
             escalation_level=row["escalation_level"],
             reminders_sent=row["reminders_sent"],
             expires_at=row["expires_at"],
+            fold_count=row["fold_count"],
         )
 
     def save(self, r: Request, expected_version: int) -> None:
@@ -217,6 +219,36 @@ class DatabaseRequestRepository:
         if result.rowcount != 1:
             raise Conflict(f"request {r.id} was changed concurrently; try again")
         self._write_children(r)
+
+    def pending_duplicate(self, requester: str, digest: str) -> str | None:
+        """The oldest pending request of this requester for this exact action, if any.
+
+        On PostgreSQL, identical submissions first take a transaction-scoped advisory lock
+        on (requester, digest), so concurrent twins are folded too, not created twice."""
+        r = t.requests
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(
+                sa.select(
+                    sa.func.pg_advisory_xact_lock(
+                        sa.func.hashtextextended(sa.literal(f"{requester}/{digest}"), 0)
+                    )
+                )
+            )
+        q = (
+            sa.select(r.c.id)
+            .where(
+                r.c.requester == requester,
+                r.c.action_digest == digest,
+                r.c.status == Status.PENDING.value,
+            )
+            .order_by(r.c.created_at)
+            .limit(1)
+        )
+        return self.conn.execute(q).scalar()
+
+    def status_of(self, request_id: str) -> str | None:
+        q = sa.select(t.requests.c.status).where(t.requests.c.id == request_id)
+        return self.conn.execute(q).scalar()
 
     def claim_due(self, now: datetime, limit: int) -> list[str]:
         """Ids of requests due by ``now``, oldest first, locked for this transaction.

@@ -74,7 +74,10 @@ requests = sa.Table(
     # The next moment the scheduler must act on this request (reminder, escalation,
     # timeout, grant expiry), or NULL: a sweep reads only rows that are due.
     sa.Column("next_due_at", UTCDateTime),
+    # How many more times the requester asked for this same action while it was pending.
+    sa.Column("fold_count", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_requests_status_created", "status", "created_at"),
+    sa.Index("ix_requests_requester_digest", "requester", "action_digest"),
     sa.Index("ix_requests_requester_created", "requester", "created_at"),
     sa.Index("ix_requests_deadline_at", "deadline_at"),
     sa.Index("ix_requests_next_due_at", "next_due_at"),

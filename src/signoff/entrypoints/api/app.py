@@ -115,6 +115,7 @@ def request_out(
         decided_at=r.decided_at,
         deadline_at=r.deadline_at,
         version=r.version,
+        fold_count=r.fold_count,
         timeline=entries,
     )
 
@@ -207,9 +208,13 @@ def create_app(app: App) -> FastAPI:
     )
     def create_request(body: RequestCreate, user: CurrentUser) -> JSONResponse:
         context = body.context.model_dump(exclude_none=True)
-        r = core.submit_request(svc, user, _action(body.action), body.reason, body.ticket, context)
+        r, folded = core.submit_or_fold(
+            svc, user, _action(body.action), body.reason, body.ticket, context
+        )
         # Built from a validated model already: skip FastAPI's second validation pass.
-        return JSONResponse(request_out(app, r, user).model_dump(mode="json"), status_code=201)
+        # 200, not 201, when an identical pending request absorbed this one.
+        status = 200 if folded else 201
+        return JSONResponse(request_out(app, r, user).model_dump(mode="json"), status_code=status)
 
     @api.get("/v1/requests", response_model=RequestPage, tags=["requests"], responses=ERRORS)
     def list_requests(

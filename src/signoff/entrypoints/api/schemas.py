@@ -111,6 +111,11 @@ class RequestOut(BaseModel):
     decided_at: datetime | None
     deadline_at: datetime | None
     version: int
+    fold_count: int = Field(
+        0,
+        description="How many more times the requester asked for this same action "
+        "while it was pending (folded here instead of asking approvers again).",
+    )
     timeline: list[TimelineEntry] | None = None
 
 
