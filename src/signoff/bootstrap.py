@@ -61,7 +61,12 @@ class App:
 
 
 def build_channels(
-    settings: Settings, directory: Directory, links: VoteLinkSigner, clock: Clock
+    settings: Settings,
+    directory: Directory,
+    links: VoteLinkSigner,
+    clock: Clock,
+    services: Services,
+    engine: Engine,
 ) -> dict[str, Channel]:
     """The configured channels by name; an unknown name is a configuration error."""
     channels: dict[str, Channel] = {}
@@ -83,13 +88,20 @@ def build_channels(
                 username=settings.smtp_username,
                 password=settings.smtp_password,
             )
+        elif name.startswith("slack:") and len(name) > 6:
+            from slack_sdk import WebClient
+
+            from signoff.adapters.channels.slack import SlackChannel
+
+            client = WebClient(token=settings.slack_token, base_url=settings.slack_api_url)
+            channels[name] = SlackChannel(name, client, services, engine, settings.public_url)
         elif name.startswith("webhook:") and name[8:] in settings.webhooks:
             hook = settings.webhooks[name[8:]]
             channels[name] = WebhookChannel(name, hook.url, hook.secret)
         else:
             raise InvalidInput(
-                f"unknown channel {name!r} in SIGNOFF_CHANNELS: use 'log', 'email' or "
-                f"'webhook:NAME' "
+                f"unknown channel {name!r} in SIGNOFF_CHANNELS: use 'log', 'email', "
+                f"'slack:#channel' or 'webhook:NAME' "
                 f"with NAME one of {sorted(settings.webhooks) or 'the keys of SIGNOFF_WEBHOOKS'}"
             )
     return channels
@@ -130,7 +142,7 @@ def build(
     )
     services.max_pending = parse_duration(settings.max_pending)
     links = VoteLinkSigner(keys, clock.now)
-    channels = build_channels(settings, directory, links, clock)
+    channels = build_channels(settings, directory, links, clock, services, engine)
     services.channels = tuple(channels)
     retry = RetryPolicy(
         max_attempts=settings.outbox_max_attempts,

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     channels: str = Field(
         "log",
         description="Comma-separated channels every notification goes to: `log`, `email`, "
-        "`webhook:NAME` (a key of WEBHOOKS).",
+        "`slack:#channel`, `webhook:NAME` (a key of WEBHOOKS).",
     )
     webhooks: dict[str, WebhookSettings] = Field(
         default_factory=dict,
@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     smtp_username: str = Field("", description="SMTP user, if the server wants one.")
     smtp_password: str = Field("", description="SMTP password.")
     mail_from: str = Field("signoff@localhost", description="The From address of mail.")
+    slack_token: str = Field("", description="Slack bot token (xoxb-...) for `slack:` channels.")
+    slack_signing_secret: str = Field(
+        "", description="Verifies Slack's calls to /slack/interactions."
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (tests point it home)."
+    )
+    slack_users: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"slack user id": "signoff user"}; others are matched by email.',
+    )
 
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -143,11 +143,14 @@ def _record(
     channels: tuple[str, ...] = ("log",),
 ) -> None:
     """Audit every event; for each event people should hear of, one outbox row per
-    channel, in the same transaction as the state change."""
-    for ev in events:
+    channel, in the same transaction as the state change. Channels that keep a message
+    up to date (``slack:...``) get one row per change, whoever it concerns."""
+    tracking = [c for c in channels if c.startswith("slack:")]
+    for i, ev in enumerate(events):
         audited = uow.audit.append(now, ev.actor, ev.type, request.id, ev.payload)
         to = recipients(request, ev) if ev.type in NOTIFY_EVENTS else []
-        if to:  # e.g. no approver hears of a request that a policy decided outright
+        last = i == len(events) - 1
+        if to or (tracking and last):
             message = {
                 "event": ev.type,
                 "audit_seq": audited.seq,
@@ -168,7 +171,9 @@ def _record(
                 },
             }
             for channel in channels:
-                uow.outbox.add(channel, request.id, message, now)
+                # e.g. no approver hears of a request that a policy decided outright
+                if to or (channel in tracking and last):
+                    uow.outbox.add(channel, request.id, message, now)
     uow.touched.add(request.id)
 
 

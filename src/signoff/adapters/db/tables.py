@@ -192,3 +192,14 @@ used_links = sa.Table(
     sa.Column("jti", sa.String(64), primary_key=True),
     sa.Column("used_at", UTCDateTime, nullable=False),
 )
+
+# The Slack message that shows a request through one Signoff channel (`slack:#ops`):
+# Slack's channel id and the message ts, which chat.update needs.
+slack_messages = sa.Table(
+    "slack_messages",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("channel", sa.String(100), primary_key=True),
+    sa.Column("slack_channel", sa.String(40), nullable=False),
+    sa.Column("ts", sa.String(40), nullable=False),
+)

@@ -160,6 +160,10 @@ def create_app(app: App) -> FastAPI:
         from signoff.entrypoints.web.links import router as links_router
 
         api.include_router(links_router(app))
+    if app.settings.slack_signing_secret:
+        from signoff.entrypoints.web.slack import router as slack_router
+
+        api.include_router(slack_router(app))
     api.add_middleware(BodySizeLimit, max_bytes=app.settings.max_body_bytes)
 
     @api.get("/healthz", tags=["operations"])
