@@ -18,7 +18,7 @@ from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import DatabaseKeyStore, Ed25519GrantSigner, VoteLinkSigner
 from signoff.config import Settings
 from signoff.domain.durations import parse_duration
-from signoff.domain.errors import InvalidInput
+from signoff.domain.errors import InvalidInput, PolicyError, PolicyProblem
 from signoff.domain.identity import Directory
 from signoff.domain.policy import PolicySet
 from signoff.services.core import Observer, Services
@@ -143,6 +143,21 @@ def build(
     services.max_pending = parse_duration(settings.max_pending)
     links = VoteLinkSigner(keys, clock.now)
     channels = build_channels(settings, directory, links, clock, services, engine)
+    missing = [
+        PolicyProblem(
+            p.file,
+            p.line,
+            1,
+            f"policy {p.name!r} notifies {name!r}, which is not a configured channel "
+            f"(SIGNOFF_CHANNELS: {', '.join(channels) or 'none'})",
+        )
+        for p in (*policy_set.policies, policy_set.default)
+        for name in p.notify
+        if name not in channels
+    ]
+    if missing:
+        engine.dispose()
+        raise PolicyError(missing)
     services.channels = tuple(channels)
     retry = RetryPolicy(
         max_attempts=settings.outbox_max_attempts,

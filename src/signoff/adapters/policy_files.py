@@ -81,8 +81,12 @@ class MatchDoc(_Strict):
     condition: str | None = None
 
 
+CHANNEL_PATTERN = r"^(log|email|slack:[#A-Za-z0-9_.-]+|webhook:[A-Za-z0-9_.-]+)$"
+
+
 class DefaultDoc(_Strict):
     outcome: Literal["allow", "deny", "review"]
+    notify: list[Annotated[str, Field(pattern=CHANNEL_PATTERN)]] = []
     review: ReviewDoc | None = None
     grant: GrantDoc = GrantDoc()
     request: RequestDoc = RequestDoc()
@@ -283,6 +287,7 @@ class _Builder:
             condition=condition,
             stages=stages,
             on_timeout=d.review.on_timeout if d.review is not None else "timed_out",
+            notify=tuple(d.notify),
             grant=GrantRule(ttl=ttl, uses=d.grant.uses),
             rules=RequestRules(d.request.reason_required, d.request.ticket_pattern),
             description=d.description if isinstance(d, PolicyDoc) else "default outcome",

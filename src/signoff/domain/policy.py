@@ -120,6 +120,7 @@ class Policy:
     condition: Condition | None = None
     stages: tuple[Stage, ...] = ()
     on_timeout: str = "timed_out"
+    notify: tuple[str, ...] = ()  # channels; empty: the server's default channels
     grant: GrantRule = field(default_factory=GrantRule)
     rules: RequestRules = field(default_factory=RequestRules)
     description: str = ""

@@ -161,6 +161,7 @@ class Request:
     reminders_sent: int = 0  # in the current phase
     expires_at: datetime | None = None  # the latest a pending request may stay pending
     fold_count: int = 0  # identical asks folded into this one while it was pending
+    notify: tuple[str, ...] = ()  # channels named by the policy; empty: the defaults
 
     # ----- queries -------------------------------------------------------------------
 

@@ -282,6 +282,7 @@ def submit_or_fold(
         created_at=now,
         on_timeout=policy.on_timeout,
         expires_at=now + svc.max_pending,
+        notify=policy.notify,
     )
     events = request.start(now)
     if decision.outcome is Outcome.ALLOW:
@@ -296,12 +297,12 @@ def submit_or_fold(
                 version = existing.version
                 folded = existing.fold(reason)
                 uow.requests.save(existing, version)
-                _record(uow, now, existing, folded, svc.channels)
+                _record(uow, now, existing, folded, existing.notify or svc.channels)
                 uow.commit()
                 _publish(svc, uow)
                 return existing, True
         uow.requests.add(request)
-        _record(uow, now, request, events, svc.channels)
+        _record(uow, now, request, events, request.notify or svc.channels)
         uow.commit()
     svc.observer.submitted(request)
     if request.status is not Status.PENDING:
@@ -348,7 +349,7 @@ def _vote(
         version = request.version
         events = request.vote(user.name, decision, comment, now, svc.new_id)
         uow.requests.save(request, version)
-        _record(uow, now, request, events, svc.channels)
+        _record(uow, now, request, events, request.notify or svc.channels)
         uow.commit()
     if request.status is not Status.PENDING:
         svc.observer.decided(request)
@@ -363,7 +364,7 @@ def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> 
         version = request.version
         events = request.cancel(user.name, user.admin, now, comment)
         uow.requests.save(request, version)
-        _record(uow, now, request, events, svc.channels)
+        _record(uow, now, request, events, request.notify or svc.channels)
         uow.commit()
     _publish(svc, uow)
     return request
@@ -378,7 +379,7 @@ def revoke_grant(svc: Services, user: User, grant_id: str, comment: str) -> Requ
         version = request.version
         events = request.revoke(user.name, now, comment)
         uow.requests.save(request, version)
-        _record(uow, now, request, events, svc.channels)
+        _record(uow, now, request, events, request.notify or svc.channels)
         uow.commit()
     _publish(svc, uow)
     return request
@@ -412,7 +413,7 @@ def redeem_grant(svc: Services, user: User, token: str, action: Action) -> Redem
             raise GrantRefused("used_up", "the grant has no uses left")
         events = request.redeem(digest, user.name, now)
         uow.requests.save(request, version)
-        _record(uow, now, request, events, svc.channels)
+        _record(uow, now, request, events, request.notify or svc.channels)
         uow.commit()
     _publish(svc, uow)
     assert request.grant is not None

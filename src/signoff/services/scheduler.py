@@ -40,7 +40,7 @@ def fire_due(svc: Services, limit: int = 100) -> SweepResult:
             events = request.tick(now)
             uow.requests.save(request, version)
             if events:
-                _record(uow, now, request, events, svc.channels)
+                _record(uow, now, request, events, request.notify or svc.channels)
                 fired += [e.type for e in events]
                 if request.decided_at == now:
                     decided.append(request)

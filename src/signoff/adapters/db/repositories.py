@@ -69,6 +69,7 @@ class DatabaseRequestRepository:
             "expires_at": r.expires_at,
             "next_due_at": r.next_due_at,
             "fold_count": r.fold_count,
+            "notify": list(r.notify),
         }
 
     def _write_children(self, r: Request) -> None:
@@ -191,6 +192,7 @@ class DatabaseRequestRepository:
             reminders_sent=row["reminders_sent"],
             expires_at=row["expires_at"],
             fold_count=row["fold_count"],
+            notify=tuple(row["notify"] or ()),
         )
 
     def save(self, r: Request, expected_version: int) -> None:
