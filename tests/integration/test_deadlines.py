@@ -174,7 +174,26 @@ def test_a_vote_and_a_deadline_do_not_both_win(clocked) -> None:
     )
     core.cast_vote(svc, svc.directory.user("erin"), r.id, Decision.APPROVE, "")
     clock.advance(minutes=10)
-    # approved: the stage deadline no longer applies; the grant's expiry is what is due
-    assert core.get_request(svc, r.id).next_due_at == T0 + timedelta(minutes=15)
+    # approved: the stage deadline no longer applies; the grant's expiry warning is due
+    # first (a 15-minute grant: three minutes before it lapses)
+    assert core.get_request(svc, r.id).next_due_at == T0 + timedelta(minutes=12)
     assert sweep(svc) == 0
     assert core.get_request(svc, r.id).status is Status.APPROVED
+
+
+def test_the_requester_is_told_before_an_unused_grant_lapses(clocked) -> None:
+    app, clock = clocked
+    svc = app.services
+    frank = svc.directory.user("frank")
+    r = core.submit_request(svc, frank, Action("http.call", "svc/x", {}), "", None, {})
+    clock.advance(minutes=54)
+    assert sweep(svc) == 0
+    clock.advance(minutes=1)  # five minutes before a one-hour grant lapses
+    assert sweep(svc) == 1
+    assert sweep(svc) == 0
+    warned = outbox_of(app, r.id)[-1]
+    assert (warned["event"], warned["to"]) == ("grant.expiring", ["frank"])
+    assert core.get_request(svc, r.id).status is Status.APPROVED
+    clock.advance(minutes=5)
+    assert sweep(svc) == 1
+    assert events_of(app, r.id)[-2:] == ["grant.expiring", "request.expired"]

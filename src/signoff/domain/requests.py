@@ -162,6 +162,7 @@ class Request:
     expires_at: datetime | None = None  # the latest a pending request may stay pending
     fold_count: int = 0  # identical asks folded into this one while it was pending
     notify: tuple[str, ...] = ()  # channels named by the policy; empty: the defaults
+    expiry_warned: bool = False  # the requester was told the unused grant expires soon
 
     # ----- queries -------------------------------------------------------------------
 
@@ -208,8 +209,19 @@ class Request:
             found = [t for t in times if t is not None]
             return min(found) if found else None
         if self.status is Status.APPROVED and self.grant is not None:
-            return self.grant.expires_at
+            warn = self.expiry_warning_at
+            return warn if warn is not None and not self.expiry_warned else self.grant.expires_at
         return None
+
+    @property
+    def expiry_warning_at(self) -> datetime | None:
+        """When to tell the requester their unused grant is about to lapse: five minutes
+        before, or at four fifths of a shorter grant's life."""
+        g = self.grant
+        if g is None:
+            return None
+        lead = min(timedelta(minutes=5), (g.expires_at - g.issued_at) / 5)
+        return g.expires_at - lead
 
     def approvals_in(self, stage: int) -> frozenset[str]:
         return frozenset(
@@ -406,6 +418,22 @@ class Request:
     def _fire(self, now: datetime) -> list[Happened]:
         if self.status is Status.APPROVED:
             assert self.grant is not None
+            warn = self.expiry_warning_at
+            if not self.expiry_warned and warn is not None and warn <= now < self.grant.expires_at:
+                self.expiry_warned = True
+                self.version += 1
+                return [
+                    Happened(
+                        "grant.expiring",
+                        "scheduler",
+                        {
+                            "grant_id": self.grant.id,
+                            "expires_at": self.grant.expires_at.isoformat(),
+                            "uses_left": self.grant.uses_left,
+                        },
+                    )
+                ]
+            self.expiry_warned = True  # past expiry: no warning any more
             return self._move(
                 Status.EXPIRED,
                 "scheduler",

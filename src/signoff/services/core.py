@@ -42,6 +42,7 @@ NOTIFY_EVENTS = frozenset(
         "request.revoked",
         "request.executed",
         "request.timed_out",
+        "grant.expiring",
         "request.expired",
     }
 )

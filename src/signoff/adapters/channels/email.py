@@ -35,6 +35,7 @@ HEADLINES = {
     "request.revoked": "Your grant was revoked",
     "request.executed": "Your grant was used",
     "request.timed_out": "Your request timed out",
+    "grant.expiring": "Your grant expires soon",
     "request.expired": "Your grant expired unused",
 }
 

@@ -70,6 +70,7 @@ class DatabaseRequestRepository:
             "next_due_at": r.next_due_at,
             "fold_count": r.fold_count,
             "notify": list(r.notify),
+            "expiry_warned": r.expiry_warned,
         }
 
     def _write_children(self, r: Request) -> None:
@@ -193,6 +194,7 @@ class DatabaseRequestRepository:
             expires_at=row["expires_at"],
             fold_count=row["fold_count"],
             notify=tuple(row["notify"] or ()),
+            expiry_warned=bool(row["expiry_warned"]),
         )
 
     def save(self, r: Request, expected_version: int) -> None:
