@@ -159,6 +159,9 @@ def build(
         engine.dispose()
         raise PolicyError(missing)
     services.channels = tuple(channels)
+    services.tracking_channels = frozenset(
+        name for name, channel in channels.items() if channel.keeps_message_updated
+    )
     retry = RetryPolicy(
         max_attempts=settings.outbox_max_attempts,
         backoff=timedelta(seconds=settings.outbox_backoff_seconds),

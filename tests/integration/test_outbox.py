@@ -160,6 +160,7 @@ class Recorder:
     """A channel double that records what it was asked to send."""
 
     name = "log"
+    keeps_message_updated = False
 
     def __init__(self) -> None:
         self.sent: list[str] = []

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from signoff.adapters.db import tables as t
 from signoff.domain.actions import Action
 from signoff.domain.errors import GrantRefused, InvalidTransition
 from signoff.domain.requests import Decision, Status
@@ -56,7 +58,7 @@ def test_grant_lapses_at_its_ttl(clocked) -> None:
     assert info.value.reason == "expired"
 
 
-def test_the_stage_deadline_is_stored_for_the_scheduler(clocked) -> None:
+def test_the_stage_deadline_is_what_the_scheduler_waits_for(clocked) -> None:
     app, clock = clocked
     svc = app.services
     r = core.submit_request(
@@ -69,9 +71,15 @@ def test_the_stage_deadline_is_stored_for_the_scheduler(clocked) -> None:
     )
     stored = core.get_request(svc, r.id)
     assert stored.deadline_at == datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
+    with app.engine.connect() as conn:  # the stored, indexed due time the sweep reads
+        due = conn.execute(
+            sa.select(t.requests.c.next_due_at).where(t.requests.c.id == r.id)
+        ).scalar_one()
+    assert due == stored.deadline_at
     clock.advance(minutes=5)
     core.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.DENY, "no")
-    assert core.get_request(svc, r.id).deadline_at is None
+    decided = core.get_request(svc, r.id)
+    assert decided.deadline_at is None and decided.next_due_at is None
     with pytest.raises(InvalidTransition):
         core.cancel_request(svc, svc.directory.user("frank"), r.id, "")
 

@@ -146,14 +146,18 @@ class Lifecycle(RuleBasedStateMachine):
             assert r.grant.revoked_at is None
             self.redeemed += 1
 
-        try:
-            self._apply(go)
-        except GrantRefused:  # pragma: no cover - _apply swallows SignoffError
-            raise
+        self._apply(go)
 
-    @rule()
-    def revoke(self) -> None:
-        self._apply(lambda: self.request.revoke("admin", self.now, ""))
+    @rule(admin=st.booleans())
+    def revoke(self, admin: bool) -> None:
+        def go() -> None:
+            try:
+                self.request.revoke("someone", admin, self.now, "")
+            except Forbidden:
+                assert not admin
+                raise
+
+        self._apply(go)
 
     @rule(minutes=st.integers(0, 20))
     def tick(self, minutes: int) -> None:
@@ -232,3 +236,29 @@ def test_expired_grant_is_refused_with_reason() -> None:
     with pytest.raises(GrantRefused) as info:
         r.redeem(ACTION.digest, "req", T0 + timedelta(minutes=16))
     assert info.value.reason == "expired"
+
+
+def test_a_quorum_reachable_only_after_escalation_is_accepted() -> None:
+    stage = StagePlan(
+        "s", frozenset({"ann"}), 2, timedelta(minutes=30), (), frozenset({"ben", "cat"})
+    )
+    r = new_request([stage])
+    r.start(T0)  # ann alone cannot make 2, but the escalation adds ben and cat
+    r.vote("ann", Decision.APPROVE, "", T0, lambda: "g")
+    with pytest.raises(NotEligible):
+        r.vote("ben", Decision.APPROVE, "", T0, lambda: "g")
+    r.tick(T0 + timedelta(minutes=30))
+    assert r.escalation_level == 1
+    r.vote("ben", Decision.APPROVE, "", T0 + timedelta(minutes=31), lambda: "g")
+    assert r.status is Status.APPROVED
+
+
+def test_only_an_admin_revokes_a_grant() -> None:
+    r = new_request([])
+    r.start(T0)
+    r.approve("policy", T0, lambda: "g")
+    with pytest.raises(Forbidden):
+        r.revoke("req", False, T0, "")
+    assert r.status is Status.APPROVED
+    r.revoke("root", True, T0, "leak")
+    assert r.status is Status.REVOKED and r.grant is not None and r.grant.revoked_at == T0

@@ -21,7 +21,7 @@ from jwt.algorithms import OKPAlgorithm
 from sqlalchemy.engine import Engine
 
 from signoff.adapters.db import tables as t
-from signoff.domain.errors import GrantRefused
+from signoff.domain.errors import GrantRefused, LinkRefused, Refused
 from signoff.domain.requests import Request
 
 ISSUER = "signoff"
@@ -117,47 +117,63 @@ class Ed25519GrantSigner:
         self.clock_now = clock_now
 
     def issue(self, request: Request) -> str:
-        kid = self.keys.active_kid
-        return jwt.encode(
-            grant_claims(request), self.keys.private(kid), algorithm="EdDSA", headers={"kid": kid}
-        )
+        return _sign(self.keys, grant_claims(request))
 
     def verify(self, token: str) -> dict[str, Any]:
         return verify_token(token, self.keys.public, self.clock_now())
 
 
-def verify_token(token: str, public_for: Any, now: datetime) -> dict[str, Any]:
-    """Check signature, issuer, audience and expiry; GrantRefused with the reason if not."""
+def _decode(
+    token: str,
+    public_for: Any,
+    now: datetime,
+    audience: str,
+    refused: type[Refused],
+    what: str,
+    required: tuple[str, ...],
+) -> dict[str, Any]:
+    """Check an EdDSA token's header, key, signature, issuer, audience, expiry and the
+    string claims ``required``; raise ``refused(reason, ...)`` naming what is wrong."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
-        raise GrantRefused("malformed", "the grant token is malformed") from None
+        raise refused("malformed", f"the {what} is malformed") from None
     if header.get("alg") != "EdDSA":
-        raise GrantRefused("invalid_signature", "the grant token is not signed with EdDSA")
+        raise refused("invalid_signature", f"the {what} is not signed with EdDSA")
     key = public_for(str(header.get("kid", "")))
     if key is None:
-        raise GrantRefused("invalid_signature", "the grant token was signed by an unknown key")
+        raise refused("invalid_signature", f"the {what} was signed by an unknown key")
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=["EdDSA"],
-            audience=AUDIENCE,
+            audience=audience,
             issuer=ISSUER,
             options={"require": ["exp", "jti", "iat"], "verify_exp": False},
         )
     except jwt.InvalidSignatureError:
-        raise GrantRefused(
-            "invalid_signature", "the grant token's signature is not valid"
-        ) from None
+        raise refused("invalid_signature", f"the {what}'s signature is not valid") from None
     except jwt.InvalidTokenError as exc:
-        raise GrantRefused("malformed", f"the grant token is not valid: {exc}") from None
+        raise refused("malformed", f"the {what} is not valid: {exc}") from None
     if now.timestamp() >= float(claims["exp"]):
-        raise GrantRefused("expired", "the grant has expired")
-    for name in ("rid", "act", "sub"):
+        raise refused("expired", f"the {what} has expired")
+    for name in required:
         if not isinstance(claims.get(name), str):
-            raise GrantRefused("malformed", f"the grant token lacks the {name!r} claim")
+            raise refused("malformed", f"the {what} lacks the {name!r} claim")
     return claims
+
+
+def _sign(keys: DatabaseKeyStore, claims: dict[str, Any]) -> str:
+    kid = keys.active_kid
+    return jwt.encode(claims, keys.private(kid), algorithm="EdDSA", headers={"kid": kid})
+
+
+def verify_token(token: str, public_for: Any, now: datetime) -> dict[str, Any]:
+    """Check a grant token; GrantRefused with the reason if it does not hold."""
+    return _decode(
+        token, public_for, now, AUDIENCE, GrantRefused, "grant token", ("rid", "act", "sub")
+    )
 
 
 def verify_with_jwks(token: str, jwks: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -185,7 +201,6 @@ class VoteLinkSigner:
         self.clock_now = clock_now
 
     def issue(self, approver: str, request_id: str, decision: str, expires_at: datetime) -> str:
-        kid = self.keys.active_kid
         claims = {
             "iss": ISSUER,
             "aud": LINK_AUDIENCE,
@@ -196,28 +211,18 @@ class VoteLinkSigner:
             "iat": int(self.clock_now().timestamp()),
             "exp": int(expires_at.timestamp()),
         }
-        return jwt.encode(claims, self.keys.private(kid), algorithm="EdDSA", headers={"kid": kid})
+        return _sign(self.keys, claims)
 
     def verify(self, token: str) -> dict[str, Any]:
-        from signoff.domain.errors import LinkRefused
-
-        try:
-            header = jwt.get_unverified_header(token)
-            key = self.keys.public(str(header.get("kid", "")))
-            if key is None or header.get("alg") != "EdDSA":
-                raise LinkRefused("invalid", "this link is not valid")
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=["EdDSA"],
-                audience=LINK_AUDIENCE,
-                issuer=ISSUER,
-                options={"require": ["exp", "jti", "sub", "iat"], "verify_exp": False},
-            )
-        except jwt.InvalidTokenError:
-            raise LinkRefused("invalid", "this link is not valid") from None
-        if self.clock_now().timestamp() >= float(claims["exp"]):
-            raise LinkRefused("expired", "this link has expired")
-        if claims.get("dec") not in ("approve", "deny") or not isinstance(claims.get("rid"), str):
-            raise LinkRefused("invalid", "this link is not valid")
+        claims = _decode(
+            token,
+            self.keys.public,
+            self.clock_now(),
+            LINK_AUDIENCE,
+            LinkRefused,
+            "link",
+            ("sub", "rid"),
+        )
+        if claims.get("dec") not in ("approve", "deny"):
+            raise LinkRefused("malformed", "the link names no decision")
         return claims

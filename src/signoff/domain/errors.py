@@ -8,8 +8,9 @@
     ├── Forbidden               authenticated, but not allowed to do this (403)
     │   ├── SelfApproval        a requester voting on their own request
     │   ├── NotEligible         a voter who is not an approver of the current stage
-    │   ├── GrantRefused        an invalid, expired, revoked, used-up or mismatched grant
-    │   └── LinkRefused         an approval link that is forged, expired or already used
+    │   └── Refused             refused for a stated ``reason`` (a machine-readable word)
+    │       ├── GrantRefused    an invalid, expired, revoked, used-up or mismatched grant
+    │       └── LinkRefused     an approval link that is forged, expired or already used
     └── Conflict                the request is not in a state that allows this (409)
         ├── InvalidTransition   a state move the state machine does not have
         ├── AlreadyVoted        one person, one vote per request
@@ -96,22 +97,22 @@ class NotEligible(Forbidden):
     title = "Not an approver of the current stage"
 
 
-class GrantRefused(Forbidden):
+class Refused(Forbidden):
+    """Refused for a stated reason, which the API returns as ``reason``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, reason=reason)
+        self.reason = reason
+
+
+class GrantRefused(Refused):
     code = "grant-refused"
     title = "Grant refused"
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail, reason=reason)
-        self.reason = reason
 
-
-class LinkRefused(Forbidden):
+class LinkRefused(Refused):
     code = "link-refused"
     title = "Approval link refused"
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail, reason=reason)
-        self.reason = reason
 
 
 class Conflict(SignoffError):

@@ -246,9 +246,11 @@ class Request:
     # ----- commands ------------------------------------------------------------------
 
     def start(self, now: datetime) -> list[Happened]:
-        """Check the review can succeed and open its first stage."""
+        """Check the review can succeed and open its first stage. A stage counts the
+        people its escalation would add: a quorum reachable only after escalation is a
+        slow review, not an impossible one."""
         for i, stage in enumerate(self.stages):
-            possible = stage.approvers - {self.requester}
+            possible = (stage.approvers | stage.escalate_to) - {self.requester}
             if len(possible) < stage.quorum:
                 raise QuorumUnreachable(
                     f"stage {i + 1} ({stage.name}) needs {stage.quorum} distinct approvers "
@@ -363,7 +365,9 @@ class Request:
             self.grant.revoked_at = now
         return events
 
-    def revoke(self, actor: str, now: datetime, comment: str) -> list[Happened]:
+    def revoke(self, actor: str, is_admin: bool, now: datetime, comment: str) -> list[Happened]:
+        if not is_admin:
+            raise Forbidden("only an admin can revoke a grant")
         if self.grant is None:
             raise InvalidTransition(f"request {self.id} has no grant to revoke")
         events = self._move(Status.REVOKED, actor, now, {"comment": comment})
@@ -371,7 +375,7 @@ class Request:
         events.append(Happened("grant.revoked", actor, {"grant_id": self.grant.id}))
         return events
 
-    def check_redeemable(self, digest: str, now: datetime) -> Grant:
+    def _redeemable(self, digest: str, now: datetime) -> Grant:
         """Why a redemption would be refused, or the grant it would use."""
         grant = self.grant
         if grant is None:
@@ -387,7 +391,7 @@ class Request:
         return grant
 
     def redeem(self, digest: str, actor: str, now: datetime) -> list[Happened]:
-        grant = self.check_redeemable(digest, now)
+        grant = self._redeemable(digest, now)
         grant.uses_left -= 1
         self.version += 1
         events = [

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 from signoff.domain.actions import Action
 from signoff.domain.errors import (
-    Forbidden,
     GrantRefused,
     InvalidInput,
     LinkRefused,
@@ -131,51 +130,66 @@ class Services:
     token_cache: TokenCache = field(default_factory=lambda: TokenCache())
     max_pending: timedelta = timedelta(days=7)
     channels: tuple[str, ...] = ("log",)
+    # Channels that keep one message per request up to date (Slack): told of every change.
+    tracking_channels: frozenset[str] = frozenset()
     # Called after a commit that wrote outbox rows: the worker delivers at once rather
     # than at its next interval.
     wake_dispatcher: Callable[[], None] = field(default=lambda: None)
 
 
-def _record(
-    uow: UnitOfWork,
-    now: datetime,
-    request: Request,
-    events: list[Happened],
-    channels: tuple[str, ...] = ("log",),
+def record_changes(
+    svc: Services, uow: UnitOfWork, now: datetime, request: Request, events: list[Happened]
 ) -> None:
     """Audit every event; for each event people should hear of, one outbox row per
-    channel, in the same transaction as the state change. Channels that keep a message
-    up to date (``slack:...``) get one row per change, whoever it concerns."""
-    tracking = [c for c in channels if c.startswith("slack:")]
+    channel of the request (its policy's, else the server's), in the same transaction as
+    the state change. Channels that keep one message up to date get a row for the last
+    change of the transaction, whoever it concerns."""
+    channels = request.notify or svc.channels
     for i, ev in enumerate(events):
         audited = uow.audit.append(now, ev.actor, ev.type, request.id, ev.payload)
         to = recipients(request, ev) if ev.type in NOTIFY_EVENTS else []
         last = i == len(events) - 1
-        if to or (tracking and last):
-            message = {
-                "event": ev.type,
-                "audit_seq": audited.seq,
-                "status": request.status.value,
-                "actor": ev.actor,
-                "to": to,
-                "request": {
-                    "id": request.id,
-                    "requester": request.requester,
-                    "action": {
-                        "type": request.action.type,
-                        "target": request.action.target,
-                        "params": _preview(request.action.params),
-                    },
-                    "reason": request.reason,
-                    "ticket": request.ticket,
-                    "policy": request.policy_name,
+        # e.g. no approver hears of a request that a policy decided outright
+        wanted = [c for c in channels if to or (last and c in svc.tracking_channels)]
+        if not wanted:
+            continue
+        message = {
+            "event": ev.type,
+            "audit_seq": audited.seq,
+            "status": request.status.value,
+            "actor": ev.actor,
+            "to": to,
+            "request": {
+                "id": request.id,
+                "requester": request.requester,
+                "action": {
+                    "type": request.action.type,
+                    "target": request.action.target,
+                    "params": _preview(request.action.params),
                 },
-            }
-            for channel in channels:
-                # e.g. no approver hears of a request that a policy decided outright
-                if to or (channel in tracking and last):
-                    uow.outbox.add(channel, request.id, message, now)
+                "reason": request.reason,
+                "ticket": request.ticket,
+                "policy": request.policy_name,
+            },
+        }
+        for channel in wanted:
+            uow.outbox.add(channel, request.id, message, now)
     uow.touched.add(request.id)
+
+
+def save_changes(
+    svc: Services,
+    uow: UnitOfWork,
+    now: datetime,
+    request: Request,
+    version: int,
+    events: list[Happened],
+) -> None:
+    """Store a request changed by a domain command (if it was still at ``version``),
+    with its audit events and outbox rows."""
+    uow.requests.save(request, version)
+    if events:
+        record_changes(svc, uow, now, request, events)
 
 
 def _preview(params: dict[str, Any], limit: int = 2000) -> dict[str, str]:
@@ -187,7 +201,8 @@ def _preview(params: dict[str, Any], limit: int = 2000) -> dict[str, str]:
     return out
 
 
-def _publish(svc: Services, uow: UnitOfWork) -> None:
+def publish_changes(svc: Services, uow: UnitOfWork) -> None:
+    """After commit: wake live streams of the changed requests, and the dispatcher."""
     for rid in uow.touched:
         svc.bus.publish(rid)
     if uow.touched:
@@ -296,19 +311,17 @@ def submit_or_fold(
             if twin is not None:
                 existing = uow.requests.get(twin, for_update=True)
                 version = existing.version
-                folded = existing.fold(reason)
-                uow.requests.save(existing, version)
-                _record(uow, now, existing, folded, existing.notify or svc.channels)
+                save_changes(svc, uow, now, existing, version, existing.fold(reason))
                 uow.commit()
-                _publish(svc, uow)
+                publish_changes(svc, uow)
                 return existing, True
         uow.requests.add(request)
-        _record(uow, now, request, events, request.notify or svc.channels)
+        record_changes(svc, uow, now, request, events)
         uow.commit()
     svc.observer.submitted(request)
     if request.status is not Status.PENDING:
         svc.observer.decided(request)
-    _publish(svc, uow)
+    publish_changes(svc, uow)
     return request, False
 
 
@@ -349,12 +362,11 @@ def _vote(
         request = uow.requests.get(request_id, for_update=True)
         version = request.version
         events = request.vote(user.name, decision, comment, now, svc.new_id)
-        uow.requests.save(request, version)
-        _record(uow, now, request, events, request.notify or svc.channels)
+        save_changes(svc, uow, now, request, version, events)
         uow.commit()
     if request.status is not Status.PENDING:
         svc.observer.decided(request)
-    _publish(svc, uow)
+    publish_changes(svc, uow)
     return request
 
 
@@ -364,25 +376,21 @@ def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> 
         request = uow.requests.get(request_id, for_update=True)
         version = request.version
         events = request.cancel(user.name, user.admin, now, comment)
-        uow.requests.save(request, version)
-        _record(uow, now, request, events, request.notify or svc.channels)
+        save_changes(svc, uow, now, request, version, events)
         uow.commit()
-    _publish(svc, uow)
+    publish_changes(svc, uow)
     return request
 
 
 def revoke_grant(svc: Services, user: User, grant_id: str, comment: str) -> Request:
-    if not user.admin:
-        raise Forbidden("only an admin can revoke a grant")
     with svc.uow() as uow:
         now = svc.clock.now()
         request = uow.requests.get_by_grant(grant_id, for_update=True)
         version = request.version
-        events = request.revoke(user.name, now, comment)
-        uow.requests.save(request, version)
-        _record(uow, now, request, events, request.notify or svc.channels)
+        events = request.revoke(user.name, user.admin, now, comment)
+        save_changes(svc, uow, now, request, version, events)
         uow.commit()
-    _publish(svc, uow)
+    publish_changes(svc, uow)
     return request
 
 
@@ -394,29 +402,34 @@ class Redemption:
 
 
 def redeem_grant(svc: Services, user: User, token: str, action: Action) -> Redemption:
-    """Consume one use of a grant for exactly the approved action, atomically."""
-    claims = svc.signer.verify(token)  # raises GrantRefused on a bad or expired token
+    """Consume one use of a grant for exactly the approved action, atomically.
+
+    A token that does not verify is refused before anything is read. Any other refusal
+    (another action, expired, revoked, used up) is decided by the domain and recorded
+    in the audit log as an attempt, in its own transaction."""
+    claims = svc.signer.verify(token)  # GrantRefused on a forged, malformed or expired token
     digest = action.digest
-    if claims.get("act") != digest:
-        _record_refusal(svc, user, claims, "action_mismatch", digest)
-        raise GrantRefused("action_mismatch", "the action differs from the approved action")
-    with svc.uow() as uow:
-        now = svc.clock.now()
-        try:
-            request = uow.requests.get(str(claims["rid"]), for_update=True)
-        except NotFound:
-            raise GrantRefused("unknown_grant", "no such grant") from None
-        if request.grant is None or request.grant.id != claims.get("jti"):
-            raise GrantRefused("unknown_grant", "no such grant")
-        version = request.version
-        request.check_redeemable(digest, now)
-        if not uow.requests.consume_grant_use(request.grant.id, now):
-            raise GrantRefused("used_up", "the grant has no uses left")
-        events = request.redeem(digest, user.name, now)
-        uow.requests.save(request, version)
-        _record(uow, now, request, events, request.notify or svc.channels)
-        uow.commit()
-    _publish(svc, uow)
+    try:
+        with svc.uow() as uow:
+            now = svc.clock.now()
+            try:
+                request = uow.requests.get(str(claims["rid"]), for_update=True)
+            except NotFound:
+                raise GrantRefused("unknown_grant", "no such grant") from None
+            if request.grant is None or request.grant.id != claims.get("jti"):
+                raise GrantRefused("unknown_grant", "no such grant")
+            version = request.version
+            events = request.redeem(digest, user.name, now)
+            # The domain said yes for the state it read; this conditional UPDATE makes
+            # the last use go to exactly one caller, whatever runs concurrently.
+            if not uow.requests.consume_grant_use(request.grant.id, now):
+                raise GrantRefused("used_up", "the grant has no uses left")
+            save_changes(svc, uow, now, request, version, events)
+            uow.commit()
+    except GrantRefused as refusal:
+        _record_refusal(svc, user, claims, refusal.reason, digest)
+        raise
+    publish_changes(svc, uow)
     assert request.grant is not None
     return Redemption(request, request.grant.id, request.grant.uses_left)
 
@@ -425,9 +438,8 @@ def _record_refusal(
     svc: Services, user: User, claims: Mapping[str, Any], reason: str, digest: str
 ) -> None:
     with svc.uow() as uow:
-        now = svc.clock.now()
         uow.audit.append(
-            now,
+            svc.clock.now(),
             user.name,
             "grant.refused",
             str(claims.get("rid")),
@@ -459,13 +471,13 @@ def authenticate_cached(svc: Services, token: str) -> User | None:
 
 
 def authenticate(svc: Services, token: str) -> User:
+    cached = authenticate_cached(svc, token)
+    if cached is not None:
+        return cached
     digest = hash_token(token)
-    name = svc.token_cache.get(digest)
-    if name is None:
-        with svc.uow(write=False) as uow:
-            name = uow.tokens.user_for(digest)
-        if name is not None:
-            svc.token_cache.put(digest, name)
+    with svc.uow(write=False) as uow:
+        name = uow.tokens.user_for(digest)
     if name is None or name not in svc.directory.users:
         raise Unauthenticated("the API token is not valid")
+    svc.token_cache.put(digest, name)
     return svc.directory.user(name)

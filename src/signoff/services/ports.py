@@ -145,5 +145,8 @@ class DeliveryError(Exception):
 
 class Channel(Protocol):
     name: str
+    # True for channels that show one message per request and update it on every
+    # change (Slack): they are sent every change, not only those addressed to someone.
+    keeps_message_updated: bool
 
     def send(self, notification: Notification) -> None: ...

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from signoff.services.core import Services, _publish, _record
+from signoff.services.core import Services, publish_changes, save_changes
 
 log = logging.getLogger("signoff.scheduler")
 
@@ -38,19 +38,26 @@ def fire_due(svc: Services, limit: int = 100) -> SweepResult:
             request = uow.requests.get(rid, for_update=True)
             version = request.version
             events = request.tick(now)
-            uow.requests.save(request, version)
-            if events:
-                _record(uow, now, request, events, request.notify or svc.channels)
-                fired += [e.type for e in events]
-                if request.decided_at == now:
-                    decided.append(request)
+            save_changes(svc, uow, now, request, version, events)
+            fired += [e.type for e in events]
+            if events and request.decided_at == now:
+                decided.append(request)
         uow.commit()
     for ev_type in fired:
         svc.observer.fired(ev_type)
     for request in decided:
         svc.observer.decided(request)
-    _publish(svc, uow)
+    publish_changes(svc, uow)
     return SweepResult(len(ids), len(fired))
+
+
+def due_queue(svc: Services) -> tuple[int, float]:
+    """How many requests are overdue, and the age in seconds of the oldest (the worker's
+    lag; 0 when it keeps up). For /readyz and /metrics."""
+    now = svc.clock.now()
+    with svc.uow(write=False) as uow:
+        oldest, due = uow.requests.oldest_due(now)
+    return due, (now - oldest).total_seconds() if oldest else 0.0
 
 
 def sweep(svc: Services, limit: int = 100) -> int:

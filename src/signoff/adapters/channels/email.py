@@ -42,6 +42,7 @@ HEADLINES = {
 
 class EmailChannel:
     name = "email"
+    keeps_message_updated = False
 
     def __init__(
         self,

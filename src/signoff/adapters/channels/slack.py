@@ -115,6 +115,8 @@ def render(request: Request, view_url: str) -> tuple[str, list[dict[str, Any]]]:
 class SlackChannel:
     """``slack:#channel`` (or ``slack:C0123``): the request's message in that channel."""
 
+    keeps_message_updated = True
+
     def __init__(
         self, name: str, client: WebClient, svc: core.Services, engine: Engine, public_url: str
     ) -> None:

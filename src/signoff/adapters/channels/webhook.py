@@ -56,6 +56,8 @@ def verify_signature(
 
 
 class WebhookChannel:
+    keeps_message_updated = False
+
     def __init__(
         self,
         name: str,

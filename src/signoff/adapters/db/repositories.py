@@ -61,7 +61,6 @@ class DatabaseRequestRepository:
             "created_at": r.created_at,
             "stage_started_at": r.stage_started_at,
             "decided_at": r.decided_at,
-            "deadline_at": r.deadline_at,
             "version": r.version,
             "on_timeout": r.on_timeout,
             "escalation_level": r.escalation_level,

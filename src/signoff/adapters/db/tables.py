@@ -65,7 +65,6 @@ requests = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("stage_started_at", UTCDateTime),
     sa.Column("decided_at", UTCDateTime),
-    sa.Column("deadline_at", UTCDateTime),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("on_timeout", sa.String(16), nullable=False, server_default="timed_out"),
     sa.Column("escalation_level", sa.Integer, nullable=False, server_default="0"),
@@ -82,7 +81,6 @@ requests = sa.Table(
     sa.Index("ix_requests_status_created", "status", "created_at"),
     sa.Index("ix_requests_requester_digest", "requester", "action_digest"),
     sa.Index("ix_requests_requester_created", "requester", "created_at"),
-    sa.Index("ix_requests_deadline_at", "deadline_at"),
     sa.Index("ix_requests_next_due_at", "next_due_at"),
 )
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -566,9 +567,14 @@ def grant_verify(
             keys = json.loads(Path(jwks).read_text())
         except (OSError, ValueError) as exc:
             fail(f"cannot read JWKS file {jwks}: {exc}")
+    elif jwks:  # a JWKS URL elsewhere is fetched without our API token
+        try:
+            keys = httpx.get(jwks, timeout=10).raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as exc:
+            fail(f"cannot fetch JWKS from {jwks}: {exc}")
     else:
         with client() as c:
-            keys = c.jwks() if not jwks else __import__("httpx").get(jwks, timeout=10).json()
+            keys = c.jwks()
     try:
         claims = verify_with_jwks(token, keys, datetime.now(UTC))
     except SignoffError as exc:
