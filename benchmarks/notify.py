@@ -8,6 +8,8 @@ burst of identical requests costs each approver.
     `signoff serve` process with the email channel. Baseline: sending one similar mail
     straight to the same SMTP server with aiosmtplib, in the same run.
 (2) 100 identical requests from one requester, at once: messages each approver gets.
+(3) 100 distinct requests under a digest policy (`every: 5s`), at once: messages each
+    approver gets, against 100 under the same policy without a digest.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import email
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,6 +38,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import SignoffServer, free_port
 
 WRITE = {"type": "sql.execute", "target": "postgres/prod-main"}
+EXAMPLES = Path(__file__).resolve().parent.parent / "src" / "signoff" / "examples"
+BENCH_POLICIES = """
+policies:
+  - name: bench-digest
+    match: {type: bench.digest}
+    outcome: review
+    notify_mode: digest
+    every: 5s
+    review: {stages: [{approvers: {groups: [dba]}, quorum: 1, timeout: 1h}]}
+  - name: bench-immediate
+    match: {type: bench.immediate}
+    outcome: review
+    review: {stages: [{approvers: {groups: [dba]}, quorum: 1, timeout: 1h}]}
+"""
 
 
 class Inbox:
@@ -85,6 +102,10 @@ def main() -> None:
         engine.dispose()
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            policies = Path(tmp) / "policies"
+            shutil.copytree(EXAMPLES / "policies", policies)
+            (policies / "05-bench.yaml").write_text(BENCH_POLICIES)
+            os.environ["SIGNOFF_POLICIES_DIR"] = str(policies)
             server = SignoffServer(Path(tmp), args.database_url)
             headers = {"Authorization": f"Bearer {server.tokens['dave']}"}
             latencies: list[float] = []
@@ -129,10 +150,38 @@ def main() -> None:
 
                 codes = asyncio.run(fire())
                 time.sleep(3)
+
+                # (3) 100 distinct requests, with and without a digest
+                async def distinct(kind: str) -> None:
+                    async with httpx.AsyncClient(
+                        base_url=server.url, headers=headers, timeout=60
+                    ) as ac:
+                        await asyncio.gather(
+                            *(
+                                ac.post(
+                                    "/v1/requests",
+                                    json={
+                                        "action": {
+                                            "type": kind,
+                                            "target": f"reports/{i}",
+                                            "params": {"n": i},
+                                        },
+                                        "reason": "bench",
+                                    },
+                                )
+                                for i in range(100)
+                            )
+                        )
+
+                asyncio.run(distinct("bench.immediate"))
+                asyncio.run(distinct("bench.digest"))
+                time.sleep(8)  # past the end of the 5 s window
             server.stop()
         per_approver = Counter(
             to for _, to, raw in inbox.arrivals if "UPDATE t SET burst = 1" in raw
         )
+        immediate = Counter(to for _, to, raw in inbox.arrivals if "bench.immediate" in raw)
+        digested = Counter(to for _, to, raw in inbox.arrivals if "bench.digest" in raw)
         base = baseline(smtp_port, args.trials)
     finally:
         smtp.stop()
@@ -149,6 +198,10 @@ def main() -> None:
     print(
         f"{name}: burst of 100 identical requests ({codes.count(201)} created, "
         f"{codes.count(200)} folded): messages per approver {dict(per_approver)}"
+    )
+    print(
+        f"{name}: 100 distinct requests: messages per approver without a digest "
+        f"{dict(immediate)}, with a 5 s digest {dict(digested)}"
     )
 
 

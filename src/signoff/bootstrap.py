@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
 from signoff.adapters.channels.email import EmailChannel
 from signoff.adapters.channels.log import LogChannel
+from signoff.adapters.channels.teams import TeamsDirectChannel, TeamsRoomChannel
 from signoff.adapters.channels.webhook import WebhookChannel
 from signoff.adapters.db.engine import create_db_engine, upgrade
 from signoff.adapters.db.repositories import DatabaseUnitOfWork
@@ -21,6 +26,7 @@ from signoff.domain.durations import parse_duration
 from signoff.domain.errors import InvalidInput, PolicyError, PolicyProblem
 from signoff.domain.identity import Directory
 from signoff.domain.policy import PolicySet
+from signoff.domain.quiet_hours import QuietHours
 from signoff.services.core import Observer, Services
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
 from signoff.services.ports import Channel, Clock, SystemClock
@@ -39,10 +45,11 @@ class App:
     channels: dict[str, Channel] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     links: VoteLinkSigner | None = None
+    quiet: dict[str, QuietHours] = field(default_factory=dict)
 
     def dispatch(self, limit: int = 50) -> DispatchResult:
         """Deliver one batch of due notifications."""
-        return dispatch_due(self.services, self.channels, self.retry, limit)
+        return dispatch_due(self.services, self.channels, self.retry, limit, self.quiet)
 
     def worker(self) -> DeadlineWorker:
         s = self.settings
@@ -70,11 +77,12 @@ def build_channels(
 ) -> dict[str, Channel]:
     """The configured channels by name; an unknown name is a configuration error."""
     channels: dict[str, Channel] = {}
-    for name in (n.strip() for n in settings.channels.split(",") if n.strip()):
-        if name == "log":
-            channels[name] = LogChannel()
-        elif name == "email":
-            channels[name] = EmailChannel(
+    email: EmailChannel | None = None
+
+    def email_channel() -> EmailChannel:
+        nonlocal email
+        if email is None:
+            email = EmailChannel(
                 directory=directory,
                 links=links,
                 clock_now=clock.now,
@@ -88,23 +96,72 @@ def build_channels(
                 username=settings.smtp_username,
                 password=settings.smtp_password,
             )
-        elif name.startswith("slack:") and len(name) > 6:
-            from slack_sdk import WebClient
+        return email
 
+    def slack_client() -> WebClient:
+        from slack_sdk import WebClient
+
+        return WebClient(token=settings.slack_token, base_url=settings.slack_api_url)
+
+    for name in (n.strip() for n in settings.channels.split(",") if n.strip()):
+        kind, _, rest = name.partition(":")
+        if name == "log":
+            channels[name] = LogChannel()
+        elif name == "email":
+            channels[name] = email_channel()
+        elif name == "slack:dm":
+            from signoff.adapters.channels.slack import SlackDirectChannel
+
+            channels[name] = SlackDirectChannel(
+                slack_client(), services, engine, settings.public_url, settings.slack_users
+            )
+        elif kind == "slack" and rest:
             from signoff.adapters.channels.slack import SlackChannel
 
-            client = WebClient(token=settings.slack_token, base_url=settings.slack_api_url)
-            channels[name] = SlackChannel(name, client, services, engine, settings.public_url)
-        elif name.startswith("webhook:") and name[8:] in settings.webhooks:
-            hook = settings.webhooks[name[8:]]
+            channels[name] = SlackChannel(
+                name, slack_client(), services, engine, settings.public_url
+            )
+        elif name == "teams:dm":
+            channels[name] = TeamsDirectChannel(
+                directory, email_channel().vote_links, settings.public_url
+            )
+        elif kind == "teams" and rest in settings.teams_webhooks:
+            channels[name] = TeamsRoomChannel(
+                name, settings.teams_webhooks[rest], settings.public_url
+            )
+        elif kind == "apprise" and rest in settings.apprise:
+            from signoff.adapters.channels.apprise_channel import AppriseChannel
+
+            try:
+                channels[name] = AppriseChannel(name, settings.apprise[rest], settings.public_url)
+            except ValueError as exc:
+                raise InvalidInput(f"SIGNOFF_APPRISE: {exc}") from None
+        elif kind == "webhook" and rest in settings.webhooks:
+            hook = settings.webhooks[rest]
             channels[name] = WebhookChannel(name, hook.url, hook.secret)
         else:
             raise InvalidInput(
                 f"unknown channel {name!r} in SIGNOFF_CHANNELS: use 'log', 'email', "
-                f"'slack:#channel' or 'webhook:NAME' "
-                f"with NAME one of {sorted(settings.webhooks) or 'the keys of SIGNOFF_WEBHOOKS'}"
+                "'slack:#channel', 'slack:dm', 'teams:dm', 'teams:NAME' (a key of "
+                "SIGNOFF_TEAMS_WEBHOOKS), 'apprise:NAME' (a key of SIGNOFF_APPRISE) or "
+                "'webhook:NAME' (a key of SIGNOFF_WEBHOOKS)"
             )
     return channels
+
+
+def quiet_hours(settings: Settings, channels: dict[str, Channel]) -> dict[str, QuietHours]:
+    out = {}
+    for name, text in settings.quiet_hours.items():
+        if name not in channels:
+            raise InvalidInput(
+                f"SIGNOFF_QUIET_HOURS names {name!r}, which is not a configured channel "
+                f"(SIGNOFF_CHANNELS: {', '.join(channels) or 'none'})"
+            )
+        try:
+            out[name] = QuietHours.parse(text)
+        except ValueError as exc:
+            raise InvalidInput(f"SIGNOFF_QUIET_HOURS[{name!r}]: {exc}") from None
+    return out
 
 
 def load_rules(settings: Settings) -> tuple[Directory, PolicySet]:
@@ -158,7 +215,19 @@ def build(
     if missing:
         engine.dispose()
         raise PolicyError(missing)
+    for user in directory.users.values():
+        for name in user.notify:
+            if name not in channels:
+                engine.dispose()
+                raise InvalidInput(
+                    f"{settings.users_file}: user {user.name!r} prefers {name!r}, which is "
+                    f"not a configured channel (SIGNOFF_CHANNELS: {', '.join(channels)})"
+                )
+    quiet = quiet_hours(settings, channels)
     services.channels = tuple(channels)
+    services.personal_channels = frozenset(
+        name for name, channel in channels.items() if channel.personal
+    )
     services.tracking_channels = frozenset(
         name for name, channel in channels.items() if channel.keeps_message_updated
     )
@@ -169,4 +238,6 @@ def build(
     )
     if observer is not None:
         services.observer = observer
-    return App(settings, engine, services, keys, bus, policy_set, directory, channels, retry, links)
+    return App(
+        settings, engine, services, keys, bus, policy_set, directory, channels, retry, links, quiet
+    )

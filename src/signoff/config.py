@@ -57,8 +57,24 @@ class Settings(BaseSettings):
     worker_batch: int = Field(100, description="Due requests claimed per transaction.")
     channels: str = Field(
         "log",
-        description="Comma-separated channels every notification goes to: `log`, `email`, "
-        "`slack:#channel`, `webhook:NAME` (a key of WEBHOOKS).",
+        description="Comma-separated channels (policies choose among them with `notify:`; "
+        "policies that name none use them all): `log`, `email`, `slack:#channel`, "
+        "`slack:dm`, `teams:NAME` (a key of TEAMS_WEBHOOKS), `teams:dm`, `apprise:NAME` "
+        "(a key of APPRISE), `webhook:NAME` (a key of WEBHOOKS).",
+    )
+    teams_webhooks: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"NAME": "incoming webhook URL"} for `teams:NAME` channels.',
+    )
+    apprise: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON {"NAME": ["apprise URL", ...]} for `apprise:NAME` channels, '
+        'e.g. {"ops": ["discord://id/token"]}.',
+    )
+    quiet_hours: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"channel": "22:00-07:00 Europe/Paris"}: that channel sends '
+        "nothing in the window; messages leave when it ends.",
     )
     webhooks: dict[str, WebhookSettings] = Field(
         default_factory=dict,

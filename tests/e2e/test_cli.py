@@ -196,7 +196,7 @@ def test_usage_and_server_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
 
 def test_policy_check_and_explain(cli: Cli, tmp_path: Path) -> None:
     good = cli.run("policy", "check", str(FIXTURES / "policies"))
-    assert good.returncode == 0 and good.stdout.startswith("ok: 9 policies")
+    assert good.returncode == 0 and good.stdout.startswith("ok: 10 policies")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "a.yaml").write_text(

@@ -77,7 +77,9 @@ class FakeSlack:
                 method = path.rsplit("/", 1)[-1]
                 fake.calls.append((method, args))
                 if method == "chat.postMessage":
-                    self._answer({"ok": True, "channel": "C0PROD", "ts": f"1700.{next(counter)}"})
+                    to = str(args["channel"])
+                    where = "D" + to[1:] if to.startswith("U") else "C0PROD"  # a DM
+                    self._answer({"ok": True, "channel": where, "ts": f"1700.{next(counter)}"})
                 elif method == "chat.update":
                     self._answer({"ok": True, "channel": args["channel"], "ts": args["ts"]})
                 elif method == "users.info":
@@ -85,6 +87,12 @@ class FakeSlack:
                     self._answer(
                         {"ok": True, "user": {"id": uid, "profile": {"email": SLACK_IDS[uid]}}}
                     )
+                elif method == "users.lookupByEmail":
+                    found = [uid for uid, mail in SLACK_IDS.items() if mail == args["email"]]
+                    if found:
+                        self._answer({"ok": True, "user": {"id": found[0]}})
+                    else:
+                        self._answer({"ok": False, "error": "users_not_found"})
                 else:
                     self._answer({"ok": True})
 

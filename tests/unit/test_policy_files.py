@@ -29,7 +29,7 @@ def problems(tmp_path: Path, directory, text: str, default: bool = True) -> list
 
 def test_the_fixture_and_example_sets_load(directory) -> None:
     ps = load_policy_set(FIXTURES / "policies", directory)
-    assert len(ps) == 9
+    assert len(ps) == 10
     assert ps.default.outcome.value == "deny"
 
 
@@ -124,3 +124,23 @@ def test_missing_folder(tmp_path, directory) -> None:
     with pytest.raises(PolicyError) as info:
         load_policy_set(tmp_path / "nope", directory)
     assert "policy folder does not exist" in str(info.value)
+
+
+def test_digest_mode_needs_a_period(tmp_path, directory) -> None:
+    found = problems(
+        tmp_path,
+        directory,
+        "policies:\n"
+        "  - name: a\n    outcome: allow\n    notify_mode: digest\n"
+        "  - name: b\n    outcome: allow\n    every: 30m\n"
+        "  - name: c\n    outcome: allow\n    notify_mode: digest\n    every: soon\n"
+        "  - name: d\n    outcome: allow\n    notify: [teams:ops, 'slack:#x', chat:y]\n",
+    )
+    assert found == [
+        "p.yaml:4:18: notify_mode: digest needs `every: 30m`",
+        "p.yaml:7:12: `every` applies only with notify_mode: digest",
+        "p.yaml:11:12: invalid duration 'soon': write a number and a unit, e.g. 90s, 15m, "
+        "2h, 7d, 1h30m",
+        "p.yaml:14:37: policies.3.notify.2: unknown channel 'chat:y': use log, email, "
+        "slack:#channel, slack:dm, teams:NAME, teams:dm, apprise:NAME or webhook:NAME",
+    ]

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from signoff.adapters.policy_files import NAME_PATTERN
+from signoff.adapters.policy_files import NAME_PATTERN, ChannelName
 from signoff.adapters.yaml_positions import load_located, validate_located
 from signoff.domain.errors import ErrorList, PolicyError
-from signoff.domain.identity import Directory
+from signoff.domain.identity import Directory, User
 
 
 class UserDoc(BaseModel):
@@ -18,6 +18,9 @@ class UserDoc(BaseModel):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     email: str | None = None
     admin: bool = False
+    slack: str | None = None
+    teams_webhook: str | None = None
+    notify: list[ChannelName] = []
 
 
 class DirectoryDoc(BaseModel):
@@ -52,4 +55,15 @@ def load_directory(path: Path | str) -> Directory:
                 errors.add(str(file), line, col, f"group {g!r} names unknown user {m!r}")
     if errors.problems:
         raise PolicyError(errors.problems)
-    return Directory.build(((u.name, u.email, u.admin) for u in parsed.users), parsed.groups)
+    users = (
+        User(
+            name=u.name,
+            email=u.email,
+            admin=u.admin,
+            slack_id=u.slack,
+            teams_webhook=u.teams_webhook,
+            notify=tuple(u.notify),
+        )
+        for u in parsed.users
+    )
+    return Directory.build(users, parsed.groups)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import cel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from signoff.adapters.yaml_positions import Located, load_located, validate_located
 from signoff.domain.actions import canonical_json, sha256_hex
@@ -81,12 +81,28 @@ class MatchDoc(_Strict):
     condition: str | None = None
 
 
-CHANNEL_PATTERN = r"^(log|email|slack:[#A-Za-z0-9_.-]+|webhook:[A-Za-z0-9_.-]+)$"
+_CHANNEL = re.compile(
+    r"^(log|email|slack:[#A-Za-z0-9_.-]+|(webhook|teams|apprise):[A-Za-z0-9_.-]+)$"
+)
+
+
+def _channel_name(value: str) -> str:
+    if not _CHANNEL.match(value):
+        raise ValueError(
+            f"unknown channel {value!r}: use log, email, slack:#channel, slack:dm, "
+            "teams:NAME, teams:dm, apprise:NAME or webhook:NAME"
+        )
+    return value
+
+
+ChannelName = Annotated[str, AfterValidator(_channel_name)]
 
 
 class DefaultDoc(_Strict):
     outcome: Literal["allow", "deny", "review"]
-    notify: list[Annotated[str, Field(pattern=CHANNEL_PATTERN)]] = []
+    notify: list[ChannelName] = []
+    notify_mode: Literal["immediate", "digest"] = "immediate"
+    every: str | None = None  # digest period
     review: ReviewDoc | None = None
     grant: GrantDoc = GrantDoc()
     request: RequestDoc = RequestDoc()
@@ -263,6 +279,14 @@ class _Builder:
         before = len(self.errors.problems)
         stages = self.stages(doc, path, d.outcome, d.review)
         ttl = self.duration(doc, (*path, "grant", "ttl"), d.grant.ttl)
+        digest_every = None
+        if d.notify_mode == "digest":
+            if d.every is None:
+                self.err(doc, (*path, "notify_mode"), "notify_mode: digest needs `every: 30m`")
+            else:
+                digest_every = self.duration(doc, (*path, "every"), d.every)
+        elif d.every is not None:
+            self.err(doc, (*path, "every"), "`every` applies only with notify_mode: digest")
         if d.request.ticket_pattern is not None:
             try:
                 re.compile(d.request.ticket_pattern)
@@ -288,6 +312,7 @@ class _Builder:
             stages=stages,
             on_timeout=d.review.on_timeout if d.review is not None else "timed_out",
             notify=tuple(d.notify),
+            digest_every=digest_every,
             grant=GrantRule(ttl=ttl, uses=d.grant.uses),
             rules=RequestRules(d.request.reason_required, d.request.ticket_pattern),
             description=d.description if isinstance(d, PolicyDoc) else "default outcome",

@@ -116,6 +116,7 @@ def validate_located(
             if is_key:
                 message = f"unknown key {str(loc[-1])!r} at {field_path}"
             else:
-                message = f"{field_path}: {err['msg']}"
+                text = str(err["msg"]).removeprefix("Value error, ")
+                message = f"{field_path}: {text}"
             errors.add(located.file, line, col, message)
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from signoff.domain.errors import NotFound
 
@@ -14,6 +14,9 @@ class User:
     email: str | None = None
     admin: bool = False
     groups: frozenset[str] = field(default_factory=frozenset)
+    slack_id: str | None = None  # else found by email (users.lookupByEmail)
+    teams_webhook: str | None = None  # a webhook that posts to this person's Teams chat
+    notify: tuple[str, ...] = ()  # where they prefer news of their own requests
 
 
 @dataclass(frozen=True)
@@ -26,14 +29,14 @@ class Directory:
     @classmethod
     def build(
         cls,
-        users: Iterable[tuple[str, str | None, bool]],
+        users: Iterable[User],
         groups: Mapping[str, Iterable[str]],
     ) -> Directory:
         members = {g: frozenset(m) for g, m in groups.items()}
         table: dict[str, User] = {}
-        for name, email, admin in users:
-            mine = frozenset(g for g, m in members.items() if name in m)
-            table[name] = User(name=name, email=email, admin=admin, groups=mine)
+        for user in users:
+            mine = frozenset(g for g, m in members.items() if user.name in m)
+            table[user.name] = replace(user, groups=mine)
         return cls(users=table, groups=members)
 
     def user(self, name: str) -> User:

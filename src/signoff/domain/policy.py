@@ -121,6 +121,7 @@ class Policy:
     stages: tuple[Stage, ...] = ()
     on_timeout: str = "timed_out"
     notify: tuple[str, ...] = ()  # channels; empty: the server's default channels
+    digest_every: timedelta | None = None  # approvers are told in one batch per period
     grant: GrantRule = field(default_factory=GrantRule)
     rules: RequestRules = field(default_factory=RequestRules)
     description: str = ""

@@ -162,6 +162,7 @@ class Request:
     expires_at: datetime | None = None  # the latest a pending request may stay pending
     fold_count: int = 0  # identical asks folded into this one while it was pending
     notify: tuple[str, ...] = ()  # channels named by the policy; empty: the defaults
+    digest_every: timedelta | None = None  # approvers told in batches (policy notify_mode)
     expiry_warned: bool = False  # the requester was told the unused grant expires soon
 
     # ----- queries -------------------------------------------------------------------

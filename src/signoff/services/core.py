@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from signoff.domain.actions import Action
@@ -47,16 +47,27 @@ NOTIFY_EVENTS = frozenset(
 )
 
 
-def recipients(request: Request, ev: Happened) -> list[str]:
-    """Who should hear of an event: approvers when their vote is wanted, else the
-    requester."""
+def audiences(request: Request, ev: Happened) -> list[tuple[str, list[str]]]:
+    """Who should hear of an event, as (audience, people): approvers when their vote is
+    wanted (and the requester too when their request is escalated), else the requester."""
     if ev.type in ("request.submitted", "stage.advanced"):
-        return sorted(request.awaiting())
+        return [("approvers", sorted(request.awaiting()))]
     if ev.type == "stage.escalated":
-        return list(ev.payload.get("added", []))
+        added = list(ev.payload.get("added", []))
+        return [("approvers", added), ("requester", [request.requester])]
     if ev.type == "request.reminded":
-        return list(ev.payload.get("to", []))
-    return [request.requester]
+        return [("approvers", list(ev.payload.get("to", [])))]
+    return [("requester", [request.requester])]
+
+
+def digest_slot(now: datetime, every: timedelta) -> datetime:
+    """The end of the digest window ``now`` falls in: windows are aligned on the epoch,
+    so everything asked within one window leaves together."""
+    windows = -(-(now - EPOCH) // every)  # ceiling division
+    return EPOCH + windows * every
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 MAX_REASON = 4000
@@ -132,6 +143,8 @@ class Services:
     channels: tuple[str, ...] = ("log",)
     # Channels that keep one message per request up to date (Slack): told of every change.
     tracking_channels: frozenset[str] = frozenset()
+    # Channels that reach each person on their own (email, direct messages).
+    personal_channels: frozenset[str] = frozenset()
     # Called after a commit that wrote outbox rows: the worker delivers at once rather
     # than at its next interval.
     wake_dispatcher: Callable[[], None] = field(default=lambda: None)
@@ -140,41 +153,85 @@ class Services:
 def record_changes(
     svc: Services, uow: UnitOfWork, now: datetime, request: Request, events: list[Happened]
 ) -> None:
-    """Audit every event; for each event people should hear of, one outbox row per
-    channel of the request (its policy's, else the server's), in the same transaction as
-    the state change. Channels that keep one message up to date get a row for the last
-    change of the transaction, whoever it concerns."""
+    """Audit every event and, in the same transaction as the state change, write the
+    outbox rows that tell people of it.
+
+    Approvers are told on the request's channels (its policy's, else the server's); under
+    a digest policy their rows wait for the end of the digest window, one row per person
+    on personal channels so the dispatcher can send each person one message. The
+    requester is told on the channels their profile prefers, else the request's.
+    Channels that keep one message up to date get a row for the last change of the
+    transaction, whoever it concerns."""
     channels = request.notify or svc.channels
-    for i, ev in enumerate(events):
+    told: set[str] = set()
+    last: dict[str, Any] = {}
+    for ev in events:
         audited = uow.audit.append(now, ev.actor, ev.type, request.id, ev.payload)
-        to = recipients(request, ev) if ev.type in NOTIFY_EVENTS else []
-        last = i == len(events) - 1
-        # e.g. no approver hears of a request that a policy decided outright
-        wanted = [c for c in channels if to or (last and c in svc.tracking_channels)]
-        if not wanted:
-            continue
-        message = {
-            "event": ev.type,
-            "audit_seq": audited.seq,
-            "status": request.status.value,
-            "actor": ev.actor,
-            "to": to,
-            "request": {
-                "id": request.id,
-                "requester": request.requester,
-                "action": {
-                    "type": request.action.type,
-                    "target": request.action.target,
-                    "params": _preview(request.action.params),
-                },
-                "reason": request.reason,
-                "ticket": request.ticket,
-                "policy": request.policy_name,
-            },
-        }
-        for channel in wanted:
-            uow.outbox.add(channel, request.id, message, now)
+        last = _message(request, ev, audited.seq)
+        groups = audiences(request, ev) if ev.type in NOTIFY_EVENTS else []
+        for audience, to in groups:
+            if not to:
+                continue  # e.g. no approver hears of a request a policy decided outright
+            every = request.digest_every if audience == "approvers" else None
+            slot = digest_slot(now, every) if every else None
+            for channel in _channels_for(svc, request, audience):
+                told.add(channel)
+                if slot is not None and channel in svc.personal_channels:
+                    for person in to:
+                        row = {**last, "audience": audience, "to": [person], "digest": True}
+                        uow.outbox.add(channel, request.id, row, now, not_before=slot)
+                else:
+                    row = {**last, "audience": audience, "to": to}
+                    uow.outbox.add(channel, request.id, row, now, not_before=slot)
+    for channel in channels:
+        if channel in svc.tracking_channels and channel not in told and last:
+            uow.outbox.add(channel, request.id, {**last, "audience": "watchers", "to": []}, now)
     uow.touched.add(request.id)
+
+
+def _message(request: Request, ev: Happened, seq: int) -> dict[str, Any]:
+    return {
+        "event": ev.type,
+        "audit_seq": seq,
+        "status": request.status.value,
+        "actor": ev.actor,
+        "details": _details(ev),
+        "request": {
+            "id": request.id,
+            "requester": request.requester,
+            "action": {
+                "type": request.action.type,
+                "target": request.action.target,
+                "params": _preview(request.action.params),
+            },
+            "reason": request.reason,
+            "ticket": request.ticket,
+            "policy": request.policy_name,
+            "grant": (
+                {
+                    "expires_at": request.grant.expires_at.isoformat(),
+                    "uses_left": request.grant.uses_left,
+                }
+                if request.grant is not None
+                else None
+            ),
+        },
+    }
+
+
+def _channels_for(svc: Services, request: Request, audience: str) -> tuple[str, ...]:
+    if audience == "requester":
+        user = svc.directory.users.get(request.requester)
+        preferred = tuple(c for c in (user.notify if user else ()) if c in svc.channels)
+        if preferred:
+            return preferred
+    return request.notify or svc.channels
+
+
+def _details(ev: Happened) -> dict[str, Any]:
+    """What a message about this event may say beyond the request: who, why, when."""
+    keep = ("by", "comment", "expires_at", "uses_left", "name", "stage", "added", "reminder")
+    return {k: ev.payload[k] for k in keep if k in ev.payload}
 
 
 def save_changes(
@@ -299,6 +356,7 @@ def submit_or_fold(
         on_timeout=policy.on_timeout,
         expires_at=now + svc.max_pending,
         notify=policy.notify,
+        digest_every=policy.digest_every,
     )
     events = request.start(now)
     if decision.outcome is Outcome.ALLOW:

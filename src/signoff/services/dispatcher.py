@@ -6,6 +6,11 @@ attempt and moves the row's next attempt a lease ahead), delivers outside any
 transaction, then records the outcome: delivered; or retried after
 ``backoff * 2**(attempt-1)`` seconds (capped); or, after ``max_attempts``, dead-lettered
 with an audit event. Delivery is at least once; receivers dedupe on the row id.
+
+Two things hold messages back. Quiet hours per channel: a row claimed inside them is put
+back until they end, without counting an attempt. Digests: rows of a digest policy are
+written to leave at the end of their window, one per person on personal channels; the
+rows of one person and channel claimed together go out as one message.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from signoff.domain.quiet_hours import QuietHours
 from signoff.services.core import Services
-from signoff.services.ports import Channel, DeliveryError, Notification
+from signoff.services.ports import (
+    Channel,
+    DeliveryError,
+    DigestChannel,
+    Notification,
+    asks_to_vote,
+)
 
 log = logging.getLogger("signoff.dispatcher")
 
@@ -40,39 +52,45 @@ class DispatchResult:
     dead: int
 
 
-# Events that ask approvers to act: pointless once the request is no longer pending.
-ASKING = frozenset({"request.submitted", "stage.advanced", "stage.escalated", "request.reminded"})
-
-
 def dispatch_due(
-    svc: Services, channels: Mapping[str, Channel], retry: RetryPolicy, limit: int = 50
+    svc: Services,
+    channels: Mapping[str, Channel],
+    retry: RetryPolicy,
+    limit: int = 50,
+    quiet: Mapping[str, QuietHours] | None = None,
 ) -> DispatchResult:
+    quiet = quiet or {}
     with svc.uow() as uow:
-        claimed = uow.outbox.claim(svc.clock.now(), limit, retry.lease)
+        now = svc.clock.now()
+        claimed = uow.outbox.claim(now, limit, retry.lease)
         stale = {
             n.id
             for n in claimed
-            if n.payload.get("event") in ASKING
+            if asks_to_vote(n.payload)
             and n.request_id is not None
             and uow.requests.status_of(n.request_id) != "pending"
         }
+        waiting = []
+        for n in claimed:
+            hours = quiet.get(n.channel)
+            until = hours.until(now) if hours is not None and n.id not in stale else None
+            if until is not None:  # quiet hours: it leaves when they end
+                uow.outbox.defer(n.id, until)
+                waiting.append(n.id)
         uow.commit()
     outcomes: list[tuple[Notification, str | None]] = []
+    batches: dict[tuple[str, str], list[Notification]] = {}
     for n in claimed:
         if n.id in stale:  # decided meanwhile: nobody is asked about a decided request
             outcomes.append((n, None))
+        elif n.id in waiting:
             continue
-        channel = channels.get(n.channel)
-        try:
-            if channel is None:
-                raise DeliveryError(f"no channel named {n.channel!r} is configured")
-            channel.send(n)
-            outcomes.append((n, None))
-        except DeliveryError as exc:
-            outcomes.append((n, str(exc)))
-        except Exception as exc:  # a channel bug must not stop the others
-            log.exception("channel %s failed", n.channel)
-            outcomes.append((n, f"{type(exc).__name__}: {exc}"))
+        elif n.payload.get("digest") and n.payload.get("to"):
+            batches.setdefault((n.channel, n.payload["to"][0]), []).append(n)
+        else:
+            outcomes += _deliver(channels.get(n.channel), n.channel, [n], None)
+    for (name, person), batch in batches.items():
+        outcomes += _deliver(channels.get(name), name, batch, person)
     delivered = retried = dead = 0
     if outcomes:
         with svc.uow() as uow:
@@ -105,3 +123,25 @@ def dispatch_due(
                     svc.observer.delivery(n.channel, "failed")
             uow.commit()
     return DispatchResult(len(claimed), delivered, retried, dead)
+
+
+def _deliver(
+    channel: Channel | None, name: str, batch: list[Notification], person: str | None
+) -> list[tuple[Notification, str | None]]:
+    """Send one notification, or a digest of several for one person; every row of the
+    batch shares the outcome."""
+    try:
+        if channel is None:
+            raise DeliveryError(f"no channel named {name!r} is configured")
+        if person is not None and len(batch) > 1 and isinstance(channel, DigestChannel):
+            channel.send_digest(person, batch)
+        else:
+            for n in batch:
+                channel.send(n)
+        error = None
+    except DeliveryError as exc:
+        error = str(exc)
+    except Exception as exc:  # a channel bug must not stop the others
+        log.exception("channel %s failed", name)
+        error = f"{type(exc).__name__}: {exc}"
+    return [(n, error) for n in batch]

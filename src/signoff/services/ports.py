@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from signoff.domain.audit import AuditEvent
 from signoff.domain.requests import Request
@@ -79,10 +79,16 @@ class AuditLog(Protocol):
 
 class Outbox(Protocol):
     def add(
-        self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime
+        self,
+        topic: str,
+        request_id: str | None,
+        payload: dict[str, Any],
+        at: datetime,
+        not_before: datetime | None = None,
     ) -> None: ...
     def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Notification]: ...
     def delivered(self, outbox_id: int) -> None: ...
+    def defer(self, outbox_id: int, at: datetime) -> None: ...
     def retry(self, outbox_id: int, at: datetime, error: str) -> None: ...
     def dead(self, outbox_id: int, error: str) -> None: ...
     def rows(self, status: str | None, limit: int) -> list[dict[str, Any]]: ...
@@ -148,5 +154,28 @@ class Channel(Protocol):
     # True for channels that show one message per request and update it on every
     # change (Slack): they are sent every change, not only those addressed to someone.
     keeps_message_updated: bool
+    # True for channels that reach each person on their own (mail, direct messages):
+    # digests are gathered per person, and requesters may prefer them for their news.
+    personal: bool
 
     def send(self, notification: Notification) -> None: ...
+
+
+@runtime_checkable
+class DigestChannel(Channel, Protocol):
+    """A personal channel that can tell one person of several requests in one message."""
+
+    def send_digest(self, person: str, notifications: list[Notification]) -> None: ...
+
+
+def asks_to_vote(payload: dict[str, Any]) -> bool:
+    """Whether a notification asks approvers to act (pointless once decided)."""
+    audience = payload.get("audience")
+    if audience is None:  # rows written before audiences existed
+        return payload.get("event") in {
+            "request.submitted",
+            "stage.advanced",
+            "stage.escalated",
+            "request.reminded",
+        }
+    return bool(audience == "approvers")

@@ -17,32 +17,16 @@ from typing import Any
 
 import aiosmtplib
 
+from signoff.adapters.channels import messages
 from signoff.adapters.signing import VoteLinkSigner
 from signoff.domain.identity import Directory
-from signoff.services.ports import DeliveryError, Notification
-
-VOTE_EVENTS = frozenset(
-    {"request.submitted", "stage.advanced", "stage.escalated", "request.reminded"}
-)
-HEADLINES = {
-    "request.submitted": "Approval needed",
-    "stage.advanced": "Approval needed (next stage)",
-    "stage.escalated": "Escalated to you: approval needed",
-    "request.reminded": "Reminder: approval needed",
-    "request.approved": "Your request was approved",
-    "request.denied": "Your request was denied",
-    "request.cancelled": "Request cancelled",
-    "request.revoked": "Your grant was revoked",
-    "request.executed": "Your grant was used",
-    "request.timed_out": "Your request timed out",
-    "grant.expiring": "Your grant expires soon",
-    "request.expired": "Your grant expired unused",
-}
+from signoff.services.ports import DeliveryError, Notification, asks_to_vote
 
 
 class EmailChannel:
     name = "email"
     keeps_message_updated = False
+    personal = True
 
     def __init__(
         self,
@@ -77,51 +61,46 @@ class EmailChannel:
             "timeout": timeout,
         }
 
+    def vote_links(self, person: str, p: dict[str, Any]) -> dict[str, str] | None:
+        """This person's own signed Approve and Deny links, when the message asks them
+        to vote."""
+        if not asks_to_vote(p):
+            return None
+        expires = self.clock_now() + self.link_ttl
+        rid = p["request"]["id"]
+        return {
+            d: f"{self.public_url}/links/{self.links.issue(person, rid, d, expires)}"
+            for d in ("approve", "deny")
+        }
+
+    def _address(self, person: str) -> str | None:
+        user = self.directory.users.get(person)
+        return user.email if user is not None else None
+
     def messages(self, n: Notification) -> list[EmailMessage]:
         p = n.payload
         out = []
-        for name in p.get("to", []):
-            user = self.directory.users.get(name)
-            if user is None or not user.email:
-                continue
-            links = None
-            if p.get("event") in VOTE_EVENTS:
-                expires = self.clock_now() + self.link_ttl
-                rid = p["request"]["id"]
-                links = {
-                    d: f"{self.public_url}/links/{self.links.issue(name, rid, d, expires)}"
-                    for d in ("approve", "deny")
-                }
-            out.append(self._compose(user.email, p, links))
+        for person in p.get("to", []):
+            address = self._address(person)
+            if address:
+                out.append(self._compose(address, p, self.vote_links(person, p)))
         return out
 
-    def _compose(self, to: str, p: dict[str, Any], links: dict[str, str] | None) -> EmailMessage:
-        r = p["request"]
-        action = r["action"]
-        headline = HEADLINES.get(p["event"], p["event"])
-        msg = EmailMessage()
-        msg["Subject"] = f"[Signoff] {headline}: {action['type']} on {action['target']}"
-        msg["From"] = self.sender
-        msg["To"] = to
-        rows = [
-            ("Action", f"{action['type']} on {action['target']}"),
-            ("Requester", r["requester"]),
-            ("Reason", r.get("reason") or "-"),
-            ("Ticket", r.get("ticket") or "-"),
-            ("Policy", r["policy"]),
-            ("Status", p["status"]),
-        ]
-        params = action.get("params") or {}
-        view = f"{self.public_url}/v1/requests/{r['id']}"
-        text = [headline, ""]
+    def _section(self, p: dict[str, Any], links: dict[str, str] | None) -> tuple[list[str], str]:
+        """One request's part of a message: text lines and HTML."""
+        rows = messages.context_rows(p)
+        params = p["request"]["action"].get("params") or {}
+        view = messages.view_url(self.public_url, p)
+        news = messages.news(p)
+        text = [*news, *([""] if news else [])]
         text += [f"{k}: {v}" for k, v in rows]
         for k, v in params.items():
             text += [f"{k}:", *("    " + line for line in str(v).splitlines())]
         if links:
             text += ["", f"Approve: {links['approve']}", f"Deny: {links['deny']}"]
         text += ["", f"Details: {view}"]
-        msg.set_content("\n".join(text))
         e = html.escape
+        said = "".join(f"<p>{e(line)}</p>" for line in news)
         cells = "".join(f"<tr><th align=left>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
         code = "".join(
             f"<p><b>{e(str(k))}</b></p><pre>{e(str(v))}</pre>" for k, v in params.items()
@@ -132,19 +111,57 @@ class EmailChannel:
             if links
             else ""
         )
-        msg.add_alternative(
-            f"<html><body><h2>{e(headline)}</h2><table>{cells}</table>{code}{buttons}"
-            f'<p><a href="{e(view)}">Details</a></p></body></html>',
-            subtype="html",
-        )
+        part = f'{said}<table>{cells}</table>{code}{buttons}<p><a href="{e(view)}">Details</a></p>'
+        return text, part
+
+    def _message(self, to: str, subject: str, text: list[str], part: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["Subject"] = f"[Signoff] {subject}"
+        msg["From"] = self.sender
+        msg["To"] = to
+        msg.set_content("\n".join(text))
+        msg.add_alternative(f"<html><body>{part}</body></html>", subtype="html")
         return msg
 
+    def _compose(self, to: str, p: dict[str, Any], links: dict[str, str] | None) -> EmailMessage:
+        text, part = self._section(p, links)
+        head = messages.headline(p)
+        return self._message(
+            to,
+            messages.title(p),
+            [head, "", *text],
+            f"<h2>{html.escape(head)}</h2>{part}",
+        )
+
+    def send_digest(self, person: str, notifications: list[Notification]) -> None:
+        """One mail to one approver for every request of the window, each with its own
+        links."""
+        address = self._address(person)
+        if not address:
+            return
+        count = len(notifications)
+        text = [f"{count} requests await your approval.", ""]
+        parts = [f"<h2>{count} requests await your approval</h2>"]
+        for i, n in enumerate(notifications, 1):
+            lines, part = self._section(n.payload, self.vote_links(person, n.payload))
+            a = n.payload["request"]["action"]
+            text += [f"{i}. {a['type']} on {a['target']}", *lines, "", "-" * 40, ""]
+            parts.append(
+                f"<hr><h3>{i}. {html.escape(a['type'])} on {html.escape(a['target'])}</h3>"
+            )
+            parts.append(part)
+        self._deliver(
+            [self._message(address, f"{count} requests await your approval", text, "".join(parts))]
+        )
+
     def send(self, notification: Notification) -> None:
-        messages = self.messages(notification)
-        if not messages:
+        self._deliver(self.messages(notification))
+
+    def _deliver(self, mails: list[EmailMessage]) -> None:
+        if not mails:
             return
         try:
-            asyncio.run(self._send_all(messages))
+            asyncio.run(self._send_all(mails))
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP: {type(exc).__name__}: {exc}") from None
 

@@ -13,6 +13,7 @@ log = logging.getLogger("signoff.notify")
 class LogChannel:
     name = "log"
     keeps_message_updated = False
+    personal = False
 
     def send(self, notification: Notification) -> None:
         log.info(

@@ -18,11 +18,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 
+from signoff.adapters.channels import messages
 from signoff.adapters.db import tables as t
 from signoff.domain.errors import NotFound
 from signoff.domain.requests import Request, Status
 from signoff.services import core
-from signoff.services.ports import DeliveryError, Notification
+from signoff.services.ports import DeliveryError, Notification, asks_to_vote
 
 CODE_LIMIT = 2500
 
@@ -87,35 +88,38 @@ def render(request: Request, view_url: str) -> tuple[str, list[dict[str, Any]]]:
         }
     )
     if request.status is Status.PENDING:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"vote:{request.id}",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": "approve",
-                        "style": "primary",
-                        "text": {"type": "plain_text", "text": "Approve"},
-                        "value": request.id,
-                    },
-                    {
-                        "type": "button",
-                        "action_id": "deny",
-                        "style": "danger",
-                        "text": {"type": "plain_text", "text": "Deny"},
-                        "value": request.id,
-                    },
-                ],
-            }
-        )
+        blocks.append(vote_buttons(request.id))
     return summary, blocks
+
+
+def vote_buttons(request_id: str) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "block_id": f"vote:{request_id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "approve",
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": request_id,
+            },
+            {
+                "type": "button",
+                "action_id": "deny",
+                "style": "danger",
+                "text": {"type": "plain_text", "text": "Deny"},
+                "value": request_id,
+            },
+        ],
+    }
 
 
 class SlackChannel:
     """``slack:#channel`` (or ``slack:C0123``): the request's message in that channel."""
 
     keeps_message_updated = True
+    personal = False
 
     def __init__(
         self, name: str, client: WebClient, svc: core.Services, engine: Engine, public_url: str
@@ -163,3 +167,172 @@ class SlackChannel:
             raise DeliveryError(f"Slack: {exc.response.get('error', exc)}") from None
         except OSError as exc:
             raise DeliveryError(f"Slack unreachable: {exc}") from None
+
+
+DM_PREFIX = "slack:dm:"
+
+
+class SlackDirectChannel:
+    """``slack:dm``: each approver gets the request's message as a direct message, kept
+    up to date like a channel message; requesters get their news the same way.
+
+    A Signoff user is found in Slack by the ``slack`` id in their profile, the explicit
+    map of settings, or their email (users.lookupByEmail)."""
+
+    name = "slack:dm"
+    keeps_message_updated = True
+    personal = True
+
+    def __init__(
+        self,
+        client: WebClient,
+        svc: core.Services,
+        engine: Engine,
+        public_url: str,
+        slack_users: dict[str, str],
+    ) -> None:
+        self.client = client
+        self.svc = svc
+        self.engine = engine
+        self.public_url = public_url.rstrip("/")
+        self.known = {user: slack_id for slack_id, user in slack_users.items()}
+
+    def slack_id(self, person: str) -> str | None:
+        if person in self.known:
+            return self.known[person]
+        user = self.svc.directory.users.get(person)
+        if user is None:
+            return None
+        if user.slack_id:
+            found: str | None = user.slack_id
+        elif user.email:
+            try:
+                found = str(self.client.users_lookupByEmail(email=user.email)["user"]["id"])
+            except SlackApiError as exc:
+                if exc.response.get("error") != "users_not_found":
+                    raise
+                found = None
+        else:
+            found = None
+        if found is not None:
+            self.known[person] = found
+        return found
+
+    def _stored(self, request_id: str) -> dict[str, tuple[str, str]]:
+        m = t.slack_messages
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(m.c.channel, m.c.slack_channel, m.c.ts).where(
+                    m.c.request_id == request_id, m.c.channel.startswith(DM_PREFIX)
+                )
+            )
+            return {r[0][len(DM_PREFIX) :]: (r[1], r[2]) for r in rows}
+
+    def send(self, n: Notification) -> None:
+        if n.request_id is None:
+            return
+        try:
+            request = core.get_request(self.svc, n.request_id)
+        except NotFound:
+            return
+        p = n.payload
+        view = f"{self.public_url}/v1/requests/{request.id}"
+        text, blocks = render(request, view)
+        try:
+            stored = self._stored(request.id)
+            posted = set()
+            if asks_to_vote(p) and request.status is Status.PENDING:
+                for person in p.get("to", []):
+                    if person in stored:  # a reminder or escalation: in its thread
+                        where, ts = stored[person]
+                        self.client.chat_postMessage(
+                            channel=where, thread_ts=ts, text=escape(messages.title(p))
+                        )
+                        continue
+                    target = self.slack_id(person)
+                    if target is None:
+                        continue
+                    resp = self.client.chat_postMessage(channel=target, text=text, blocks=blocks)
+                    self._store(request.id, person, str(resp["channel"]), str(resp["ts"]))
+                    posted.add(person)
+            elif p.get("audience") == "requester":
+                for person in p.get("to", []):
+                    target = self.slack_id(person)
+                    if target is not None:
+                        self.client.chat_postMessage(channel=target, **news_message(p, view))
+            for person, (where, ts) in stored.items():
+                if person not in posted:
+                    self.client.chat_update(channel=where, ts=ts, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            raise DeliveryError(f"Slack: {exc.response.get('error', exc)}") from None
+        except OSError as exc:
+            raise DeliveryError(f"Slack unreachable: {exc}") from None
+
+    def send_digest(self, person: str, notifications: list[Notification]) -> None:
+        """One direct message listing the requests of the window, each with its buttons."""
+        pending = []
+        for n in notifications:
+            try:
+                request = core.get_request(self.svc, n.request_id or "")
+            except NotFound:
+                continue
+            if request.status is Status.PENDING:
+                pending.append(request)
+        if not pending:
+            return
+        head = f"{len(pending)} requests await your approval"
+        blocks: list[dict[str, Any]] = [
+            {"type": "header", "text": {"type": "plain_text", "text": head}}
+        ]
+        for request in pending[:15]:  # Slack allows 50 blocks a message
+            a = request.action
+            line = (
+                f"*{escape(a.type)}* on *{escape(a.target)}* by {escape(request.requester)}: "
+                f"{escape(request.reason or '-')} "
+                f"(<{self.public_url}/v1/requests/{request.id}|details>)"
+            )
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": line[:2900]}})
+            blocks.append(vote_buttons(request.id))
+        if len(pending) > 15:
+            more = f"and {len(pending) - 15} more in the inbox: `signoff inbox`"
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+        target = self.slack_id(person)
+        if target is None:
+            return
+        try:
+            self.client.chat_postMessage(channel=target, text=head, blocks=blocks)
+        except SlackApiError as exc:
+            raise DeliveryError(f"Slack: {exc.response.get('error', exc)}") from None
+        except OSError as exc:
+            raise DeliveryError(f"Slack unreachable: {exc}") from None
+
+    def _store(self, request_id: str, person: str, where: str, ts: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.slack_messages.insert(),
+                {
+                    "request_id": request_id,
+                    "channel": DM_PREFIX + person,
+                    "slack_channel": where,
+                    "ts": ts,
+                },
+            )
+
+
+def news_message(p: dict[str, Any], view: str) -> dict[str, Any]:
+    """A requester's news: what happened, who decided and why, what to do next."""
+    lines = "\n".join(escape(line) for line in messages.news(p))
+    head = escape(messages.title(p))
+    return {
+        "text": head,
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*{head}*\n{lines}"[:2900]},
+            },
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"<{view}|Full details>"}],
+            },
+        ],
+    }

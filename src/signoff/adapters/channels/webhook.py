@@ -10,7 +10,7 @@ Every delivery carries three headers:
 
 A receiver recomputes the HMAC over the raw body, compares in constant time, and refuses
 timestamps older than a few minutes (replays). ``verify_signature`` below does exactly
-that and is the recipe documented in docs/webhooks.md.
+that and is the recipe documented in docs/notifications.md.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def verify_signature(
 
 class WebhookChannel:
     keeps_message_updated = False
+    personal = False
 
     def __init__(
         self,

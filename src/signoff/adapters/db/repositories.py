@@ -69,6 +69,9 @@ class DatabaseRequestRepository:
             "next_due_at": r.next_due_at,
             "fold_count": r.fold_count,
             "notify": list(r.notify),
+            "digest_seconds": (
+                int(r.digest_every.total_seconds()) if r.digest_every is not None else None
+            ),
             "expiry_warned": r.expiry_warned,
         }
 
@@ -193,6 +196,9 @@ class DatabaseRequestRepository:
             expires_at=row["expires_at"],
             fold_count=row["fold_count"],
             notify=tuple(row["notify"] or ()),
+            digest_every=(
+                timedelta(seconds=row["digest_seconds"]) if row["digest_seconds"] else None
+            ),
             expiry_warned=bool(row["expiry_warned"]),
         )
 
@@ -431,7 +437,12 @@ class DatabaseOutbox:
         self.conn = conn
 
     def add(
-        self, topic: str, request_id: str | None, payload: dict[str, Any], at: datetime
+        self,
+        topic: str,
+        request_id: str | None,
+        payload: dict[str, Any],
+        at: datetime,
+        not_before: datetime | None = None,
     ) -> None:
         self.conn.execute(
             t.outbox.insert(),
@@ -442,7 +453,7 @@ class DatabaseOutbox:
                 "payload": payload,
                 "status": "pending",
                 "attempts": 0,
-                "next_attempt_at": at,
+                "next_attempt_at": not_before or at,
             },
         )
 
@@ -450,15 +461,33 @@ class DatabaseOutbox:
         """Take up to ``limit`` due rows for one attempt each: their next attempt moves
         ``lease`` ahead, so a dispatcher that dies mid-delivery is retried, not lost."""
         o = t.outbox
+        columns = (o.c.id, o.c.topic, o.c.request_id, o.c.payload, o.c.attempts)
         q = (
-            sa.select(o.c.id, o.c.topic, o.c.request_id, o.c.payload, o.c.attempts)
+            sa.select(*columns, o.c.next_attempt_at)
             .where(o.c.status == "pending", o.c.next_attempt_at <= now)
             .order_by(o.c.next_attempt_at, o.c.id)
             .limit(limit)
         )
-        if self.conn.dialect.name == "postgresql":
+        pg = self.conn.dialect.name == "postgresql"
+        if pg:
             q = q.with_for_update(skip_locked=True)
         rows = list(self.conn.execute(q).mappings())
+        # A digest window's rows on one channel all leave at the same moment: take the
+        # rest of them too, so each person gets one message whatever the batch size.
+        windows = {(r["topic"], r["next_attempt_at"]) for r in rows if r["payload"].get("digest")}
+        taken = {r["id"] for r in rows}
+        for topic, at in windows:
+            more = sa.select(*columns).where(
+                o.c.status == "pending",
+                o.c.topic == topic,
+                o.c.next_attempt_at == at,
+                o.c.id.notin_(taken),
+            )
+            if pg:
+                more = more.with_for_update(skip_locked=True)
+            extra = list(self.conn.execute(more).mappings())
+            rows += extra
+            taken |= {r["id"] for r in extra}
         if rows:
             self.conn.execute(
                 o.update()
@@ -475,6 +504,15 @@ class DatabaseOutbox:
             t.outbox.update()
             .where(t.outbox.c.id == outbox_id)
             .values(status="delivered", last_error=None)
+        )
+
+    def defer(self, outbox_id: int, at: datetime) -> None:
+        """Not now (quiet hours): deliver at ``at``; the claim's attempt does not count."""
+        o = t.outbox
+        self.conn.execute(
+            o.update()
+            .where(o.c.id == outbox_id)
+            .values(next_attempt_at=at, attempts=o.c.attempts - 1)
         )
 
     def retry(self, outbox_id: int, at: datetime, error: str) -> None:

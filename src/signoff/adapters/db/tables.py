@@ -77,6 +77,8 @@ requests = sa.Table(
     sa.Column("fold_count", sa.Integer, nullable=False, server_default="0"),
     # The channels its policy names (`notify:`), or [] for the server's default channels.
     sa.Column("notify", sa.JSON, nullable=False, server_default="[]"),
+    # Approvers are told in one batch per this many seconds (policy notify_mode: digest).
+    sa.Column("digest_seconds", sa.Integer),
     sa.Column("expiry_warned", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_requests_status_created", "status", "created_at"),
     sa.Index("ix_requests_requester_digest", "requester", "action_digest"),

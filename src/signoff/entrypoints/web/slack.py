@@ -36,11 +36,14 @@ def router(app: App) -> APIRouter:
     verifier = SignatureVerifier(settings.slack_signing_secret)
     client = WebClient(token=settings.slack_token, base_url=settings.slack_api_url)
     by_email = {u.email.lower(): u for u in app.directory.users.values() if u.email}
+    by_id = {u.slack_id: u for u in app.directory.users.values() if u.slack_id}
 
     def signoff_user(slack_user: str) -> User | None:
         name = settings.slack_users.get(slack_user)
         if name is not None:
             return app.directory.users.get(name)
+        if slack_user in by_id:
+            return by_id[slack_user]
         try:
             info = client.users_info(user=slack_user)
         except SlackApiError:

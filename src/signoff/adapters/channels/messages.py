@@ -1,0 +1,102 @@
+"""What every channel says about an event, as plain text; each channel adds its markup.
+
+Built from an outbox row's payload only (see ``core.record_changes``), so a message
+reads the same whenever it is delivered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signoff.services.ports import asks_to_vote
+
+HEADLINES = {
+    "request.submitted": "Approval needed",
+    "stage.advanced": "Approval needed (next stage)",
+    "stage.escalated": "Escalated to you: approval needed",
+    "request.reminded": "Reminder: approval needed",
+    "request.approved": "Your request was approved",
+    "request.denied": "Your request was denied",
+    "request.cancelled": "Request cancelled",
+    "request.revoked": "Your grant was revoked",
+    "request.executed": "Your grant was used",
+    "request.timed_out": "Your request timed out",
+    "grant.expiring": "Your grant expires soon",
+    "request.expired": "Your grant expired unused",
+}
+
+
+def headline(p: dict[str, Any]) -> str:
+    if p.get("event") == "stage.escalated" and not asks_to_vote(p):
+        return "Your request was escalated"
+    return HEADLINES.get(str(p.get("event")), str(p.get("event")))
+
+
+def title(p: dict[str, Any]) -> str:
+    """One line: what happened and to which action."""
+    a = p["request"]["action"]
+    return f"{headline(p)}: {a['type']} on {a['target']}"
+
+
+def context_rows(p: dict[str, Any]) -> list[tuple[str, str]]:
+    r = p["request"]
+    a = r["action"]
+    return [
+        ("Action", f"{a['type']} on {a['target']}"),
+        ("Requester", r["requester"]),
+        ("Reason", r.get("reason") or "-"),
+        ("Ticket", r.get("ticket") or "-"),
+        ("Policy", r["policy"]),
+        ("Status", p["status"]),
+    ]
+
+
+def view_url(public_url: str, p: dict[str, Any]) -> str:
+    return f"{public_url.rstrip('/')}/v1/requests/{p['request']['id']}"
+
+
+def news(p: dict[str, Any]) -> list[str]:
+    """What happened, for the requester: who decided and why, and what to do next."""
+    event = p.get("event")
+    d: dict[str, Any] = p.get("details") or {}
+    r = p["request"]
+    a = r["action"]
+    comment = f": {d['comment']}" if d.get("comment") else ""
+    if event == "request.approved":
+        grant = r.get("grant") or {}
+        by = "by policy" if p.get("actor") == "policy" else f"by {p.get('actor')}"
+        lines = [f"Approved {by}."]
+        if grant:
+            lines.append(f"Your grant: {grant['uses_left']} use(s) until {grant['expires_at']}.")
+        lines += [
+            "To use it, get the token and redeem it for exactly this action:",
+            f"  signoff request show {r['id']}",
+            f"  signoff grant redeem TOKEN --type {a['type']} --target {a['target']}",
+        ]
+        return lines
+    if event == "request.denied":
+        denier = d.get("by") or p.get("actor")
+        if denier == "timeout":
+            return [f"Denied: nobody approved in time{comment}."]
+        if denier == "policy":
+            return [f"Denied by policy {r['policy']}{comment}."]
+        return [f"Denied by {denier}{comment}."]
+    if event == "request.cancelled":
+        return [f"Cancelled by {p.get('actor')}{comment}."]
+    if event == "request.revoked":
+        return [f"The grant was revoked by {p.get('actor')}{comment}."]
+    if event == "request.executed":
+        return ["The grant has been used up."]
+    if event == "request.timed_out":
+        return [f"Timed out{comment}."]
+    if event == "stage.escalated":
+        added = ", ".join(d.get("added") or []) or "more approvers"
+        return [f"Nobody answered in time; {added} can now approve it too."]
+    if event == "grant.expiring":
+        return [
+            f"Your unused grant expires at {d.get('expires_at')} "
+            f"({d.get('uses_left')} use(s) left)."
+        ]
+    if event == "request.expired":
+        return ["The grant expired before it was used; ask again if you still need it."]
+    return []
