@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 from signoff.adapters.channels.email import EmailChannel
 from signoff.adapters.channels.log import LogChannel
+from signoff.adapters.channels.messages import VoteLinks
 from signoff.adapters.channels.teams import TeamsDirectChannel, TeamsRoomChannel
 from signoff.adapters.channels.webhook import WebhookChannel
 from signoff.adapters.db.engine import create_db_engine, upgrade
@@ -77,26 +78,7 @@ def build_channels(
 ) -> dict[str, Channel]:
     """The configured channels by name; an unknown name is a configuration error."""
     channels: dict[str, Channel] = {}
-    email: EmailChannel | None = None
-
-    def email_channel() -> EmailChannel:
-        nonlocal email
-        if email is None:
-            email = EmailChannel(
-                directory=directory,
-                links=links,
-                clock_now=clock.now,
-                public_url=settings.public_url,
-                link_ttl=parse_duration(settings.link_ttl),
-                sender=settings.mail_from,
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                starttls=settings.smtp_starttls,
-                use_tls=settings.smtp_tls,
-                username=settings.smtp_username,
-                password=settings.smtp_password,
-            )
-        return email
+    vote_links = VoteLinks(links, clock.now, settings.public_url, parse_duration(settings.link_ttl))
 
     def slack_client() -> WebClient:
         from slack_sdk import WebClient
@@ -108,7 +90,18 @@ def build_channels(
         if name == "log":
             channels[name] = LogChannel()
         elif name == "email":
-            channels[name] = email_channel()
+            channels[name] = EmailChannel(
+                directory=directory,
+                vote_links=vote_links,
+                public_url=settings.public_url,
+                sender=settings.mail_from,
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                starttls=settings.smtp_starttls,
+                use_tls=settings.smtp_tls,
+                username=settings.smtp_username,
+                password=settings.smtp_password,
+            )
         elif name == "slack:dm":
             from signoff.adapters.channels.slack import SlackDirectChannel
 
@@ -122,9 +115,7 @@ def build_channels(
                 name, slack_client(), services, engine, settings.public_url
             )
         elif name == "teams:dm":
-            channels[name] = TeamsDirectChannel(
-                directory, email_channel().vote_links, settings.public_url
-            )
+            channels[name] = TeamsDirectChannel(directory, vote_links, settings.public_url)
         elif kind == "teams" and rest in settings.teams_webhooks:
             channels[name] = TeamsRoomChannel(
                 name, settings.teams_webhooks[rest], settings.public_url

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Callable
-from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
 
 from signoff.adapters.channels import messages
-from signoff.adapters.signing import VoteLinkSigner
 from signoff.domain.identity import Directory
-from signoff.services.ports import DeliveryError, Notification, asks_to_vote
+from signoff.services.ports import DeliveryError, Notification
 
 
 class EmailChannel:
@@ -32,10 +29,8 @@ class EmailChannel:
         self,
         *,
         directory: Directory,
-        links: VoteLinkSigner,
-        clock_now: Callable[[], datetime],
+        vote_links: messages.VoteLinks,
         public_url: str,
-        link_ttl: timedelta,
         sender: str,
         host: str,
         port: int,
@@ -46,10 +41,8 @@ class EmailChannel:
         timeout: float = 10.0,
     ) -> None:
         self.directory = directory
-        self.links = links
-        self.clock_now = clock_now
+        self.vote_links = vote_links
         self.public_url = public_url.rstrip("/")
-        self.link_ttl = link_ttl
         self.sender = sender
         self.smtp: dict[str, Any] = {
             "hostname": host,
@@ -59,18 +52,6 @@ class EmailChannel:
             "username": username or None,
             "password": password or None,
             "timeout": timeout,
-        }
-
-    def vote_links(self, person: str, p: dict[str, Any]) -> dict[str, str] | None:
-        """This person's own signed Approve and Deny links, when the message asks them
-        to vote."""
-        if not asks_to_vote(p):
-            return None
-        expires = self.clock_now() + self.link_ttl
-        rid = p["request"]["id"]
-        return {
-            d: f"{self.public_url}/links/{self.links.issue(person, rid, d, expires)}"
-            for d in ("approve", "deny")
         }
 
     def _address(self, person: str) -> str | None:

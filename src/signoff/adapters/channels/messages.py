@@ -6,8 +6,12 @@ reads the same whenever it is delivered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from signoff.adapters.signing import VoteLinkSigner
 from signoff.services.ports import asks_to_vote
 
 HEADLINES = {
@@ -100,3 +104,26 @@ def news(p: dict[str, Any]) -> list[str]:
     if event == "request.expired":
         return ["The grant expired before it was used; ask again if you still need it."]
     return []
+
+
+@dataclass(frozen=True)
+class VoteLinks:
+    """Each approver's own signed Approve and Deny links (bound to them, the request and
+    the decision; expiring; single-use), for channels that reach one person."""
+
+    signer: VoteLinkSigner
+    clock_now: Callable[[], datetime]
+    public_url: str
+    ttl: timedelta
+
+    def __call__(self, person: str, p: dict[str, Any]) -> dict[str, str] | None:
+        """This person's links, when the message asks them to vote."""
+        if not asks_to_vote(p):
+            return None
+        expires = self.clock_now() + self.ttl
+        rid = p["request"]["id"]
+        base = self.public_url.rstrip("/")
+        return {
+            d: f"{base}/links/{self.signer.issue(person, rid, d, expires)}"
+            for d in ("approve", "deny")
+        }
