@@ -169,3 +169,40 @@ def as_user(server: LiveServer) -> Iterator[dict[str, httpx.Client]]:
 
 def fixed_app(database_url: str, tmp_path: Path, clock: Clock) -> App:
     return build(make_settings(database_url, tmp_path), clock=clock)
+
+
+# ----- a scratch PostgreSQL database that executors act on (the gateway) -----------
+
+PG_ADMIN = os.environ.get("SIGNOFF_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+SCRATCH_SECRET = "s3cret-dsn-password-7f1c"  # trust auth ignores it; it must appear nowhere
+
+
+@pytest.fixture(scope="module")
+def scratch() -> Iterator[str]:
+    """A scratch database on the real PostgreSQL, for this module's run."""
+    name = f"signoff_scratch_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres:{SCRATCH_SECRET}@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def target_db(scratch: str) -> str:
+    with psycopg.connect(scratch, autocommit=True) as conn:
+        conn.execute(
+            "DROP TABLE IF EXISTS accounts; DROP SEQUENCE IF EXISTS ticket_seq;"
+            "CREATE TABLE accounts (id int primary key, email text, card text, balance int);"
+            "CREATE SEQUENCE ticket_seq;"
+            "INSERT INTO accounts SELECT i, 'user' || i || '@example.com',"
+            " '4111111111111' || lpad(i::text, 3, '0'), 100 FROM generate_series(1, 8) i"
+        )
+    return scratch

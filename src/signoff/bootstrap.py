@@ -22,7 +22,9 @@ from signoff.adapters.directory_file import load_directory
 from signoff.adapters.event_bus import InProcessEventBus
 from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import DatabaseKeyStore, Ed25519GrantSigner, VoteLinkSigner
+from signoff.adapters.targets_file import load_targets
 from signoff.config import Settings
+from signoff.domain.actions import Action
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import InvalidInput, PolicyError, PolicyProblem
 from signoff.domain.identity import Directory
@@ -30,7 +32,7 @@ from signoff.domain.policy import PolicySet
 from signoff.domain.quiet_hours import QuietHours
 from signoff.services.core import Observer, Services
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
-from signoff.services.ports import Channel, Clock, SystemClock
+from signoff.services.ports import Channel, Clock, Executor, SystemClock
 from signoff.services.scheduler import DeadlineWorker
 
 
@@ -47,6 +49,7 @@ class App:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     links: VoteLinkSigner | None = None
     quiet: dict[str, QuietHours] = field(default_factory=dict)
+    executors: dict[str, Executor] = field(default_factory=dict)
 
     def dispatch(self, limit: int = 50) -> DispatchResult:
         """Deliver one batch of due notifications."""
@@ -169,6 +172,7 @@ def build(
 ) -> App:
     clock = clock or SystemClock()
     directory, policy_set = load_rules(settings)
+    executors = load_targets(settings.targets_file)
     engine = create_db_engine(settings.effective_database_url(), settings.db_pool_size)
     if migrate:
         upgrade(engine)
@@ -189,6 +193,13 @@ def build(
         bus=bus,
     )
     services.max_pending = parse_duration(settings.max_pending)
+
+    def check_action(action: Action) -> None:
+        executor = executors.get(action.target)
+        if executor is not None:
+            executor.check(action)
+
+    services.check_action = check_action
     links = VoteLinkSigner(keys, clock.now)
     channels = build_channels(settings, directory, links, clock, services, engine)
     missing = [
@@ -230,5 +241,16 @@ def build(
     if observer is not None:
         services.observer = observer
     return App(
-        settings, engine, services, keys, bus, policy_set, directory, channels, retry, links, quiet
+        settings,
+        engine,
+        services,
+        keys,
+        bus,
+        policy_set,
+        directory,
+        channels,
+        retry,
+        links,
+        quiet,
+        executors,
     )

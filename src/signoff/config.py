@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     users_file: Path = Field(
         EXAMPLES / "users.yaml", description="YAML file of users and groups (embedded mode)."
     )
+    targets_file: Path | None = Field(
+        None,
+        description="YAML file of targets Signoff executes approved actions on (postgres, "
+        "command, http); none: Signoff only grants.",
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(8000, description="Port the HTTP server binds.")
     max_body_bytes: int = Field(

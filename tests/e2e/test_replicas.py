@@ -80,22 +80,23 @@ def replicas(pg_database: str, tmp_path: Path) -> Iterator[dict]:
             [*SIGNOFF, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         procs.append(worker)
-        tokens = {}
-        for user in ("frank", "bob", "carol"):
-            made = subprocess.run(
-                [*SIGNOFF, "token", "create", "--user", user],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            tokens[user] = made.stdout.strip()
+        tokens = in_process_tokens(pg_database, tmp_path, ("frank", "bob", "carol"))
         yield {"a": url_a, "b": url_b, "tokens": tokens, "db": pg_database}
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(10)
+
+
+def in_process_tokens(database_url: str, tmp_path: Path, users: tuple[str, ...]) -> dict[str, str]:
+    """API tokens made in this process (the CLI's `token create` is tested in test_cli;
+    each CLI start costs seconds of imports)."""
+    app = build(make_settings(database_url, tmp_path), migrate=False)
+    try:
+        return {u: core.create_token(app.services, u, "tests") for u in users}
+    finally:
+        app.close()
 
 
 def auth(tokens: dict[str, str], user: str) -> dict[str, str]:

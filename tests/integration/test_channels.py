@@ -40,10 +40,12 @@ WRITE = Action(
 
 
 class Receiver:
-    """An HTTP server that records every POST by path and answers ``status``."""
+    """An HTTP server that records every request (path, JSON body, headers) and answers
+    ``status``."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.headers: list[dict[str, str]] = []
         self.status = 200
         rec = self
 
@@ -51,9 +53,15 @@ class Receiver:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 rec.posts.append((self.path, json.loads(raw or b"{}")))
+                rec.headers.append({k.lower(): v for k, v in self.headers.items()})
+                body = b'{"received": true}'
                 self.send_response(rec.status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -1,5 +1,6 @@
 """The request state machine under random sequences of votes, cancels, redemptions,
-revocations and clock moves (Hypothesis stateful testing)."""
+executions through the gateway, revocations and clock moves (Hypothesis stateful
+testing)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ class Lifecycle(RuleBasedStateMachine):
         self.request.on_timeout = on_timeout
         self.request.expires_at = T0 + timedelta(hours=3)
         self.redeemed = 0
+        self.running = 0  # executions started through the gateway and not yet finished
+        self.gateway = False
         self.history = [Status.PENDING]
         try:
             self.request.start(self.now)
@@ -148,6 +151,49 @@ class Lifecycle(RuleBasedStateMachine):
 
         self._apply(go)
 
+    @rule(actor=st.sampled_from(["req", "ann"]), admin=st.booleans())
+    def start_execution(self, actor: str, admin: bool) -> None:
+        r = self.request
+
+        def go() -> None:
+            try:
+                r.start_execution(actor, admin, self.now)
+            except GrantRefused:
+                raise
+            except Forbidden:
+                assert actor != "req" and not admin
+                raise
+            assert r.grant is not None and self.now < r.grant.expires_at
+            self.redeemed += 1
+            self.running += 1
+            self.gateway = True
+
+        self._apply(go)
+
+    @rule(ok=st.booleans())
+    def finish_execution(self, ok: bool) -> None:
+        if not self.running:
+            return
+        r = self.request
+        self.running -= 1
+        before = r.status
+        r.finish_execution("req", self.now, ok, "summary", "digest", "x1")
+        assert r.grant is not None
+        if before is Status.APPROVED:
+            expected = (
+                Status.FAILED
+                if not ok
+                else Status.EXECUTED
+                if r.grant.uses_left == 0
+                else Status.APPROVED
+            )
+            assert r.status is expected
+        else:  # revoked, expired or cancelled while it ran: the outcome is only recorded
+            assert r.status is before
+        if r.status is not before:
+            assert r.status in TRANSITIONS[before]
+            self.history.append(r.status)
+
     @rule(admin=st.booleans())
     def revoke(self, admin: bool) -> None:
         def go() -> None:
@@ -202,8 +248,11 @@ class Lifecycle(RuleBasedStateMachine):
         assert self.redeemed <= r.grant_uses
         if r.grant is not None:
             assert r.grant.uses_left == r.grant.uses_total - self.redeemed >= 0
-        if self.redeemed == r.grant_uses and self.startable:
+        if self.redeemed == r.grant_uses and self.startable and not self.gateway:
             assert r.status is Status.EXECUTED
+        if r.grant is not None and r.grant.uses_left == 0 and not self.running:
+            # no approved request sits with nothing left to use and nothing running
+            assert r.status is not Status.APPROVED
 
 
 TestLifecycle = Lifecycle.TestCase

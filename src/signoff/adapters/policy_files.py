@@ -68,6 +68,8 @@ class ReviewDoc(_Strict):
 class GrantDoc(_Strict):
     ttl: str = "15m"
     uses: Annotated[int, Field(ge=1, le=1000)] = 1
+    read_only: bool = False
+    executors: ApproversDoc = ApproversDoc()  # who besides the requester may execute
 
 
 class RequestDoc(_Strict):
@@ -279,6 +281,8 @@ class _Builder:
         before = len(self.errors.problems)
         stages = self.stages(doc, path, d.outcome, d.review)
         ttl = self.duration(doc, (*path, "grant", "ttl"), d.grant.ttl)
+        ex = d.grant.executors
+        self.check_names(doc, (*path, "grant", "executors"), ex.users, ex.groups)
         digest_every = None
         if d.notify_mode == "digest":
             if d.every is None:
@@ -313,7 +317,13 @@ class _Builder:
             on_timeout=d.review.on_timeout if d.review is not None else "timed_out",
             notify=tuple(d.notify),
             digest_every=digest_every,
-            grant=GrantRule(ttl=ttl, uses=d.grant.uses),
+            grant=GrantRule(
+                ttl=ttl,
+                uses=d.grant.uses,
+                read_only=d.grant.read_only,
+                executor_users=tuple(ex.users),
+                executor_groups=tuple(ex.groups),
+            ),
             rules=RequestRules(d.request.reason_required, d.request.ticket_pattern),
             description=d.description if isinstance(d, PolicyDoc) else "default outcome",
             file=doc.file,

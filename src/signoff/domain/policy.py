@@ -24,6 +24,7 @@ import cel.stdlib
 
 from signoff.domain.actions import Action
 from signoff.domain.identity import User
+from signoff.domain.sql import analyse
 
 CEL_VARIABLES = frozenset({"action", "requester", "context", "labels", "risk", "now", "ticket"})
 CEL_FUNCTIONS = frozenset(
@@ -91,6 +92,10 @@ class Stage:
 class GrantRule:
     ttl: timedelta = timedelta(minutes=15)
     uses: int = 1
+    read_only: bool = False  # executions through Signoff run in a READ ONLY transaction
+    # who besides the requester (and admins) may have Signoff execute it, e.g. a CI user
+    executor_users: tuple[str, ...] = ()
+    executor_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ class EvaluationInput:
         (by default all of them; a PolicySet passes only those its conditions call)."""
         ctx = cel.Context(
             {
-                "action": self.action.as_dict(),
+                "action": {**self.action.as_dict(), **analyse(self.action.params)},
                 "requester": {
                     "name": self.requester.name,
                     "email": self.requester.email or "",

@@ -163,6 +163,8 @@ class Request:
     fold_count: int = 0  # identical asks folded into this one while it was pending
     notify: tuple[str, ...] = ()  # channels named by the policy; empty: the defaults
     digest_every: timedelta | None = None  # approvers told in batches (policy notify_mode)
+    read_only: bool = False  # executions through Signoff run READ ONLY (policy grant)
+    executors: frozenset[str] = frozenset()  # who else may execute (policy grant.executors)
     expiry_warned: bool = False  # the requester was told the unused grant expires soon
 
     # ----- queries -------------------------------------------------------------------
@@ -404,6 +406,46 @@ class Request:
         ]
         if grant.uses_left == 0:
             events += self._move(Status.EXECUTED, actor, now, {"grant_id": grant.id})
+        return events
+
+    def start_execution(self, actor: str, is_admin: bool, now: datetime) -> list[Happened]:
+        """Signoff is to perform the stored action: the requester (or someone the policy
+        names, or an admin) takes one use of the grant. Nothing but the approved action
+        can run this way: the digest checked is the request's own."""
+        if actor != self.requester and actor not in self.executors and not is_admin:
+            who = ", ".join([self.requester, *sorted(self.executors)])
+            raise Forbidden(f"only {who} or an admin may execute request {self.id}")
+        grant = self._redeemable(self.action_digest, now)
+        grant.uses_left -= 1
+        self.version += 1
+        return [
+            Happened(
+                "execution.started",
+                actor,
+                {"grant_id": grant.id, "uses_left": grant.uses_left, "read_only": self.read_only},
+            )
+        ]
+
+    def finish_execution(
+        self, actor: str, now: datetime, ok: bool, summary: str, digest: str, execution_id: str
+    ) -> list[Happened]:
+        """Record how an execution ended: a failure ends the request (``failed``); a
+        success that used the last use ends it as ``executed``."""
+        assert self.grant is not None
+        result = {
+            "execution_id": execution_id,
+            "ok": ok,
+            "summary": summary[:500],
+            "output_digest": digest,
+        }
+        self.version += 1
+        events = [Happened("execution.finished", actor, result)]
+        if self.status is not Status.APPROVED:
+            return events  # revoked or expired while it ran: the outcome is still recorded
+        if not ok:
+            events += self._move(Status.FAILED, actor, now, result)
+        elif self.grant.uses_left == 0:
+            events += self._move(Status.EXECUTED, actor, now, result)
         return events
 
     def tick(self, now: datetime) -> list[Happened]:

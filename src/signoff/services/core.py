@@ -26,6 +26,8 @@ from signoff.domain.identity import Directory, User
 from signoff.domain.policy import Decision as PolicyDecision
 from signoff.domain.policy import EvaluationInput, Outcome, PolicySet
 from signoff.domain.requests import Decision, Happened, Request, StagePlan, Status
+from signoff.domain.sql import analyse
+from signoff.domain.sql import describe as describe_sql
 from signoff.services.ports import Clock, EventBus, UnitOfWork, UnitOfWorkFactory
 
 # Events that people should hear about; the notification work reads these outbox rows.
@@ -40,6 +42,7 @@ NOTIFY_EVENTS = frozenset(
         "request.cancelled",
         "request.revoked",
         "request.executed",
+        "request.failed",
         "request.timed_out",
         "grant.expiring",
         "request.expired",
@@ -145,6 +148,9 @@ class Services:
     tracking_channels: frozenset[str] = frozenset()
     # Channels that reach each person on their own (email, direct messages).
     personal_channels: frozenset[str] = frozenset()
+    # Raises InvalidInput when an action cannot run on its target as given (a configured
+    # executor's check), so nobody is asked to approve what could not run.
+    check_action: Callable[[Action], None] = field(default=lambda action: None)
     # Called after a commit that wrote outbox rows: the worker delivers at once rather
     # than at its next interval.
     wake_dispatcher: Callable[[], None] = field(default=lambda: None)
@@ -190,6 +196,7 @@ def record_changes(
 
 
 def _message(request: Request, ev: Happened, seq: int) -> dict[str, Any]:
+    analysis = analyse(request.action.params)
     return {
         "event": ev.type,
         "audit_seq": seq,
@@ -207,6 +214,7 @@ def _message(request: Request, ev: Happened, seq: int) -> dict[str, Any]:
             "reason": request.reason,
             "ticket": request.ticket,
             "policy": request.policy_name,
+            "analysis": describe_sql(analysis["sql"]) if "sql" in analysis else None,
             "grant": (
                 {
                     "expires_at": request.grant.expires_at.isoformat(),
@@ -230,7 +238,17 @@ def _channels_for(svc: Services, request: Request, audience: str) -> tuple[str, 
 
 def _details(ev: Happened) -> dict[str, Any]:
     """What a message about this event may say beyond the request: who, why, when."""
-    keep = ("by", "comment", "expires_at", "uses_left", "name", "stage", "added", "reminder")
+    keep = (
+        "by",
+        "comment",
+        "expires_at",
+        "uses_left",
+        "name",
+        "stage",
+        "added",
+        "reminder",
+        "summary",
+    )
     return {k: ev.payload[k] for k in keep if k in ev.payload}
 
 
@@ -313,6 +331,7 @@ def submit_or_fold(
 ) -> tuple[Request, bool]:
     """Submit a request; or, when the same requester already has the same action pending
     under review, fold this ask into that request (True) instead of asking again."""
+    svc.check_action(action)
     now = svc.clock.now()
     policies = svc.policies()
     decision = policies.evaluate(evaluation_input(svc, user, action, context, ticket))
@@ -352,6 +371,8 @@ def submit_or_fold(
         stages=stages if decision.outcome is Outcome.REVIEW else [],
         grant_ttl=policy.grant.ttl,
         grant_uses=policy.grant.uses,
+        read_only=policy.grant.read_only,
+        executors=svc.directory.resolve(policy.grant.executor_users, policy.grant.executor_groups),
         created_at=now,
         on_timeout=policy.on_timeout,
         expires_at=now + svc.max_pending,

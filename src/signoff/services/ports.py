@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from signoff.domain.actions import Action
 from signoff.domain.audit import AuditEvent
 from signoff.domain.requests import Request
 
@@ -106,6 +107,20 @@ class LinkStore(Protocol):
     def used(self, jti: str) -> bool: ...
 
 
+class ExecutionStore(Protocol):
+    def start(self, execution_id: str, request_id: str, actor: str, at: datetime) -> None: ...
+    def finish(
+        self,
+        execution_id: str,
+        at: datetime,
+        ok: bool,
+        summary: str,
+        output: dict[str, Any],
+        digest: str,
+    ) -> None: ...
+    def for_request(self, request_id: str) -> list[dict[str, Any]]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def requests(self) -> RequestRepository: ...
@@ -117,6 +132,8 @@ class UnitOfWork(Protocol):
     def tokens(self) -> TokenStore: ...
     @property
     def links(self) -> LinkStore: ...
+    @property
+    def executions(self) -> ExecutionStore: ...
     @property
     def touched(self) -> set[str]: ...
 
@@ -179,3 +196,25 @@ def asks_to_vote(payload: dict[str, Any]) -> bool:
             "request.reminded",
         }
     return bool(audience == "approvers")
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """What an executor reports: success, a one-line summary, and the (masked) output."""
+
+    ok: bool
+    summary: str
+    output: dict[str, Any]
+
+
+class Executor(Protocol):
+    """Performs approved actions on one target. Holds the target's credentials, which
+    never leave it."""
+
+    name: str
+    kind: str
+
+    def check(self, action: Action) -> None:
+        """Raise InvalidInput if this target cannot run the action as given."""
+
+    def run(self, action: Action, read_only: bool) -> ExecutionOutcome: ...

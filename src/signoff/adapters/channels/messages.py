@@ -24,6 +24,7 @@ HEADLINES = {
     "request.cancelled": "Request cancelled",
     "request.revoked": "Your grant was revoked",
     "request.executed": "Your grant was used",
+    "request.failed": "Your action failed",
     "request.timed_out": "Your request timed out",
     "grant.expiring": "Your grant expires soon",
     "request.expired": "Your grant expired unused",
@@ -45,7 +46,7 @@ def title(p: dict[str, Any]) -> str:
 def context_rows(p: dict[str, Any]) -> list[tuple[str, str]]:
     r = p["request"]
     a = r["action"]
-    return [
+    rows = [
         ("Action", f"{a['type']} on {a['target']}"),
         ("Requester", r["requester"]),
         ("Reason", r.get("reason") or "-"),
@@ -53,6 +54,9 @@ def context_rows(p: dict[str, Any]) -> list[tuple[str, str]]:
         ("Policy", r["policy"]),
         ("Status", p["status"]),
     ]
+    if r.get("analysis"):
+        rows.append(("Analysis", r["analysis"]))
+    return rows
 
 
 def view_url(public_url: str, p: dict[str, Any]) -> str:
@@ -90,7 +94,10 @@ def news(p: dict[str, Any]) -> list[str]:
     if event == "request.revoked":
         return [f"The grant was revoked by {p.get('actor')}{comment}."]
     if event == "request.executed":
-        return ["The grant has been used up."]
+        done = f" ({d['summary']})" if d.get("summary") else ""
+        return [f"The grant has been used up{done}."]
+    if event == "request.failed":
+        return [f"Signoff ran the approved action and it failed: {d.get('summary')}."]
     if event == "request.timed_out":
         return [f"Timed out{comment}."]
     if event == "stage.escalated":

@@ -58,6 +58,8 @@ class DatabaseRequestRepository:
             "current_stage": r.current_stage,
             "grant_ttl_seconds": int(r.grant_ttl.total_seconds()),
             "grant_uses": r.grant_uses,
+            "read_only": r.read_only,
+            "executors": sorted(r.executors),
             "created_at": r.created_at,
             "stage_started_at": r.stage_started_at,
             "decided_at": r.decided_at,
@@ -182,6 +184,8 @@ class DatabaseRequestRepository:
             stages=[StagePlan.from_dict(s) for s in row["stages"]],
             grant_ttl=timedelta(seconds=row["grant_ttl_seconds"]),
             grant_uses=row["grant_uses"],
+            read_only=bool(row["read_only"]),
+            executors=frozenset(row["executors"] or ()),
             created_at=row["created_at"],
             status=Status(row["status"]),
             current_stage=row["current_stage"],
@@ -560,6 +564,37 @@ class DatabaseLinkStore:
         return self.conn.execute(q).first() is not None
 
 
+class DatabaseExecutionStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def start(self, execution_id: str, request_id: str, actor: str, at: datetime) -> None:
+        self.conn.execute(
+            t.executions.insert(),
+            {"id": execution_id, "request_id": request_id, "actor": actor, "started_at": at},
+        )
+
+    def finish(
+        self,
+        execution_id: str,
+        at: datetime,
+        ok: bool,
+        summary: str,
+        output: dict[str, Any],
+        digest: str,
+    ) -> None:
+        self.conn.execute(
+            t.executions.update()
+            .where(t.executions.c.id == execution_id)
+            .values(finished_at=at, ok=ok, summary=summary, output=output, output_digest=digest)
+        )
+
+    def for_request(self, request_id: str) -> list[dict[str, Any]]:
+        e = t.executions
+        q = sa.select(e).where(e.c.request_id == request_id).order_by(e.c.started_at, e.c.id)
+        return [dict(r) for r in self.conn.execute(q).mappings()]
+
+
 class DatabaseTokenStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -631,6 +666,7 @@ class DatabaseUnitOfWork:
         self.outbox = DatabaseOutbox(conn)
         self.tokens = DatabaseTokenStore(conn)
         self.links = DatabaseLinkStore(conn)
+        self.executions = DatabaseExecutionStore(conn)
         return self
 
     def __exit__(self, *exc: object) -> None:

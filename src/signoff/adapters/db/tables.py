@@ -62,6 +62,10 @@ requests = sa.Table(
     sa.Column("current_stage", sa.Integer, nullable=False),
     sa.Column("grant_ttl_seconds", sa.Integer, nullable=False),
     sa.Column("grant_uses", sa.Integer, nullable=False),
+    # Executions through Signoff run in a READ ONLY transaction (policy grant.read_only).
+    sa.Column("read_only", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Who besides the requester may have Signoff execute it (policy grant.executors).
+    sa.Column("executors", sa.JSON, nullable=False, server_default="[]"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("stage_started_at", UTCDateTime),
     sa.Column("decided_at", UTCDateTime),
@@ -122,6 +126,23 @@ grants = sa.Table(
     sa.Column("revoked_at", UTCDateTime),
     sa.UniqueConstraint("request_id", name="uq_grants_request_id"),
     sa.Index("ix_grants_expires_at", "expires_at"),
+)
+
+# What Signoff ran for a request (the gateway): one row per execution, the outcome
+# recorded when it ends (a row without one means the process died while it ran).
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("request_id", sa.String(36), sa.ForeignKey("requests.id"), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("ok", sa.Boolean),
+    sa.Column("summary", sa.Text),
+    sa.Column("output", sa.JSON),
+    sa.Column("output_digest", sa.String(64)),
+    sa.Index("ix_executions_request_id", "request_id"),
 )
 
 audit_events = sa.Table(

@@ -24,6 +24,7 @@ from signoff.entrypoints.api.limits import BodySizeLimit
 from signoff.entrypoints.api.schemas import (
     CommentIn,
     EvaluateIn,
+    ExecutionOut,
     GrantOut,
     RedeemIn,
     RedeemOut,
@@ -35,7 +36,7 @@ from signoff.entrypoints.api.schemas import (
     VoteCreate,
     VoteOut,
 )
-from signoff.services import core
+from signoff.services import core, execution
 from signoff.services.scheduler import due_queue
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -258,6 +259,38 @@ def create_app(app: App) -> FastAPI:
     def cancel(request_id: str, user: CurrentUser, body: CommentIn | None = None) -> RequestOut:
         r = core.cancel_request(svc, user, request_id, body.comment if body else "")
         return request_out(app, r, user)
+
+    @api.post(
+        "/v1/requests/{request_id}/execute",
+        response_model=ExecutionOut,
+        tags=["execution"],
+        responses=ERRORS,
+    )
+    def execute(request_id: str, user: CurrentUser) -> ExecutionOut:
+        """Signoff performs the approved action on its target (one use of the grant) and
+        answers with the captured, masked result."""
+        done = execution.execute_request(svc, app.executors, user, request_id)
+        return ExecutionOut(
+            id=done.execution_id,
+            request_id=done.request.id,
+            actor=done.actor,
+            started_at=done.started_at,
+            finished_at=done.finished_at,
+            ok=done.ok,
+            summary=done.summary,
+            output=done.output,
+            output_digest=done.output_digest,
+            request_status=done.request.status.value,
+        )
+
+    @api.get(
+        "/v1/requests/{request_id}/executions",
+        response_model=list[ExecutionOut],
+        tags=["execution"],
+        responses=ERRORS,
+    )
+    def executions(request_id: str, user: CurrentUser) -> list[ExecutionOut]:
+        return [ExecutionOut(**r) for r in execution.executions_of(svc, user, request_id)]
 
     @api.get("/v1/requests/{request_id}/events", tags=["requests"], responses=ERRORS)
     async def events(

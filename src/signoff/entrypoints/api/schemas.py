@@ -132,6 +132,22 @@ class RedeemOut(BaseModel):
     status: str
 
 
+class ExecutionOut(BaseModel):
+    id: str
+    request_id: str
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None
+    ok: bool | None = Field(description="None: it started and no outcome was recorded")
+    summary: str | None
+    output: dict[str, Any] | None = Field(
+        description="rows (columns, rows, truncated), rowcount/status, exit/stdout/stderr, "
+        "or status/body; masked"
+    )
+    output_digest: str | None = Field(description="SHA-256 of the canonical JSON output")
+    request_status: str | None = None
+
+
 class TokenOut(BaseModel):
     user: str
     token: str

@@ -54,6 +54,14 @@ class SignoffClient:
         result: dict[str, Any] = self._call("POST", "/v1/requests", json=body)
         return result
 
+    def execute(self, request_id: str) -> dict[str, Any]:
+        # the action may run for as long as its target allows
+        long = httpx.Timeout(30.0, read=3600.0)
+        result: dict[str, Any] = self._call(
+            "POST", f"/v1/requests/{request_id}/execute", timeout=long
+        )
+        return result
+
     def get_request(self, request_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/v1/requests/{request_id}")
         return result

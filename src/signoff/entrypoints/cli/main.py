@@ -325,6 +325,11 @@ def _finish(r: dict[str, Any], as_json: bool) -> NoReturn:
 
 def _wait(c: SignoffClient, r: dict[str, Any], as_json: bool) -> NoReturn:
     """Follow the request's event stream until it is decided."""
+    _finish(_follow(c, r), as_json)
+
+
+def _follow(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
+    """Follow the request's event stream until it is decided; the decided request."""
     interactive = err.is_terminal
     last_id: str | None = None
     status_line = _progress(r)
@@ -347,9 +352,7 @@ def _wait(c: SignoffClient, r: dict[str, Any], as_json: bool) -> NoReturn:
                     elif ev["type"] != "request.submitted":
                         err.print(line, markup=False)
                     if snap["status"] != "pending":
-                        if status_ctx is not None:
-                            status_ctx.stop()
-                        _finish(c.get_request(r["id"]), as_json)
+                        return c.get_request(r["id"])
                 attempts = 0
             except ApiError as exc:
                 if exc.status != 0:
@@ -360,10 +363,17 @@ def _wait(c: SignoffClient, r: dict[str, Any], as_json: bool) -> NoReturn:
                 time.sleep(min(5.0, 0.2 * 2**attempts))  # reconnect with Last-Event-ID
             current = c.get_request(r["id"])
             if current["status"] != "pending":
-                _finish(current, as_json)
+                return current
     finally:
         if status_ctx is not None:
             status_ctx.stop()
+
+
+def _action_params(param: list[str] | None, arg: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = dict(parse_pairs(param, "--param"))
+    if arg:
+        params["argv"] = list(arg)
+    return params
 
 
 @app.command()
@@ -371,6 +381,9 @@ def request(
     type_: Annotated[str, typer.Option("--type", help="Action type, e.g. sql.execute.")],
     target: Annotated[str, typer.Option(help="Action target, e.g. postgres/prod-main.")],
     param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    arg: Annotated[
+        list[str] | None, typer.Option(help="One argv element of a command (repeatable).")
+    ] = None,
     reason: Annotated[str, typer.Option(help="Why you need this.")] = "",
     ticket: Annotated[str | None, typer.Option(help="Ticket, e.g. OPS-42.")] = None,
     link: Annotated[list[str] | None, typer.Option(help="A link for context.")] = None,
@@ -381,7 +394,7 @@ def request(
 ) -> None:
     """Ask for approval of an action; with --wait, follow it until it is decided."""
     body: dict[str, Any] = {
-        "action": {"type": type_, "target": target, "params": parse_pairs(param, "--param")},
+        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
         "reason": reason,
         "ticket": ticket,
         "context": {"links": link or [], "labels": parse_pairs(label, "--label")},
@@ -401,6 +414,72 @@ def request(
             return
         err.print(f"request {r['id']} submitted under policy {r['policy']}", markup=False)
         _wait(c, r, as_json)
+
+
+def _show_execution(x: dict[str, Any], as_json: bool) -> NoReturn:
+    """Print what ran, as a user reads it; exit 0 if it succeeded, 2 if not."""
+    if as_json:
+        out.print_json(json.dumps(x))
+    else:
+        output = x.get("output") or {}
+        if "columns" in output:
+            table = Table(*output["columns"], show_lines=False)
+            for row in output["rows"]:
+                table.add_row(*("NULL" if v is None else str(v) for v in row))
+            out.print(table)
+        elif "stdout" in output:
+            out.print(output.get("stdout", ""), markup=False, highlight=False, end="")
+            if output.get("stderr"):
+                err.print(output["stderr"], markup=False, highlight=False, end="")
+        elif "body" in output:
+            out.print(output["body"], markup=False, highlight=False)
+        err.print(
+            f"{'executed' if x['ok'] else 'failed'}: {x['summary']} "
+            f"(request {x['request_id']} is {x.get('request_status')}; "
+            f"output sha256 {str(x.get('output_digest'))[:12]})",
+            markup=False,
+        )
+    raise typer.Exit(EXIT_OK if x["ok"] else EXIT_ERROR)
+
+
+@app.command()
+def execute(
+    request_id: Annotated[str, typer.Argument(help="An approved request.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Have Signoff perform an approved request's action on its target; print the result."""
+    with client() as c:
+        x = c.execute(request_id)
+    _show_execution(x, as_json)
+
+
+@app.command()
+def run(
+    type_: Annotated[str, typer.Option("--type", help="Action type, e.g. sql.execute.")],
+    target: Annotated[str, typer.Option(help="A configured target, e.g. pg/prod.")],
+    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    arg: Annotated[
+        list[str] | None, typer.Option(help="One argv element of a command (repeatable).")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why you need this.")] = "",
+    ticket: Annotated[str | None, typer.Option(help="Ticket, e.g. OPS-42.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Ask, wait for the decision, and have Signoff run the action: one command."""
+    body: dict[str, Any] = {
+        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
+        "reason": reason,
+        "ticket": ticket,
+    }
+    with client() as c:
+        r = c.create_request(body)
+        if r["status"] == "pending":
+            err.print(f"request {r['id']} submitted under policy {r['policy']}", markup=False)
+            r = _follow(c, r)
+        if r["status"] != "approved":
+            _finish(r, as_json)
+        x = c.execute(r["id"])
+    _show_execution(x, as_json)
 
 
 def _vote(request_id: str, decision: str, comment: str, as_json: bool) -> None:

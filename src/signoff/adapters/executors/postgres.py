@@ -1,0 +1,106 @@
+"""``postgres``: runs the approved SQL with psycopg 3 in one transaction, with a statement
+timeout, a row limit, and READ ONLY when the grant says so."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+
+from signoff.adapters.executors.masking import Mask
+from signoff.domain.actions import Action
+from signoff.domain.errors import InvalidInput
+from signoff.services.ports import ExecutionOutcome
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, decimal.Decimal | uuid.UUID | dt.date | dt.time | dt.timedelta):
+        return str(value) if not isinstance(value, dt.date) else value.isoformat()
+    if isinstance(value, bytes | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    return str(value)
+
+
+class PostgresExecutor:
+    kind = "postgres"
+
+    def __init__(
+        self,
+        name: str,
+        dsn: str,
+        statement_timeout_ms: int,
+        max_rows: int,
+        mask: Mask,
+        always_read_only: bool = False,
+    ) -> None:
+        self.name = name
+        self._dsn = dsn  # a secret: never in a message, log line or result
+        self.statement_timeout_ms = statement_timeout_ms
+        self.max_rows = max_rows
+        self.mask = mask
+        self.always_read_only = always_read_only
+
+    def __repr__(self) -> str:
+        return f"PostgresExecutor({self.name!r})"
+
+    def check(self, action: Action) -> None:
+        sql = action.params.get("sql")
+        if not isinstance(sql, str) or not sql.strip():
+            raise InvalidInput(f"target {self.name} runs SQL: params.sql must be a statement")
+        extra = set(action.params) - {"sql"}
+        if extra:
+            raise InvalidInput(f"target {self.name} takes only params.sql, not {sorted(extra)}")
+
+    def run(self, action: Action, read_only: bool) -> ExecutionOutcome:
+        sql = str(action.params["sql"])
+        read_only = read_only or self.always_read_only
+        try:
+            with psycopg.connect(self._dsn, connect_timeout=10) as conn:
+                conn.read_only = read_only
+                with conn.cursor() as cur:
+                    cur.execute(
+                        pgsql.SQL("SET LOCAL statement_timeout = {}").format(
+                            pgsql.Literal(self.statement_timeout_ms)
+                        )
+                    )
+                    cur.execute(sql.encode())  # bytes: sent as written, no placeholders
+                    if cur.description is not None:
+                        columns = [d.name for d in cur.description]
+                        got = cur.fetchmany(self.max_rows + 1)
+                        truncated = len(got) > self.max_rows
+                        plain = (int, float, bool, str, type(None))
+                        rows = self.mask.rows(
+                            columns,
+                            [[v if type(v) in plain else _json(v) for v in r] for r in got],
+                        )
+                        rows = rows[: self.max_rows]
+                        summary = f"{len(rows)} row(s)" + (" (truncated)" if truncated else "")
+                        output = {"columns": columns, "rows": rows, "truncated": truncated}
+                    else:
+                        summary = f"{cur.statusmessage or 'done'}"
+                        output = {"rowcount": cur.rowcount, "status": cur.statusmessage}
+                conn.commit()
+        except psycopg.errors.QueryCanceled:
+            return ExecutionOutcome(
+                False, f"cancelled: the statement ran past {self.statement_timeout_ms} ms", {}
+            )
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            return ExecutionOutcome(
+                False, f"refused: the grant is read-only ({exc.diag.message_primary})", {}
+            )
+        except psycopg.Error as exc:
+            state = getattr(exc, "sqlstate", None)
+            primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+            text = primary or str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return ExecutionOutcome(False, f"error{f' {state}' if state else ''}: {text}", {})
+        return ExecutionOutcome(True, summary, output)

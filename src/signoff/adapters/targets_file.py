@@ -1,0 +1,187 @@
+"""Targets: where approved actions run, from a YAML file (``SIGNOFF_TARGETS_FILE``).
+
+```yaml
+targets:
+  - name: pg/prod
+    executor: postgres
+    dsn: {env: PROD_PG_DSN}        # or {file: /run/secrets/prod-dsn}
+    statement_timeout: 5s
+    max_rows: 1000
+    mask: {columns: [email], patterns: ['\\b\\d{16}\\b']}
+  - name: ops/restart
+    executor: command
+    allow: [/usr/local/bin/restart-app]
+    cwd: /srv/app
+    env: {PATH: /usr/bin:/bin, TOKEN: {env: RESTART_TOKEN}}
+    timeout: 60s
+  - name: deploy/api
+    executor: http
+    base_url: https://deploy.internal/api/
+    headers: {Authorization: {env: DEPLOY_TOKEN, prefix: "Bearer "}}
+```
+
+Secrets are read from environment variables or files when the server starts; a missing
+one is a configuration error that names the variable or file, never a value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from signoff.adapters.executors.command import CommandExecutor
+from signoff.adapters.executors.http import HttpExecutor
+from signoff.adapters.executors.masking import Mask
+from signoff.adapters.executors.postgres import PostgresExecutor
+from signoff.adapters.yaml_positions import Located, load_located, validate_located
+from signoff.domain.durations import parse_duration
+from signoff.domain.errors import ErrorList, PolicyError
+from signoff.services.ports import Executor
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SecretRef(_Strict):
+    env: str | None = None
+    file: str | None = None
+    prefix: str = ""
+
+
+Value = str | SecretRef
+
+
+class MaskDoc(_Strict):
+    columns: list[str] = []
+    patterns: list[str] = []
+
+
+class TargetDoc(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=500)]
+    executor: Literal["postgres", "command", "http"]
+    mask: MaskDoc = MaskDoc()
+    timeout: str = "30s"
+    max_output: Annotated[int, Field(ge=1, le=10_000_000)] = 1_000_000
+    # postgres
+    dsn: Value | None = None
+    statement_timeout: str = "30s"
+    max_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    read_only: bool = False
+    # command
+    allow: list[str] = []
+    cwd: str | None = None
+    env: dict[str, Value] = {}
+    # http
+    base_url: str | None = None
+    headers: dict[str, Value] = {}
+
+
+class TargetsDoc(_Strict):
+    targets: list[TargetDoc] = []
+
+
+class _Reader:
+    def __init__(self, doc: Located, errors: ErrorList) -> None:
+        self.doc = doc
+        self.errors = errors
+
+    def err(self, path: tuple[str | int, ...], message: str) -> None:
+        line, col = self.doc.where(path)
+        self.errors.add(self.doc.file, line, col, message)
+
+    def secret(self, path: tuple[str | int, ...], value: Value) -> str:
+        if isinstance(value, str):
+            return value
+        if (value.env is None) == (value.file is None):
+            self.err(path, "a secret is {env: NAME} or {file: PATH}")
+            return ""
+        if value.env is not None:
+            found = os.environ.get(value.env)
+            if found is None:
+                self.err(path, f"environment variable {value.env} is not set")
+                return ""
+            return value.prefix + found
+        try:
+            return value.prefix + Path(str(value.file)).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            self.err(path, f"cannot read secret file {value.file}: {exc.strerror}")
+            return ""
+
+    def seconds(self, path: tuple[str | int, ...], text: str) -> float:
+        try:
+            return parse_duration(text).total_seconds()
+        except ValueError as exc:
+            self.err(path, str(exc))
+            return 0.0
+
+    def mask(self, path: tuple[str | int, ...], m: MaskDoc) -> Mask:
+        patterns = []
+        for j, p in enumerate(m.patterns):
+            try:
+                patterns.append(re.compile(p))
+            except re.error as exc:
+                self.err((*path, "patterns", j), f"invalid pattern: {exc}")
+        return Mask(frozenset(c.lower() for c in m.columns), tuple(patterns))
+
+    def target(self, i: int, t: TargetDoc) -> Executor | None:
+        path: tuple[str | int, ...] = ("targets", i)
+        mask = self.mask((*path, "mask"), t.mask)
+        timeout = self.seconds((*path, "timeout"), t.timeout)
+        if t.executor == "postgres":
+            if t.dsn is None:
+                self.err(path, f"target {t.name}: a postgres target needs `dsn`")
+                return None
+            dsn = self.secret((*path, "dsn"), t.dsn)
+            ms = int(self.seconds((*path, "statement_timeout"), t.statement_timeout) * 1000)
+            return PostgresExecutor(t.name, dsn, ms, t.max_rows, mask, t.read_only)
+        if t.executor == "command":
+            if not t.allow:
+                self.err(path, f"target {t.name}: a command target needs `allow`")
+            for j, exe in enumerate(t.allow):
+                if not os.path.isabs(exe):
+                    self.err(
+                        (*path, "allow", j), f"{exe!r}: allow-listed executables are absolute paths"
+                    )
+            env = {k: self.secret((*path, "env", k), v) for k, v in t.env.items()}
+            cwd = Path(t.cwd or "/")
+            if not cwd.is_dir():
+                self.err((*path, "cwd"), f"{cwd} is not a directory")
+            return CommandExecutor(t.name, t.allow, cwd, env, timeout, t.max_output, mask)
+        if t.base_url is None:
+            self.err(path, f"target {t.name}: an http target needs `base_url`")
+            return None
+        headers = {k: self.secret((*path, "headers", k), v) for k, v in t.headers.items()}
+        return HttpExecutor(t.name, t.base_url, headers, timeout, t.max_output, mask)
+
+
+def load_targets(path: Path | str | None) -> dict[str, Executor]:
+    """The executors by target name; raises PolicyError listing every problem."""
+    if path is None or str(path) == "":
+        return {}
+    file = Path(path)
+    errors = ErrorList()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.add(str(file), 1, 1, f"cannot read targets file: {exc}")
+        raise PolicyError(errors.problems) from None
+    doc = load_located(str(file), text, errors)
+    parsed = validate_located(TargetsDoc, doc, errors) if doc is not None else None
+    if parsed is None or doc is None:
+        raise PolicyError(errors.problems)
+    reader = _Reader(doc, errors)
+    out: dict[str, Executor] = {}
+    for i, t in enumerate(parsed.targets):
+        if t.name in out:
+            reader.err(("targets", i, "name"), f"duplicate target {t.name!r}")
+        executor = reader.target(i, t)
+        if executor is not None:
+            out[t.name] = executor
+    if errors.problems:
+        raise PolicyError(errors.problems)
+    return out

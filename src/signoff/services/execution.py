@@ -1,0 +1,135 @@
+"""The gateway use case: Signoff performs the approved action itself.
+
+``execute_request`` runs in three steps:
+
+1. **Claim**, in one transaction: the domain checks who may execute and that the grant
+   is redeemable for the stored action (its own digest: nothing else can run), one use
+   is consumed by the same conditional UPDATE as a redemption (so of any number of
+   concurrent calls, on any replicas, one wins each use), and ``execution.started`` is
+   audited with an outbox row.
+2. **Run**, outside any transaction (a long statement holds no lock of Signoff's): the
+   target's executor performs the action and captures the result, masked.
+3. **Record**, in one transaction: the result is stored with the request (size-limited),
+   the request moves to ``executed`` (last use) or ``failed``, and the audit log gets the
+   summary and the SHA-256 of the full (masked) output.
+
+A crash between 1 and 3 leaves the use consumed and ``execution.started`` without an
+outcome in the audit log: the action may or may not have run, and the log says so
+rather than running it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from signoff.domain.actions import canonical_json, sha256_hex
+from signoff.domain.errors import Conflict, Forbidden, GrantRefused
+from signoff.domain.identity import User
+from signoff.domain.requests import Request
+from signoff.services.core import Services, publish_changes, save_changes
+from signoff.services.ports import ExecutionOutcome, Executor
+
+log = logging.getLogger("signoff.execute")
+
+MAX_STORED_OUTPUT = 1_000_000  # bytes of canonical JSON kept with the request
+
+
+@dataclass(frozen=True)
+class Execution:
+    request: Request
+    execution_id: str
+    actor: str
+    started_at: datetime
+    finished_at: datetime
+    ok: bool
+    summary: str
+    output: dict[str, Any]
+    output_digest: str
+    stored_truncated: bool
+
+
+def execute_request(
+    svc: Services, executors: Mapping[str, Executor], user: User, request_id: str
+) -> Execution:
+    # 1. claim one use for the stored action
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        request = uow.requests.get(request_id, for_update=True)
+        executor = executors.get(request.action.target)
+        if executor is None:
+            raise Conflict(f"no target named {request.action.target!r} is configured for execution")
+        version = request.version
+        try:
+            events = request.start_execution(user.name, user.admin, now)
+            executor.check(request.action)
+        except GrantRefused as refusal:
+            uow.audit.append(
+                now,
+                user.name,
+                "execution.refused",
+                request.id,
+                {"reason": refusal.reason, "status": request.status.value},
+            )
+            uow.commit()
+            raise
+        assert request.grant is not None
+        if not uow.requests.consume_grant_use(request.grant.id, now):
+            raise GrantRefused("used_up", "the grant has no uses left")
+        execution_id = svc.new_id()
+        started_at = now
+        events[0].payload["execution_id"] = execution_id
+        save_changes(svc, uow, now, request, version, events)
+        uow.executions.start(execution_id, request.id, user.name, now)
+        uow.commit()
+    publish_changes(svc, uow)
+
+    # 2. run it, outside any transaction
+    try:
+        outcome = executor.run(request.action, request.read_only)
+    except Exception as exc:  # an executor bug must still end in a recorded outcome
+        log.exception("executor for %s failed", request.action.target)
+        outcome = ExecutionOutcome(False, f"executor error: {type(exc).__name__}", {})
+
+    # 3. record the outcome
+    encoded = canonical_json(outcome.output)
+    digest = sha256_hex(encoded)
+    stored: dict[str, Any] = outcome.output
+    cut = len(encoded) > MAX_STORED_OUTPUT
+    if cut:
+        stored = {"truncated": True, "note": "the output was larger than Signoff keeps"}
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        request = uow.requests.get(request_id, for_update=True)
+        version = request.version
+        events = request.finish_execution(
+            user.name, now, outcome.ok, outcome.summary, digest, execution_id
+        )
+        uow.executions.finish(execution_id, now, outcome.ok, outcome.summary, stored, digest)
+        save_changes(svc, uow, now, request, version, events)
+        uow.commit()
+    publish_changes(svc, uow)
+    return Execution(
+        request,
+        execution_id,
+        user.name,
+        started_at,
+        now,
+        outcome.ok,
+        outcome.summary,
+        stored,
+        digest,
+        cut,
+    )
+
+
+def executions_of(svc: Services, user: User, request_id: str) -> list[dict[str, Any]]:
+    """What Signoff ran for a request, with outputs: for its requester and admins."""
+    with svc.uow(write=False) as uow:
+        request = uow.requests.get(request_id)
+        if user.name != request.requester and not user.admin:
+            raise Forbidden("only the requester or an admin may read what ran")
+        return uow.executions.for_request(request_id)
