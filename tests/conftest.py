@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 import uvicorn
+from psycopg.conninfo import make_conninfo
 
 from signoff.adapters.db import tables as t
 from signoff.adapters.db.engine import create_db_engine, upgrade
@@ -173,26 +174,26 @@ def fixed_app(database_url: str, tmp_path: Path, clock: Clock) -> App:
 
 # ----- a scratch PostgreSQL database that executors act on (the gateway) -----------
 
-PG_ADMIN = os.environ.get("SIGNOFF_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 SCRATCH_SECRET = "s3cret-dsn-password-7f1c"  # trust auth ignores it; it must appear nowhere
 
 
 @pytest.fixture(scope="module")
 def scratch() -> Iterator[str]:
-    """A scratch database on the real PostgreSQL, for this module's run."""
+    """A scratch database on the real PostgreSQL, for one test module; its DSN carries a
+    password that trust auth ignores and that must show up nowhere."""
+    problem = _pg_reachable()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} and CI=true: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
     name = f"signoff_scratch_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres:{SCRATCH_SECRET}@127.0.0.1:5432/{name}"
+        yield make_conninfo(PG_ADMIN_URL, dbname=name, password=SCRATCH_SECRET)
     finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -156,6 +156,7 @@ def test_only_the_requester_or_an_admin_executes(gateway) -> None:
     core.cast_vote(app.services, app.services.directory.user("bob"), r.id, Decision.APPROVE, "")
     with pytest.raises(Forbidden, match="only dave or an admin"):
         run(app, "carol", r.id)
+    assert audit_types(app, r.id)[-1] == "execution.refused"  # the attempt is on record
     assert run(app, "alice", r.id).ok  # an admin may run it for them
 
 

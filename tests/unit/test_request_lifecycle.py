@@ -157,7 +157,7 @@ class Lifecycle(RuleBasedStateMachine):
 
         def go() -> None:
             try:
-                r.start_execution(actor, admin, self.now)
+                r.start_execution(actor, admin, self.now, "x1")
             except GrantRefused:
                 raise
             except Forbidden:

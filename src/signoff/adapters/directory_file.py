@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from signoff.adapters.policy_files import NAME_PATTERN, ChannelName
-from signoff.adapters.yaml_positions import load_located, validate_located
+from signoff.adapters.yaml_positions import load_model_file
 from signoff.domain.errors import ErrorList, PolicyError
 from signoff.domain.identity import Directory, User
 
@@ -30,17 +30,9 @@ class DirectoryDoc(BaseModel):
 
 
 def load_directory(path: Path | str) -> Directory:
-    file = Path(path)
     errors = ErrorList()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.add(str(file), 1, 1, f"cannot read users file: {exc}")
-        raise PolicyError(errors.problems) from None
-    doc = load_located(str(file), text, errors)
-    parsed = validate_located(DirectoryDoc, doc, errors) if doc is not None else None
-    if parsed is None or doc is None:
-        raise PolicyError(errors.problems)
+    file = Path(path)
+    doc, parsed = load_model_file(file, DirectoryDoc, "users file", errors)
     names = {u.name for u in parsed.users}
     seen: set[str] = set()
     for i, u in enumerate(parsed.users):

@@ -37,7 +37,7 @@ from signoff.adapters.executors.command import CommandExecutor
 from signoff.adapters.executors.http import HttpExecutor
 from signoff.adapters.executors.masking import Mask
 from signoff.adapters.executors.postgres import PostgresExecutor
-from signoff.adapters.yaml_positions import Located, load_located, validate_located
+from signoff.adapters.yaml_positions import Located, load_model_file
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import ErrorList, PolicyError
 from signoff.services.ports import Executor
@@ -163,17 +163,8 @@ def load_targets(path: Path | str | None) -> dict[str, Executor]:
     """The executors by target name; raises PolicyError listing every problem."""
     if path is None or str(path) == "":
         return {}
-    file = Path(path)
     errors = ErrorList()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.add(str(file), 1, 1, f"cannot read targets file: {exc}")
-        raise PolicyError(errors.problems) from None
-    doc = load_located(str(file), text, errors)
-    parsed = validate_located(TargetsDoc, doc, errors) if doc is not None else None
-    if parsed is None or doc is None:
-        raise PolicyError(errors.problems)
+    doc, parsed = load_model_file(path, TargetsDoc, "targets file", errors)
     reader = _Reader(doc, errors)
     out: dict[str, Executor] = {}
     for i, t in enumerate(parsed.targets):

@@ -8,6 +8,7 @@ pydantic reports as such paths) can then be shown as ``file:line:column``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from signoff.domain.errors import ErrorList
+from signoff.domain.errors import ErrorList, PolicyError
 
 Path = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -120,3 +121,22 @@ def validate_located(
                 message = f"{field_path}: {text}"
             errors.add(located.file, line, col, message)
         return None
+
+
+def load_model_file(
+    path: str | os.PathLike[str], model: type[M], what: str, errors: ErrorList
+) -> tuple[Located, M]:
+    """Read, parse and validate one YAML file; raise PolicyError with every problem
+    found so far when any step fails."""
+    file = str(path)
+    try:
+        with open(file, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.add(file, 1, 1, f"cannot read {what}: {exc}")
+        raise PolicyError(errors.problems) from None
+    doc = load_located(file, text, errors)
+    parsed = validate_located(model, doc, errors) if doc is not None else None
+    if parsed is None or doc is None:
+        raise PolicyError(errors.problems)
+    return doc, parsed

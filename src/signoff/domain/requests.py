@@ -408,7 +408,9 @@ class Request:
             events += self._move(Status.EXECUTED, actor, now, {"grant_id": grant.id})
         return events
 
-    def start_execution(self, actor: str, is_admin: bool, now: datetime) -> list[Happened]:
+    def start_execution(
+        self, actor: str, is_admin: bool, now: datetime, execution_id: str
+    ) -> list[Happened]:
         """Signoff is to perform the stored action: the requester (or someone the policy
         names, or an admin) takes one use of the grant. Nothing but the approved action
         can run this way: the digest checked is the request's own."""
@@ -422,7 +424,12 @@ class Request:
             Happened(
                 "execution.started",
                 actor,
-                {"grant_id": grant.id, "uses_left": grant.uses_left, "read_only": self.read_only},
+                {
+                    "execution_id": execution_id,
+                    "grant_id": grant.id,
+                    "uses_left": grant.uses_left,
+                    "read_only": self.read_only,
+                },
             )
         ]
 

@@ -63,25 +63,27 @@ def execute_request(
         if executor is None:
             raise Conflict(f"no target named {request.action.target!r} is configured for execution")
         version = request.version
+        execution_id = svc.new_id()
+        started_at = now
         try:
-            events = request.start_execution(user.name, user.admin, now)
-            executor.check(request.action)
-        except GrantRefused as refusal:
+            events = request.start_execution(user.name, user.admin, now, execution_id)
+        except Forbidden as refusal:  # not theirs to run, or the grant does not allow it
             uow.audit.append(
                 now,
                 user.name,
                 "execution.refused",
                 request.id,
-                {"reason": refusal.reason, "status": request.status.value},
+                {
+                    "reason": getattr(refusal, "reason", "forbidden"),
+                    "status": request.status.value,
+                },
             )
             uow.commit()
             raise
+        executor.check(request.action)
         assert request.grant is not None
         if not uow.requests.consume_grant_use(request.grant.id, now):
             raise GrantRefused("used_up", "the grant has no uses left")
-        execution_id = svc.new_id()
-        started_at = now
-        events[0].payload["execution_id"] = execution_id
         save_changes(svc, uow, now, request, version, events)
         uow.executions.start(execution_id, request.id, user.name, now)
         uow.commit()

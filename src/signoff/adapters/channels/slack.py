@@ -11,6 +11,8 @@ through the same use case as the API.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -92,6 +94,18 @@ def render(request: Request, view_url: str) -> tuple[str, list[dict[str, Any]]]:
     return summary, blocks
 
 
+@contextmanager
+def slack_errors() -> Iterator[None]:
+    """Slack's refusals and network failures, as delivery errors (retried, then
+    dead-lettered)."""
+    try:
+        yield
+    except SlackApiError as exc:
+        raise DeliveryError(f"Slack: {exc.response.get('error', exc)}") from None
+    except OSError as exc:
+        raise DeliveryError(f"Slack unreachable: {exc}") from None
+
+
 def vote_buttons(request_id: str) -> dict[str, Any]:
     return {
         "type": "actions",
@@ -146,7 +160,7 @@ class SlackChannel:
                     m.c.request_id == request.id, m.c.channel == self.name
                 )
             ).first()
-        try:
+        with slack_errors():
             if row is None:
                 if request.status is not Status.PENDING:
                     return  # never post news of a request nobody was asked about
@@ -163,10 +177,6 @@ class SlackChannel:
                     )
             else:
                 self.client.chat_update(channel=row[0], ts=row[1], text=text, blocks=blocks)
-        except SlackApiError as exc:
-            raise DeliveryError(f"Slack: {exc.response.get('error', exc)}") from None
-        except OSError as exc:
-            raise DeliveryError(f"Slack unreachable: {exc}") from None
 
 
 DM_PREFIX = "slack:dm:"
@@ -238,7 +248,7 @@ class SlackDirectChannel:
         p = n.payload
         view = f"{self.public_url}/v1/requests/{request.id}"
         text, blocks = render(request, view)
-        try:
+        with slack_errors():
             stored = self._stored(request.id)
             posted = set()
             if asks_to_vote(p) and request.status is Status.PENDING:
@@ -263,10 +273,6 @@ class SlackDirectChannel:
             for person, (where, ts) in stored.items():
                 if person not in posted:
                     self.client.chat_update(channel=where, ts=ts, text=text, blocks=blocks)
-        except SlackApiError as exc:
-            raise DeliveryError(f"Slack: {exc.response.get('error', exc)}") from None
-        except OSError as exc:
-            raise DeliveryError(f"Slack unreachable: {exc}") from None
 
     def send_digest(self, person: str, notifications: list[Notification]) -> None:
         """One direct message listing the requests of the window, each with its buttons."""
@@ -296,15 +302,10 @@ class SlackDirectChannel:
         if len(pending) > 15:
             more = f"and {len(pending) - 15} more in the inbox: `signoff inbox`"
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
-        target = self.slack_id(person)
-        if target is None:
-            return
-        try:
-            self.client.chat_postMessage(channel=target, text=head, blocks=blocks)
-        except SlackApiError as exc:
-            raise DeliveryError(f"Slack: {exc.response.get('error', exc)}") from None
-        except OSError as exc:
-            raise DeliveryError(f"Slack unreachable: {exc}") from None
+        with slack_errors():
+            target = self.slack_id(person)
+            if target is not None:
+                self.client.chat_postMessage(channel=target, text=head, blocks=blocks)
 
     def _store(self, request_id: str, person: str, where: str, ts: str) -> None:
         with self.engine.begin() as conn:

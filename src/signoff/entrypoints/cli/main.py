@@ -369,6 +369,16 @@ def _follow(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
             status_ctx.stop()
 
 
+TypeOpt = Annotated[str, typer.Option("--type", help="Action type, e.g. sql.execute.")]
+TargetOpt = Annotated[str, typer.Option(help="Action target, e.g. pg/prod.")]
+ParamOpt = Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")]
+ArgOpt = Annotated[
+    list[str] | None, typer.Option(help="One argv element of a command (repeatable).")
+]
+ReasonOpt = Annotated[str, typer.Option(help="Why you need this.")]
+TicketOpt = Annotated[str | None, typer.Option(help="Ticket, e.g. OPS-42.")]
+
+
 def _action_params(param: list[str] | None, arg: list[str] | None) -> dict[str, Any]:
     params: dict[str, Any] = dict(parse_pairs(param, "--param"))
     if arg:
@@ -378,14 +388,12 @@ def _action_params(param: list[str] | None, arg: list[str] | None) -> dict[str, 
 
 @app.command()
 def request(
-    type_: Annotated[str, typer.Option("--type", help="Action type, e.g. sql.execute.")],
-    target: Annotated[str, typer.Option(help="Action target, e.g. postgres/prod-main.")],
-    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
-    arg: Annotated[
-        list[str] | None, typer.Option(help="One argv element of a command (repeatable).")
-    ] = None,
-    reason: Annotated[str, typer.Option(help="Why you need this.")] = "",
-    ticket: Annotated[str | None, typer.Option(help="Ticket, e.g. OPS-42.")] = None,
+    type_: TypeOpt,
+    target: TargetOpt,
+    param: ParamOpt = None,
+    arg: ArgOpt = None,
+    reason: ReasonOpt = "",
+    ticket: TicketOpt = None,
     link: Annotated[list[str] | None, typer.Option(help="A link for context.")] = None,
     label: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
     risk: Annotated[str | None, typer.Option(help="low, medium, high, critical.")] = None,
@@ -455,14 +463,12 @@ def execute(
 
 @app.command()
 def run(
-    type_: Annotated[str, typer.Option("--type", help="Action type, e.g. sql.execute.")],
-    target: Annotated[str, typer.Option(help="A configured target, e.g. pg/prod.")],
-    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
-    arg: Annotated[
-        list[str] | None, typer.Option(help="One argv element of a command (repeatable).")
-    ] = None,
-    reason: Annotated[str, typer.Option(help="Why you need this.")] = "",
-    ticket: Annotated[str | None, typer.Option(help="Ticket, e.g. OPS-42.")] = None,
+    type_: TypeOpt,
+    target: TargetOpt,
+    param: ParamOpt = None,
+    arg: ArgOpt = None,
+    reason: ReasonOpt = "",
+    ticket: TicketOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Ask, wait for the decision, and have Signoff run the action: one command."""
