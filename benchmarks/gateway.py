@@ -15,7 +15,8 @@ the 10,000 rows:
   POST /v1/requests/{id}/execute (redeem one use, connect, run READ ONLY, mask, store
   the result and its digest, audit), over HTTP on loopback.
 
-Printed: p50 and p99 of each, and the p50 ratio (Signoff / direct).
+Printed: p50 and p99 of each, and the p50 ratios (Signoff / direct) for the execute
+call alone (the gateway's cost) and for request + execute (with the approval step).
 """
 
 from __future__ import annotations
@@ -72,16 +73,19 @@ def direct(dsn: str, sql: str) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def through(c: httpx.Client, sql: str) -> float:
+def through(c: httpx.Client, sql: str) -> tuple[float, float]:
+    """(request + execute, execute alone), in ms."""
     t0 = time.perf_counter()
     r = c.post(
         "/v1/requests", json={"action": {"type": "sql.execute", "target": "pg/bench",
                                          "params": {"sql": sql}}}
     )  # fmt: skip
     assert r.status_code == 201 and r.json()["status"] == "approved", r.text
+    t1 = time.perf_counter()
     x = c.post(f"/v1/requests/{r.json()['id']}/execute")
     assert x.status_code == 200 and x.json()["ok"], x.text
-    return (time.perf_counter() - t0) * 1000
+    t2 = time.perf_counter()
+    return (t2 - t0) * 1000, (t2 - t1) * 1000
 
 
 def pct(values: list[float], p: float) -> float:
@@ -131,15 +135,18 @@ def main() -> None:
                     for _ in range(5):  # warm up both paths
                         direct(dsn, sql)
                         through(c, sql)
-                    base, via = [], []
+                    base, via, ex = [], [], []
                     for _ in range(args.trials):  # interleaved: both see the same noise
                         base.append(direct(dsn, sql))
-                        via.append(through(c, sql))
-                    b50, v50 = statistics.median(base), statistics.median(via)
+                        both, alone = through(c, sql)
+                        via.append(both)
+                        ex.append(alone)
+                    b50, v50, e50 = (statistics.median(x) for x in (base, via, ex))
                     print(
                         f"{db} store, {label}: direct psycopg p50 {b50:.2f} ms p99 "
-                        f"{pct(base, 0.99):.2f} ms; through Signoff (request + execute) p50 "
-                        f"{v50:.2f} ms p99 {pct(via, 0.99):.2f} ms; ratio p50 {v50 / b50:.2f}"
+                        f"{pct(base, 0.99):.2f} ms | execute alone p50 {e50:.2f} ms p99 "
+                        f"{pct(ex, 0.99):.2f} ms, ratio {e50 / b50:.2f} | request + execute "
+                        f"p50 {v50:.2f} ms p99 {pct(via, 0.99):.2f} ms, ratio {v50 / b50:.2f}"
                     )
             server.stop()
     finally:

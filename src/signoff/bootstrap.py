@@ -64,8 +64,8 @@ class App:
         return runner
 
     def close(self) -> None:
-        for channel in self.channels.values():
-            close = getattr(channel, "close", None)
+        for part in (*self.channels.values(), *self.executors.values()):
+            close = getattr(part, "close", None)
             if close is not None:
                 close()
         self.engine.dispose()

@@ -50,6 +50,12 @@ def targets_file(tmp_path: Path, receiver_url: str = "http://127.0.0.1:9") -> Pa
                 "mask": {"columns": ["email"], "patterns": [r"\b\d{16}\b"]},
             },
             {
+                "name": "pg/down",
+                "executor": "postgres",
+                "dsn": f"postgresql://postgres:{SECRET}@127.0.0.1:1/nothing",
+                "connect_timeout": "1s",
+            },
+            {
                 "name": "ops/restart",
                 "executor": "command",
                 "allow": [str(script)],
@@ -200,6 +206,35 @@ def test_approvers_see_what_the_sql_does(gateway) -> None:
     assert payloads[0]["request"]["analysis"] == "SQL: write; tables accounts"
 
 
+def test_an_unreachable_target_runs_nothing_and_gives_the_use_back(gateway) -> None:
+    app = gateway
+    r = ask(app, "dave", Action("sql.execute", "pg/down", {"sql": "SELECT 1"}))
+    assert r.status is Status.APPROVED
+    done = run(app, "dave", r.id)
+    assert not done.ok
+    assert done.summary == "not run: could not connect to target pg/down within 1 s"
+    after = core.get_request(app.services, r.id)
+    assert after.status is Status.APPROVED and after.grant is not None
+    assert after.grant.uses_left == 1  # it may be tried again once the target is back
+    assert audit_types(app, r.id)[-2:] == ["execution.started", "execution.finished"]
+
+
+def test_a_pooled_connection_keeps_nothing_from_the_last_execution(gateway) -> None:
+    app = gateway
+    first = ask(app, "dave", sql("UPDATE accounts SET balance = 9 WHERE id = 8"))
+    core.cast_vote(app.services, app.services.directory.user("bob"), first.id, Decision.APPROVE, "")
+    assert run(app, "dave", first.id).ok
+    # a session setting made by one execution does not reach the next one
+    setter = ask(app, "dave", sql("SELECT set_config('application_name', 'leak', false)"))
+    assert run(app, "dave", setter.id).ok
+    shown = ask(app, "dave", sql("SELECT current_setting('application_name')"))
+    assert run(app, "dave", shown.id).output["rows"] == [[""]]
+    # the same statement many times over reset connections (no stale prepared statements)
+    for i in range(8):
+        again = ask(app, "dave", sql("SELECT count(*) FROM accounts"))
+        assert run(app, "dave", again.id).ok, i
+
+
 def test_reads_are_masked_and_limited(gateway) -> None:
     app = gateway
     r = ask(app, "dave", sql("SELECT id, email, card, balance FROM accounts ORDER BY id"))
@@ -325,6 +360,17 @@ def test_secrets_appear_in_no_response_log_or_audit_entry(
             seen.append(json.dumps(bad))
             seen.append(c.post(f"/v1/requests/{bad['id']}/execute").text)
             seen.append(c.get(f"/v1/requests/{bad['id']}/executions").text)
+            down = c.post(
+                "/v1/requests",
+                json={
+                    "action": {
+                        "type": "sql.execute",
+                        "target": "pg/down",
+                        "params": {"sql": "SELECT 1"},
+                    }
+                },
+            ).json()
+            seen.append(c.post(f"/v1/requests/{down['id']}/execute").text)
             deploy = c.post(
                 "/v1/requests",
                 json={

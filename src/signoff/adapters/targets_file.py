@@ -7,6 +7,8 @@ targets:
     dsn: {env: PROD_PG_DSN}        # or {file: /run/secrets/prod-dsn}
     statement_timeout: 5s
     max_rows: 1000
+    pool_size: 4                   # connections kept to the target
+    connect_timeout: 10s
     mask: {columns: [email], patterns: ['\\b\\d{16}\\b']}
   - name: ops/restart
     executor: command
@@ -72,6 +74,8 @@ class TargetDoc(_Strict):
     statement_timeout: str = "30s"
     max_rows: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
     read_only: bool = False
+    pool_size: Annotated[int, Field(ge=1, le=100)] = 4
+    connect_timeout: str = "10s"
     # command
     allow: list[str] = []
     cwd: str | None = None
@@ -138,7 +142,10 @@ class _Reader:
                 return None
             dsn = self.secret((*path, "dsn"), t.dsn)
             ms = int(self.seconds((*path, "statement_timeout"), t.statement_timeout) * 1000)
-            return PostgresExecutor(t.name, dsn, ms, t.max_rows, mask, t.read_only)
+            connect = self.seconds((*path, "connect_timeout"), t.connect_timeout)
+            return PostgresExecutor(
+                t.name, dsn, ms, t.max_rows, mask, t.read_only, t.pool_size, connect
+            )
         if t.executor == "command":
             if not t.allow:
                 self.err(path, f"target {t.name}: a command target needs `allow`")

@@ -434,14 +434,23 @@ class Request:
         ]
 
     def finish_execution(
-        self, actor: str, now: datetime, ok: bool, summary: str, digest: str, execution_id: str
+        self,
+        actor: str,
+        now: datetime,
+        ok: bool,
+        summary: str,
+        digest: str,
+        execution_id: str,
+        ran: bool = True,
     ) -> list[Happened]:
         """Record how an execution ended: a failure ends the request (``failed``); a
-        success that used the last use ends it as ``executed``."""
+        success that used the last use ends it as ``executed``; an execution that could
+        not start (``ran`` false: the target was unreachable) gives its use back."""
         assert self.grant is not None
         result = {
             "execution_id": execution_id,
             "ok": ok,
+            "ran": ran,
             "summary": summary[:500],
             "output_digest": digest,
         }
@@ -449,6 +458,9 @@ class Request:
         events = [Happened("execution.finished", actor, result)]
         if self.status is not Status.APPROVED:
             return events  # revoked or expired while it ran: the outcome is still recorded
+        if not ran:
+            self.grant.uses_left += 1
+            return events
         if not ok:
             events += self._move(Status.FAILED, actor, now, result)
         elif self.grant.uses_left == 0:

@@ -11,7 +11,8 @@
    target's executor performs the action and captures the result, masked.
 3. **Record**, in one transaction: the result is stored with the request (size-limited),
    the request moves to ``executed`` (last use) or ``failed``, and the audit log gets the
-   summary and the SHA-256 of the full (masked) output.
+   summary and the SHA-256 of the full (masked) output. An execution that could not
+   start (the target unreachable) gives its use back and leaves the request approved.
 
 A crash between 1 and 3 leaves the use consumed and ``execution.started`` without an
 outcome in the audit log: the action may or may not have run, and the log says so
@@ -29,7 +30,7 @@ from typing import Any
 from signoff.domain.actions import canonical_json, sha256_hex
 from signoff.domain.errors import Conflict, Forbidden, GrantRefused
 from signoff.domain.identity import User
-from signoff.domain.requests import Request
+from signoff.domain.requests import Request, Status
 from signoff.services.core import Services, publish_changes, save_changes
 from signoff.services.ports import ExecutionOutcome, Executor
 
@@ -108,8 +109,10 @@ def execute_request(
         request = uow.requests.get(request_id, for_update=True)
         version = request.version
         events = request.finish_execution(
-            user.name, now, outcome.ok, outcome.summary, digest, execution_id
+            user.name, now, outcome.ok, outcome.summary, digest, execution_id, outcome.ran
         )
+        if not outcome.ran and request.status is Status.APPROVED and request.grant is not None:
+            uow.requests.return_grant_use(request.grant.id)
         uow.executions.finish(execution_id, now, outcome.ok, outcome.summary, stored, digest)
         save_changes(svc, uow, now, request, version, events)
         uow.commit()

@@ -307,6 +307,15 @@ class DatabaseRequestRepository:
         )
         return result.rowcount == 1
 
+    def return_grant_use(self, grant_id: str) -> None:
+        """Give back a use consumed by an execution that could not start."""
+        g = t.grants
+        self.conn.execute(
+            g.update()
+            .where(g.c.id == grant_id, g.c.uses_left < g.c.uses_total)
+            .values(uses_left=g.c.uses_left + 1)
+        )
+
     def list(
         self,
         *,

@@ -74,7 +74,9 @@ class CommandExecutor:
                 {"stdout": out, "stderr": err, "exit": None},
             )
         except OSError as exc:
-            return ExecutionOutcome(False, f"could not start: {exc.strerror}", {})
+            return ExecutionOutcome(
+                False, f"not run: could not start: {exc.strerror}", {}, ran=False
+            )
         out, out_cut = self._cut(done.stdout)
         err, err_cut = self._cut(done.stderr)
         output = {

@@ -83,6 +83,10 @@ class HttpExecutor:
         try:
             with httpx.Client(timeout=self.timeout_s, follow_redirects=False) as client:
                 resp = client.request(method, self.url(p["path"]), headers=headers, content=content)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
+            return ExecutionOutcome(
+                False, f"not run: could not connect ({type(exc).__name__})", {}, ran=False
+            )
         except httpx.TimeoutException:
             return ExecutionOutcome(False, f"timed out after {self.timeout_s:g} s", {})
         except httpx.HTTPError as exc:

@@ -31,9 +31,16 @@ class Mask:
 
     def rows(self, columns: list[str], rows: list[list[Any]]) -> list[list[Any]]:
         hidden = [c.lower() in self.columns for c in columns]
+        if not any(hidden) and not self.patterns:
+            return rows
+        plain = (int, float, bool, type(None))
         return [
             [
-                MASK if hide and v is not None else self.value(v)
+                MASK
+                if hide and v is not None
+                else v
+                if type(v) in plain or not self.patterns
+                else self.value(v)
                 for v, hide in zip(r, hidden, strict=True)
             ]
             for r in rows

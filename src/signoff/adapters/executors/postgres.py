@@ -1,5 +1,10 @@
 """``postgres``: runs the approved SQL with psycopg 3 in one transaction, with a statement
-timeout, a row limit, and READ ONLY when the grant says so."""
+timeout, a row limit, and READ ONLY when the grant says so.
+
+Connections come from a small pool per target (psycopg_pool). Each connection is reset
+with ``DISCARD ALL`` when it goes back, so nothing an executed statement sets for its
+session (a role, a search_path, a prepared statement, a temporary table) reaches the
+next execution."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from signoff.adapters.executors.masking import Mask
 from signoff.domain.actions import Action
@@ -31,6 +37,12 @@ def _json(value: Any) -> Any:
     return str(value)
 
 
+def _discard_all(conn: psycopg.Connection[Any]) -> None:
+    conn.autocommit = True
+    conn.execute("DISCARD ALL")
+    conn.autocommit = False
+
+
 class PostgresExecutor:
     kind = "postgres"
 
@@ -42,13 +54,34 @@ class PostgresExecutor:
         max_rows: int,
         mask: Mask,
         always_read_only: bool = False,
+        pool_size: int = 4,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         self.name = name
-        self._dsn = dsn  # a secret: never in a message, log line or result
         self.statement_timeout_ms = statement_timeout_ms
         self.max_rows = max_rows
         self.mask = mask
         self.always_read_only = always_read_only
+        self.connect_timeout_s = connect_timeout_s
+        # the DSN is a secret: it lives in the pool only, never in a message or result
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=0,
+            max_size=pool_size,
+            open=False,
+            reset=_discard_all,
+            check=ConnectionPool.check_connection,
+            timeout=connect_timeout_s,
+            # no server-side prepared statements: DISCARD ALL drops them behind psycopg's
+            # back, and each execution is a one-off anyway
+            kwargs={"connect_timeout": max(1, int(connect_timeout_s)), "prepare_threshold": None},
+            name=f"target:{name}",
+        )
+        self._opened = False
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
 
     def __repr__(self) -> str:
         return f"PostgresExecutor({self.name!r})"
@@ -64,8 +97,11 @@ class PostgresExecutor:
     def run(self, action: Action, read_only: bool) -> ExecutionOutcome:
         sql = str(action.params["sql"])
         read_only = read_only or self.always_read_only
+        if not self._opened:
+            self._pool.open(wait=False)
+            self._opened = True
         try:
-            with psycopg.connect(self._dsn, connect_timeout=10) as conn:
+            with self._pool.connection() as conn:
                 conn.read_only = read_only
                 with conn.cursor() as cur:
                     cur.execute(
@@ -90,6 +126,14 @@ class PostgresExecutor:
                         summary = f"{cur.statusmessage or 'done'}"
                         output = {"rowcount": cur.rowcount, "status": cur.statusmessage}
                 conn.commit()
+        except PoolTimeout:
+            return ExecutionOutcome(
+                False,
+                f"not run: could not connect to target {self.name} within "
+                f"{self.connect_timeout_s:g} s",
+                {},
+                ran=False,
+            )
         except psycopg.errors.QueryCanceled:
             return ExecutionOutcome(
                 False, f"cancelled: the statement ran past {self.statement_timeout_ms} ms", {}
