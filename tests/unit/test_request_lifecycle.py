@@ -170,16 +170,20 @@ class Lifecycle(RuleBasedStateMachine):
 
         self._apply(go)
 
-    @rule(ok=st.booleans())
-    def finish_execution(self, ok: bool) -> None:
+    @rule(ok=st.booleans(), ran=st.booleans())
+    def finish_execution(self, ok: bool, ran: bool) -> None:
         if not self.running:
             return
         r = self.request
         self.running -= 1
         before = r.status
-        r.finish_execution("req", self.now, ok, "summary", "digest", "x1")
+        ok = ok and ran
+        r.finish_execution("req", self.now, ok, "summary", "digest", "x1", ran)
         assert r.grant is not None
-        if before is Status.APPROVED:
+        if not ran and before is Status.APPROVED:  # nothing ran: the use comes back
+            self.redeemed -= 1
+            assert r.status is Status.APPROVED
+        elif before is Status.APPROVED:
             expected = (
                 Status.FAILED
                 if not ok
