@@ -347,45 +347,26 @@ def test_secrets_appear_in_no_response_log_or_audit_entry(
     try:
         seen = []
         with server.client("dave") as c:
-            bad = c.post(
-                "/v1/requests",
-                json={
-                    "action": {
-                        "type": "sql.execute",
-                        "target": "pg/scratch",
-                        "params": {"sql": "SELECT * FROM missing_table"},
-                    }
-                },
-            ).json()
-            seen.append(json.dumps(bad))
-            seen.append(c.post(f"/v1/requests/{bad['id']}/execute").text)
-            seen.append(c.get(f"/v1/requests/{bad['id']}/executions").text)
-            down = c.post(
-                "/v1/requests",
-                json={
-                    "action": {
-                        "type": "sql.execute",
-                        "target": "pg/down",
-                        "params": {"sql": "SELECT 1"},
-                    }
-                },
-            ).json()
-            seen.append(c.post(f"/v1/requests/{down['id']}/execute").text)
-            deploy = c.post(
-                "/v1/requests",
-                json={
-                    "action": {
-                        "type": "http.request",
-                        "target": "deploy/api",
-                        "params": {"method": "GET", "path": "status"},
-                    }
-                },
-            ).json()
-            seen.append(c.post(f"/v1/requests/{deploy['id']}/execute").text)
-            seen.append(c.get(f"/v1/requests/{bad['id']}").text)
+
+            def ask_and_run(type_: str, target: str, params: dict) -> None:
+                body = {"action": {"type": type_, "target": target, "params": params}}
+                r = c.post("/v1/requests", json=body).json()
+                seen.append(json.dumps(r))
+                seen.append(c.post(f"/v1/requests/{r['id']}/execute").text)
+                seen.append(c.get(f"/v1/requests/{r['id']}/executions").text)
+                seen.append(c.get(f"/v1/requests/{r['id']}").text)
+
+            ask_and_run("sql.execute", "pg/scratch", {"sql": "SELECT * FROM missing_table"})
+            ask_and_run("sql.execute", "pg/down", {"sql": "SELECT 1"})
+            ask_and_run("http.request", "deploy/api", {"method": "GET", "path": "status"})
         assert "missing_table" in seen[1] and '"ok":false' in seen[1]
         with server.client("alice") as c:
             seen.append(c.get("/v1/audit").text)
+            metrics = c.get("/metrics").text
+            seen.append(metrics)
+        for target, outcome in (("pg/scratch", "failed"), ("pg/down", "not_run")):
+            line = f'signoff_executions_total{{outcome="{outcome}",target="{target}"}} 1.0'
+            assert line in metrics
     finally:
         server.stop()
     with app.engine.connect() as conn:

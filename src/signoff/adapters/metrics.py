@@ -54,8 +54,25 @@ class PrometheusObserver:
             registry=self.registry,
         )
 
+        self.executions = Counter(
+            "signoff_executions_total",
+            "Actions Signoff ran on targets, by target and outcome (ok, failed, not_run).",
+            ["target", "outcome"],
+            registry=self.registry,
+        )
+        self.execution_seconds = Histogram(
+            "signoff_execution_seconds",
+            "How long executions on targets took, by target.",
+            ["target"],
+            registry=self.registry,
+        )
+
     def delivery(self, channel: str, outcome: str) -> None:
         self.deliveries.labels(channel, outcome).inc()
+
+    def executed(self, target: str, outcome: str, seconds: float) -> None:
+        self.executions.labels(target, outcome).inc()
+        self.execution_seconds.labels(target).observe(seconds)
 
     def fired(self, event: str) -> None:
         self.scheduled.labels(event).inc()

@@ -89,6 +89,7 @@ class Observer(Protocol):
     def submitted(self, request: Request) -> None: ...
     def fired(self, event: str) -> None: ...
     def delivery(self, channel: str, outcome: str) -> None: ...
+    def executed(self, target: str, outcome: str, seconds: float) -> None: ...
 
 
 class NullObserver:
@@ -102,6 +103,9 @@ class NullObserver:
         pass
 
     def delivery(self, channel: str, outcome: str) -> None:
+        pass
+
+    def executed(self, target: str, outcome: str, seconds: float) -> None:
         pass
 
 

@@ -22,6 +22,7 @@ rather than running it twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,11 +92,17 @@ def execute_request(
     publish_changes(svc, uow)
 
     # 2. run it, outside any transaction
+    clock = time.monotonic()
     try:
         outcome = executor.run(request.action, request.read_only)
     except Exception as exc:  # an executor bug must still end in a recorded outcome
         log.exception("executor for %s failed", request.action.target)
         outcome = ExecutionOutcome(False, f"executor error: {type(exc).__name__}", {})
+    svc.observer.executed(
+        request.action.target,
+        "ok" if outcome.ok else "failed" if outcome.ran else "not_run",
+        time.monotonic() - clock,
+    )
 
     # 3. record the outcome
     encoded = canonical_json(outcome.output)
