@@ -283,7 +283,10 @@ def test_teams_room_has_no_vote_links_and_personal_cards_vote(
         app.dispatch()
         rooms = receiver.at("/ops")
         assert len(rooms) == 2  # the room hears how it ended
-        assert "Your request was approved" in json.dumps(rooms[1])
+        ended = rooms[1]["attachments"][0]["content"]["body"]
+        assert ended[0]["text"] == "Approved: sql\\.execute on pg/prod"  # for the room
+        assert ended[1]["text"] == "Approved by carol\\."
+        assert "grant redeem" not in json.dumps(rooms[1])  # the requester's steps are theirs
     finally:
         server.stop()
         app.close()

@@ -26,7 +26,7 @@ class AppriseChannel:
         p = n.payload
         if not (asks_to_vote(p) or p.get("event") in ROOM_EVENTS):
             return
-        lines = [*messages.news(p)]
+        lines = messages.news(p)[:1]  # who decided; the requester's next steps are theirs
         lines += [f"{k}: {v}" for k, v in messages.context_rows(p)]
         if asks_to_vote(p):
             lines.append(f"Waiting for: {', '.join(p.get('to', []))}")
@@ -34,7 +34,7 @@ class AppriseChannel:
         sender = apprise.Apprise()
         sender.add(self.urls)
         if not sender.notify(
-            title=f"[Signoff] {messages.title(p)}",
+            title=f"[Signoff] {messages.title(p, room=True)}",
             body="\n".join(lines),
             body_format=apprise.NotifyFormat.TEXT,
         ):

@@ -37,10 +37,20 @@ def headline(p: dict[str, Any]) -> str:
     return HEADLINES.get(str(p.get("event")), str(p.get("event")))
 
 
-def title(p: dict[str, Any]) -> str:
-    """One line: what happened and to which action."""
+ROOM_HEADLINES = {
+    "request.approved": "Approved",
+    "request.denied": "Denied",
+    "request.cancelled": "Cancelled",
+    "request.timed_out": "Timed out",
+}
+
+
+def title(p: dict[str, Any], room: bool = False) -> str:
+    """One line: what happened and to which action; ``room``: worded for a shared
+    channel rather than for the requester."""
     a = p["request"]["action"]
-    return f"{headline(p)}: {a['type']} on {a['target']}"
+    head = ROOM_HEADLINES.get(str(p.get("event")), headline(p)) if room else headline(p)
+    return f"{head}: {a['type']} on {a['target']}"
 
 
 def context_rows(p: dict[str, Any]) -> list[tuple[str, str]]:

@@ -61,10 +61,12 @@ def open_url(title: str, url: str) -> dict[str, Any]:
     return {"type": "Action.OpenUrl", "title": title, "url": url}
 
 
-def section(p: dict[str, Any]) -> list[dict[str, Any]]:
-    """One request: what happened, the facts, the parameters as monospace text."""
+def section(p: dict[str, Any], room: bool = False) -> list[dict[str, Any]]:
+    """One request: what happened, the facts, the parameters as monospace text. A room
+    hears only the first line of the news (who decided), not the requester's next steps."""
+    news = messages.news(p)[:1] if room else messages.news(p)
     blocks: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": escape(line), "wrap": True} for line in messages.news(p)
+        {"type": "TextBlock", "text": escape(line), "wrap": True} for line in news
     ]
     blocks.append(
         {
@@ -119,7 +121,7 @@ class TeamsRoomChannel(_Poster):
         p = n.payload
         if not (asks_to_vote(p) or p.get("event") in ROOM_EVENTS):
             return
-        body = [heading(messages.title(p)), *section(p)]
+        body = [heading(messages.title(p, room=True)), *section(p, room=True)]
         if asks_to_vote(p):
             who = ", ".join(p.get("to", []))
             body.append(
