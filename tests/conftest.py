@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -9,7 +10,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -207,3 +210,62 @@ def target_db(scratch: str) -> str:
             " '4111111111111' || lpad(i::text, 3, '0'), 100 FROM generate_series(1, 8) i"
         )
     return scratch
+
+
+# ----- an HTTP receiver on loopback (webhooks, Teams, Apprise, HTTP targets) ---------
+
+
+class HttpRecorder:
+    """Records every call (path, raw and JSON body, headers with lower-case names) and
+    answers 503 to the first ``fail_first`` calls, then ``status``."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.status = 200
+        self.calls: list[dict[str, Any]] = []
+        rec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                rec.calls.append(
+                    {
+                        "path": self.path,
+                        "raw": raw,
+                        "body": json.loads(raw or b"{}"),
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                    }
+                )
+                failing = len(rec.calls) <= rec.fail_first
+                answer = b'{"received": true}'
+                self.send_response(503 if failing else rec.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def at(self, path: str) -> list[dict[str, Any]]:
+        """The JSON bodies received at ``path``."""
+        return [c["body"] for c in self.calls if c["path"] == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[HttpRecorder]:
+    """A HttpRecorder; parametrize indirectly with the number of calls to fail first."""
+    rec = HttpRecorder(getattr(request, "param", 0))
+    yield rec
+    rec.close()

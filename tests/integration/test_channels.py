@@ -5,10 +5,8 @@ standing in for Teams and for Apprise's JSON target, aiosmtpd for mail)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from signoff.services import core
 from signoff.services.ports import FixedClock
 from signoff.services.scheduler import sweep
 
-from ..conftest import FIXTURES, LiveServer, bound_socket, make_settings
+from ..conftest import FIXTURES, HttpRecorder, LiveServer, bound_socket, make_settings
 from ..e2e.test_cli import free_port
 from .test_email import Inbox, links_in, text_of
 from .test_slack import FakeSlack
@@ -37,53 +35,6 @@ WRITE = Action(
     "pg/prod",
     {"sql": "UPDATE t SET note = '<http://evil.example|ok> [click](http://evil.example)'"},
 )
-
-
-class Receiver:
-    """An HTTP server that records every request (path, JSON body, headers) and answers
-    ``status``."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        self.headers: list[dict[str, str]] = []
-        self.status = 200
-        rec = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                rec.posts.append((self.path, json.loads(raw or b"{}")))
-                rec.headers.append({k.lower(): v for k, v in self.headers.items()})
-                body = b'{"received": true}'
-                self.send_response(rec.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def at(self, path: str) -> list[dict[str, Any]]:
-        return [body for p, body in self.posts if p == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    rec.close()
 
 
 @pytest.fixture
@@ -232,7 +183,7 @@ def test_a_user_preferring_an_unconfigured_channel_is_refused(
 
 
 def test_teams_room_has_no_vote_links_and_personal_cards_vote(
-    database_url: str, tmp_path: Path, receiver: Receiver
+    database_url: str, tmp_path: Path, receiver: HttpRecorder
 ) -> None:
     sock = bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -293,7 +244,7 @@ def test_teams_room_has_no_vote_links_and_personal_cards_vote(
 
 
 def test_a_failing_teams_webhook_is_retried(
-    database_url: str, tmp_path: Path, receiver: Receiver
+    database_url: str, tmp_path: Path, receiver: HttpRecorder
 ) -> None:
     app = build(
         make_settings(
@@ -317,7 +268,7 @@ def test_a_failing_teams_webhook_is_retried(
 
 
 def test_apprise_tells_a_room_with_a_link(
-    database_url: str, tmp_path: Path, receiver: Receiver
+    database_url: str, tmp_path: Path, receiver: HttpRecorder
 ) -> None:
     app = build(
         make_settings(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,12 +23,11 @@ from signoff.domain.errors import Forbidden, GrantRefused, InvalidInput, PolicyE
 from signoff.domain.requests import Decision, Status
 from signoff.services import core
 from signoff.services.audit import verify_audit
-from signoff.services.execution import execute_request
+from signoff.services.execution import execute_request, executions_of
 from signoff.services.ports import FixedClock
 from signoff.services.scheduler import sweep
 
-from ..conftest import FIXTURES, SCRATCH_SECRET, LiveServer, make_settings
-from .test_channels import Receiver
+from ..conftest import FIXTURES, SCRATCH_SECRET, HttpRecorder, LiveServer, make_settings
 
 SECRET = SCRATCH_SECRET
 HTTP_TOKEN = "deploy-token-9d2e"
@@ -78,7 +76,7 @@ def targets_file(tmp_path: Path, receiver_url: str = "http://127.0.0.1:9") -> Pa
 
 
 @pytest.fixture
-def gateway(database_url: str, tmp_path: Path, target_db: str, monkeypatch, receiver: Receiver):
+def gateway(database_url: str, tmp_path: Path, target_db: str, monkeypatch, receiver: HttpRecorder):
     monkeypatch.setenv("SCRATCH_DSN", target_db)
     monkeypatch.setenv("RESTART_TOKEN", "restart-secret-1")
     monkeypatch.setenv("DEPLOY_TOKEN", HTTP_TOKEN)
@@ -91,13 +89,6 @@ def gateway(database_url: str, tmp_path: Path, target_db: str, monkeypatch, rece
     app = build(settings)
     yield app
     app.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    yield rec
-    rec.close()
 
 
 def sql(text: str) -> Action:
@@ -166,13 +157,18 @@ def test_only_the_requester_or_an_admin_executes(gateway) -> None:
     assert run(app, "alice", r.id).ok  # an admin may run it for them
 
 
-def test_someone_the_policy_names_may_execute(gateway, receiver: Receiver) -> None:
+def test_someone_the_policy_names_may_execute(gateway, receiver: HttpRecorder) -> None:
     app = gateway
     action = Action("http.request", "deploy/api", {"method": "POST", "path": "deploys"})
     r = ask(app, "dave", action)
     with pytest.raises(Forbidden, match="only dave, erin or an admin"):
         run(app, "bob", r.id)
     assert run(app, "erin", r.id).ok  # e.g. the pipeline's user
+    svc = app.services
+    [ran] = executions_of(svc, svc.directory.user("erin"), r.id)  # and reads what ran
+    assert ran["actor"] == "erin" and ran["ok"]
+    with pytest.raises(Forbidden):
+        executions_of(svc, svc.directory.user("bob"), r.id)
 
 
 @pytest.mark.parametrize("end", ["denied", "cancelled", "revoked", "expired"])
@@ -216,7 +212,11 @@ def test_an_unreachable_target_runs_nothing_and_gives_the_use_back(gateway) -> N
     after = core.get_request(app.services, r.id)
     assert after.status is Status.APPROVED and after.grant is not None
     assert after.grant.uses_left == 1  # it may be tried again once the target is back
-    assert audit_types(app, r.id)[-2:] == ["execution.started", "execution.finished"]
+    assert audit_types(app, r.id)[-3:] == [
+        "execution.started",
+        "execution.finished",
+        "grant.use_returned",
+    ]
 
 
 def test_a_pooled_connection_keeps_nothing_from_the_last_execution(gateway) -> None:
@@ -324,7 +324,7 @@ def test_a_command_runs_with_its_fixed_environment(gateway, tmp_path: Path) -> N
     assert done.output["stderr"] == "****\n"  # the secret printed by the script is masked
 
 
-def test_an_http_call_gets_the_target_credentials(gateway, receiver: Receiver) -> None:
+def test_an_http_call_gets_the_target_credentials(gateway, receiver: HttpRecorder) -> None:
     app = gateway
     action = Action(
         "http.request",
@@ -334,12 +334,13 @@ def test_an_http_call_gets_the_target_credentials(gateway, receiver: Receiver) -
     r = ask(app, "dave", action)
     done = run(app, "dave", r.id)
     assert done.ok and done.summary == "HTTP 200"
-    assert receiver.posts == [("/api/deploys", {"service": "billing", "ref": "v42"})]
-    assert receiver.headers[0]["authorization"] == f"Bearer {HTTP_TOKEN}"
+    [call] = receiver.calls
+    assert (call["path"], call["body"]) == ("/api/deploys", {"service": "billing", "ref": "v42"})
+    assert call["headers"]["authorization"] == f"Bearer {HTTP_TOKEN}"
 
 
 def test_secrets_appear_in_no_response_log_or_audit_entry(
-    gateway, database_url: str, caplog, receiver: Receiver
+    gateway, database_url: str, caplog, receiver: HttpRecorder
 ) -> None:
     app = gateway
     caplog.set_level(logging.DEBUG)

@@ -393,10 +393,23 @@ class Request:
             raise GrantRefused("action_mismatch", "the action differs from the approved action")
         return grant
 
-    def redeem(self, digest: str, actor: str, now: datetime) -> list[Happened]:
+    def _take_use(self, digest: str, now: datetime) -> Grant:
         grant = self._redeemable(digest, now)
         grant.uses_left -= 1
         self.version += 1
+        return grant
+
+    def may_hold_grant(self, person: str, is_admin: bool) -> bool:
+        """Who may see the grant's token: the requester, and admins."""
+        return person == self.requester or is_admin
+
+    def may_execute(self, person: str, is_admin: bool) -> bool:
+        """Who may have Signoff run the action, and read what ran: the requester, the
+        people the policy names (``grant.executors``), and admins."""
+        return person == self.requester or person in self.executors or is_admin
+
+    def redeem(self, digest: str, actor: str, now: datetime) -> list[Happened]:
+        grant = self._take_use(digest, now)
         events = [
             Happened(
                 "grant.redeemed",
@@ -414,12 +427,10 @@ class Request:
         """Signoff is to perform the stored action: the requester (or someone the policy
         names, or an admin) takes one use of the grant. Nothing but the approved action
         can run this way: the digest checked is the request's own."""
-        if actor != self.requester and actor not in self.executors and not is_admin:
+        if not self.may_execute(actor, is_admin):
             who = ", ".join([self.requester, *sorted(self.executors)])
             raise Forbidden(f"only {who} or an admin may execute request {self.id}")
-        grant = self._redeemable(self.action_digest, now)
-        grant.uses_left -= 1
-        self.version += 1
+        grant = self._take_use(self.action_digest, now)
         return [
             Happened(
                 "execution.started",
@@ -445,7 +456,8 @@ class Request:
     ) -> list[Happened]:
         """Record how an execution ended: a failure ends the request (``failed``); a
         success that used the last use ends it as ``executed``; an execution that could
-        not start (``ran`` false: the target was unreachable) gives its use back."""
+        not start (``ran`` false: the target was unreachable) gives its use back
+        (``grant.use_returned``)."""
         assert self.grant is not None
         result = {
             "execution_id": execution_id,
@@ -460,7 +472,14 @@ class Request:
             return events  # revoked or expired while it ran: the outcome is still recorded
         if not ran:
             self.grant.uses_left += 1
-            return events
+            return [
+                *events,
+                Happened(
+                    "grant.use_returned",
+                    actor,
+                    {"grant_id": self.grant.id, "uses_left": self.grant.uses_left},
+                ),
+            ]
         if not ok:
             events += self._move(Status.FAILED, actor, now, result)
         elif self.grant.uses_left == 0:

@@ -31,7 +31,7 @@ from typing import Any
 from signoff.domain.actions import canonical_json, sha256_hex
 from signoff.domain.errors import Conflict, Forbidden, GrantRefused
 from signoff.domain.identity import User
-from signoff.domain.requests import Request, Status
+from signoff.domain.requests import Request
 from signoff.services.core import Services, publish_changes, save_changes
 from signoff.services.ports import ExecutionOutcome, Executor
 
@@ -51,7 +51,6 @@ class Execution:
     summary: str
     output: dict[str, Any]
     output_digest: str
-    stored_truncated: bool
 
 
 def execute_request(
@@ -108,8 +107,7 @@ def execute_request(
     encoded = canonical_json(outcome.output)
     digest = sha256_hex(encoded)
     stored: dict[str, Any] = outcome.output
-    cut = len(encoded) > MAX_STORED_OUTPUT
-    if cut:
+    if len(encoded) > MAX_STORED_OUTPUT:
         stored = {"truncated": True, "note": "the output was larger than Signoff keeps"}
     with svc.uow() as uow:
         now = svc.clock.now()
@@ -118,8 +116,9 @@ def execute_request(
         events = request.finish_execution(
             user.name, now, outcome.ok, outcome.summary, digest, execution_id, outcome.ran
         )
-        if not outcome.ran and request.status is Status.APPROVED and request.grant is not None:
-            uow.requests.return_grant_use(request.grant.id)
+        for ev in events:
+            if ev.type == "grant.use_returned":  # the domain gave the use back
+                uow.requests.return_grant_use(str(ev.payload["grant_id"]))
         uow.executions.finish(execution_id, now, outcome.ok, outcome.summary, stored, digest)
         save_changes(svc, uow, now, request, version, events)
         uow.commit()
@@ -134,14 +133,13 @@ def execute_request(
         outcome.summary,
         stored,
         digest,
-        cut,
     )
 
 
 def executions_of(svc: Services, user: User, request_id: str) -> list[dict[str, Any]]:
-    """What Signoff ran for a request, with outputs: for its requester and admins."""
+    """What Signoff ran for a request, with outputs: for those who may execute it."""
     with svc.uow(write=False) as uow:
         request = uow.requests.get(request_id)
-        if user.name != request.requester and not user.admin:
-            raise Forbidden("only the requester or an admin may read what ran")
+        if not request.may_execute(user.name, user.admin):
+            raise Forbidden("only those who may execute this request may read what ran")
         return uow.executions.for_request(request_id)

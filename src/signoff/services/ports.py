@@ -188,15 +188,7 @@ class DigestChannel(Channel, Protocol):
 
 def asks_to_vote(payload: dict[str, Any]) -> bool:
     """Whether a notification asks approvers to act (pointless once decided)."""
-    audience = payload.get("audience")
-    if audience is None:  # rows written before audiences existed
-        return payload.get("event") in {
-            "request.submitted",
-            "stage.advanced",
-            "stage.escalated",
-            "request.reminded",
-        }
-    return bool(audience == "approvers")
+    return bool(payload.get("audience") == "approvers")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import apprise
 
 from signoff.adapters.channels import messages
-from signoff.adapters.channels.teams import ROOM_EVENTS
 from signoff.services.ports import DeliveryError, Notification, asks_to_vote
 
 
@@ -24,7 +23,7 @@ class AppriseChannel:
 
     def send(self, n: Notification) -> None:
         p = n.payload
-        if not (asks_to_vote(p) or p.get("event") in ROOM_EVENTS):
+        if not messages.for_room(p):
             return
         lines = messages.news(p)[:1]  # who decided; the requester's next steps are theirs
         lines += [f"{k}: {v}" for k, v in messages.context_rows(p)]

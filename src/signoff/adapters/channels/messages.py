@@ -37,6 +37,18 @@ def headline(p: dict[str, Any]) -> str:
     return HEADLINES.get(str(p.get("event")), str(p.get("event")))
 
 
+# A shared room hears of what needs a vote and of how it ended, not of a requester's
+# grant bookkeeping.
+ROOM_EVENTS = frozenset(
+    {"request.approved", "request.denied", "request.cancelled", "request.timed_out"}
+)
+
+
+def for_room(p: dict[str, Any]) -> bool:
+    """Whether a shared room (Teams channel, Apprise) should hear of this."""
+    return asks_to_vote(p) or p.get("event") in ROOM_EVENTS
+
+
 ROOM_HEADLINES = {
     "request.approved": "Approved",
     "request.denied": "Denied",

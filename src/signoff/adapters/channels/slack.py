@@ -129,6 +129,43 @@ def vote_buttons(request_id: str) -> dict[str, Any]:
     }
 
 
+class MessageRefs:
+    """Where each request's Slack messages are (channel id and ``ts``), in the database,
+    so any replica, and the same one after a restart, updates them in place. ``key`` is
+    the Signoff channel (``slack:#prod``) or ``slack:dm:PERSON``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def find(self, request_id: str, prefix: str) -> dict[str, tuple[str, str]]:
+        """key -> (Slack channel, ts) for the keys starting with ``prefix``."""
+        m = t.slack_messages
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(m.c.channel, m.c.slack_channel, m.c.ts).where(
+                    m.c.request_id == request_id, m.c.channel.startswith(prefix)
+                )
+            )
+            return {r[0]: (r[1], r[2]) for r in rows}
+
+    def add(self, request_id: str, key: str, where: str, ts: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.slack_messages.insert(),
+                {"request_id": request_id, "channel": key, "slack_channel": where, "ts": ts},
+            )
+
+
+def current(svc: core.Services, n: Notification) -> Request | None:
+    """The request a notification is about, as it is now (messages show the present)."""
+    if n.request_id is None:
+        return None
+    try:
+        return core.get_request(svc, n.request_id)
+    except NotFound:
+        return None
+
+
 class SlackChannel:
     """``slack:#channel`` (or ``slack:C0123``): the request's message in that channel."""
 
@@ -142,41 +179,21 @@ class SlackChannel:
         self.target = name.split(":", 1)[1]
         self.client = client
         self.svc = svc
-        self.engine = engine
+        self.refs = MessageRefs(engine)
         self.public_url = public_url.rstrip("/")
 
     def send(self, n: Notification) -> None:
-        if n.request_id is None:
-            return
-        try:
-            request = core.get_request(self.svc, n.request_id)
-        except NotFound:
+        request = current(self.svc, n)
+        if request is None:
             return
         text, blocks = render(request, f"{self.public_url}/v1/requests/{request.id}")
-        m = t.slack_messages
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(m.c.slack_channel, m.c.ts).where(
-                    m.c.request_id == request.id, m.c.channel == self.name
-                )
-            ).first()
+        row = self.refs.find(request.id, self.name).get(self.name)
         with slack_errors():
-            if row is None:
-                if request.status is not Status.PENDING:
-                    return  # never post news of a request nobody was asked about
-                resp = self.client.chat_postMessage(channel=self.target, text=text, blocks=blocks)
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        m.insert(),
-                        {
-                            "request_id": request.id,
-                            "channel": self.name,
-                            "slack_channel": str(resp["channel"]),
-                            "ts": str(resp["ts"]),
-                        },
-                    )
-            else:
+            if row is not None:
                 self.client.chat_update(channel=row[0], ts=row[1], text=text, blocks=blocks)
+            elif request.status is Status.PENDING:  # never post news nobody was asked about
+                resp = self.client.chat_postMessage(channel=self.target, text=text, blocks=blocks)
+                self.refs.add(request.id, self.name, str(resp["channel"]), str(resp["ts"]))
 
 
 DM_PREFIX = "slack:dm:"
@@ -203,7 +220,7 @@ class SlackDirectChannel:
     ) -> None:
         self.client = client
         self.svc = svc
-        self.engine = engine
+        self.refs = MessageRefs(engine)
         self.public_url = public_url.rstrip("/")
         self.known = {user: slack_id for slack_id, user in slack_users.items()}
 
@@ -229,21 +246,13 @@ class SlackDirectChannel:
         return found
 
     def _stored(self, request_id: str) -> dict[str, tuple[str, str]]:
-        m = t.slack_messages
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(m.c.channel, m.c.slack_channel, m.c.ts).where(
-                    m.c.request_id == request_id, m.c.channel.startswith(DM_PREFIX)
-                )
-            )
-            return {r[0][len(DM_PREFIX) :]: (r[1], r[2]) for r in rows}
+        """person -> (Slack channel, ts) of the DMs about this request."""
+        found = self.refs.find(request_id, DM_PREFIX)
+        return {key[len(DM_PREFIX) :]: ref for key, ref in found.items()}
 
     def send(self, n: Notification) -> None:
-        if n.request_id is None:
-            return
-        try:
-            request = core.get_request(self.svc, n.request_id)
-        except NotFound:
+        request = current(self.svc, n)
+        if request is None:
             return
         p = n.payload
         view = f"{self.public_url}/v1/requests/{request.id}"
@@ -263,7 +272,8 @@ class SlackDirectChannel:
                     if target is None:
                         continue
                     resp = self.client.chat_postMessage(channel=target, text=text, blocks=blocks)
-                    self._store(request.id, person, str(resp["channel"]), str(resp["ts"]))
+                    key = DM_PREFIX + person
+                    self.refs.add(request.id, key, str(resp["channel"]), str(resp["ts"]))
                     posted.add(person)
             elif p.get("audience") == "requester":
                 for person in p.get("to", []):
@@ -278,11 +288,8 @@ class SlackDirectChannel:
         """One direct message listing the requests of the window, each with its buttons."""
         pending = []
         for n in notifications:
-            try:
-                request = core.get_request(self.svc, n.request_id or "")
-            except NotFound:
-                continue
-            if request.status is Status.PENDING:
+            request = current(self.svc, n)
+            if request is not None and request.status is Status.PENDING:
                 pending.append(request)
         if not pending:
             return
@@ -306,18 +313,6 @@ class SlackDirectChannel:
             target = self.slack_id(person)
             if target is not None:
                 self.client.chat_postMessage(channel=target, text=head, blocks=blocks)
-
-    def _store(self, request_id: str, person: str, where: str, ts: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                t.slack_messages.insert(),
-                {
-                    "request_id": request_id,
-                    "channel": DM_PREFIX + person,
-                    "slack_channel": where,
-                    "ts": ts,
-                },
-            )
 
 
 def news_message(p: dict[str, Any], view: str) -> dict[str, Any]:

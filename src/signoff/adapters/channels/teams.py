@@ -25,12 +25,6 @@ CARD = "application/vnd.microsoft.card.adaptive"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!<>~|])")
 PARAM_LIMIT = 2000
 
-# A shared room hears of what needs a vote and of how it ended, not of a requester's
-# grant bookkeeping.
-ROOM_EVENTS = frozenset(
-    {"request.approved", "request.denied", "request.cancelled", "request.timed_out"}
-)
-
 
 def escape(text: str) -> str:
     """Card text renders a Markdown subset: user text is escaped so it cannot add links
@@ -119,7 +113,7 @@ class TeamsRoomChannel(_Poster):
 
     def send(self, n: Notification) -> None:
         p = n.payload
-        if not (asks_to_vote(p) or p.get("event") in ROOM_EVENTS):
+        if not messages.for_room(p):
             return
         body = [heading(messages.title(p, room=True)), *section(p, room=True)]
         if asks_to_vote(p):

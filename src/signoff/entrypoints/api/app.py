@@ -61,7 +61,7 @@ def request_out(
         g = r.grant
         show_token = (
             viewer is not None
-            and (viewer.name == r.requester or viewer.admin)
+            and r.may_hold_grant(viewer.name, viewer.admin)
             and r.status is Status.APPROVED
         )
         grant = GrantOut(
