@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from signoff.bootstrap import build  # noqa: E402
 from signoff.config import Settings  # noqa: E402
 from signoff.domain.actions import Action  # noqa: E402
-from signoff.services import core  # noqa: E402
+from signoff.services import requests as use_cases  # noqa: E402
 from signoff.services.ports import FixedClock  # noqa: E402
 from signoff.services.scheduler import sweep  # noqa: E402
 
@@ -87,7 +87,7 @@ def one_size(database_url: str | None, stored: int, due: int, rounds: int) -> li
             times = []
             for r in range(rounds):
                 for i in range(due):
-                    core.submit_request(
+                    use_cases.submit_request(
                         svc, frank, Action("deploy", f"prod/r{r}-{i}", {}), "bench", None, {}
                     )
                 clock.advance(minutes=25)  # past the example deploy policy's 20m timeout

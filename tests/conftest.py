@@ -25,9 +25,12 @@ from signoff.adapters.db import tables as t
 from signoff.adapters.db.engine import create_db_engine, upgrade
 from signoff.bootstrap import App, build
 from signoff.config import Settings
+from signoff.domain.requests import Request
 from signoff.entrypoints.api.app import create_app
-from signoff.services.core import create_token
+from signoff.services.auth import create_token
+from signoff.services.dependencies import Services
 from signoff.services.ports import Clock
+from signoff.services.views import find_request
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN_URL = os.environ.get("SIGNOFF_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -269,3 +272,10 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[HttpRecorder]:
     rec = HttpRecorder(getattr(request, "param", 0))
     yield rec
     rec.close()
+
+
+def reload(svc: Services, request_id: str) -> Request:
+    """A request as it is stored now."""
+    found = find_request(svc.uow, request_id)
+    assert found is not None, f"request {request_id} is not stored"
+    return found

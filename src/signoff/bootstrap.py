@@ -1,8 +1,11 @@
-"""Builds the object graph from settings. The only place that does."""
+"""Builds the object graph from settings, in one pass. The only place that does: what
+``build`` returns is finished, and nothing replaces a part of it afterwards."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,6 +23,7 @@ from signoff.adapters.db.engine import create_db_engine, upgrade
 from signoff.adapters.db.repositories import DatabaseUnitOfWork
 from signoff.adapters.directory_file import load_directory
 from signoff.adapters.event_bus import InProcessEventBus
+from signoff.adapters.metrics import PrometheusObserver
 from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import DatabaseKeyStore, Ed25519GrantSigner, VoteLinkSigner
 from signoff.adapters.targets_file import load_targets
@@ -30,26 +34,36 @@ from signoff.domain.errors import InvalidInput, PolicyError, PolicyProblem
 from signoff.domain.identity import Directory
 from signoff.domain.policy import PolicySet
 from signoff.domain.quiet_hours import QuietHours
-from signoff.services.core import Observer, Services
+from signoff.services import views
+from signoff.services.dependencies import Services
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
-from signoff.services.ports import Channel, Clock, Executor, SystemClock
+from signoff.services.ports import Channel, Clock, Executor, RequestReader, SystemClock
 from signoff.services.scheduler import DeadlineWorker
 
 
-@dataclass
+@dataclass(frozen=True)
 class App:
+    """The running application: the use cases' dependencies and the parts that the
+    entrypoints (server, worker, CLI) start, stop and read."""
+
     settings: Settings
     engine: Engine
     services: Services
     keys: DatabaseKeyStore
     bus: InProcessEventBus
-    policy_set: PolicySet
     directory: Directory
-    channels: dict[str, Channel] = field(default_factory=dict)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    links: VoteLinkSigner | None = None
-    quiet: dict[str, QuietHours] = field(default_factory=dict)
-    executors: dict[str, Executor] = field(default_factory=dict)
+    channels: Mapping[str, Channel]
+    retry: RetryPolicy
+    links: VoteLinkSigner
+    quiet: Mapping[str, QuietHours]
+    executors: Mapping[str, Executor]
+    observer: PrometheusObserver
+    # Set after a commit that wrote outbox rows; the worker delivers at once.
+    dispatch_wanted: threading.Event
+
+    @property
+    def policy_set(self) -> PolicySet:
+        return self.services.policies
 
     def dispatch(self, limit: int = 50) -> DispatchResult:
         """Deliver one batch of due notifications."""
@@ -57,11 +71,13 @@ class App:
 
     def worker(self) -> DeadlineWorker:
         s = self.settings
-        runner = DeadlineWorker(
-            self.services, s.worker_interval_seconds, s.worker_batch, self.dispatch
+        return DeadlineWorker(
+            self.services,
+            s.worker_interval_seconds,
+            s.worker_batch,
+            self.dispatch,
+            wake=self.dispatch_wanted,
         )
-        self.services.wake_dispatcher = runner.wake
-        return runner
 
     def close(self) -> None:
         for part in (*self.channels.values(), *self.executors.values()):
@@ -76,7 +92,7 @@ def build_channels(
     directory: Directory,
     links: VoteLinkSigner,
     clock: Clock,
-    services: Services,
+    read_request: RequestReader,
     engine: Engine,
 ) -> dict[str, Channel]:
     """The configured channels by name; an unknown name is a configuration error."""
@@ -106,16 +122,21 @@ def build_channels(
                 password=settings.smtp_password,
             )
         elif name == "slack:dm":
-            from signoff.adapters.channels.slack import SlackDirectChannel
+            from signoff.adapters.channels.slack import MessageRefs, SlackDirectChannel, SlackPeople
 
+            client = slack_client()
             channels[name] = SlackDirectChannel(
-                slack_client(), services, engine, settings.public_url, settings.slack_users
+                client,
+                read_request,
+                MessageRefs(engine),
+                settings.public_url,
+                SlackPeople(client, directory, settings.slack_users),
             )
         elif kind == "slack" and rest:
-            from signoff.adapters.channels.slack import SlackChannel
+            from signoff.adapters.channels.slack import MessageRefs, SlackChannel
 
             channels[name] = SlackChannel(
-                name, slack_client(), services, engine, settings.public_url
+                name, slack_client(), read_request, MessageRefs(engine), settings.public_url
             )
         elif name == "teams:dm":
             channels[name] = TeamsDirectChannel(directory, vote_links, settings.public_url)
@@ -143,7 +164,7 @@ def build_channels(
     return channels
 
 
-def quiet_hours(settings: Settings, channels: dict[str, Channel]) -> dict[str, QuietHours]:
+def quiet_hours(settings: Settings, channels: Mapping[str, Channel]) -> dict[str, QuietHours]:
     out = {}
     for name, text in settings.quiet_hours.items():
         if name not in channels:
@@ -167,90 +188,123 @@ def load_rules(settings: Settings) -> tuple[Directory, PolicySet]:
 def build(
     settings: Settings,
     clock: Clock | None = None,
-    observer: Observer | None = None,
     migrate: bool = True,
 ) -> App:
+    """The whole object graph, from settings. Raises PolicyError or InvalidInput (with
+    every problem named) when the policies, users, targets or channels are wrong."""
     clock = clock or SystemClock()
     directory, policy_set = load_rules(settings)
     executors = load_targets(settings.targets_file)
     engine = create_db_engine(settings.effective_database_url(), settings.db_pool_size)
+    try:
+        return _assemble(settings, clock, directory, policy_set, executors, engine, migrate)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+def _assemble(
+    settings: Settings,
+    clock: Clock,
+    directory: Directory,
+    policy_set: PolicySet,
+    executors: dict[str, Executor],
+    engine: Engine,
+    migrate: bool,
+) -> App:
     if migrate:
         upgrade(engine)
     keys = DatabaseKeyStore(engine, clock.now)
     keys.ensure_key()
-    bus = InProcessEventBus()
-    holder = [policy_set]
 
     def uow(write: bool = True, snapshot: bool = False) -> DatabaseUnitOfWork:
         return DatabaseUnitOfWork(engine, write, snapshot)
 
+    links = VoteLinkSigner(keys, clock.now)
+    channels = build_channels(
+        settings, directory, links, clock, lambda rid: views.find_request(uow, rid), engine
+    )
+    check_configured_channels(settings, policy_set, directory, channels)
+    quiet = quiet_hours(settings, channels)
+    bus = InProcessEventBus()
+    observer = PrometheusObserver()
+    dispatch_wanted = threading.Event()
     services = Services(
         uow=uow,
         clock=clock,
         directory=directory,
-        policies=lambda: holder[0],
+        policies=policy_set,
         signer=Ed25519GrantSigner(keys, clock.now),
         bus=bus,
-    )
-    services.max_pending = parse_duration(settings.max_pending)
-
-    def check_action(action: Action) -> None:
-        executor = executors.get(action.target)
-        if executor is not None:
-            executor.check(action)
-
-    services.check_action = check_action
-    links = VoteLinkSigner(keys, clock.now)
-    channels = build_channels(settings, directory, links, clock, services, engine)
-    missing = [
-        PolicyProblem(
-            p.file,
-            p.line,
-            1,
-            f"policy {p.name!r} notifies {name!r}, which is not a configured channel "
-            f"(SIGNOFF_CHANNELS: {', '.join(channels) or 'none'})",
-        )
-        for p in (*policy_set.policies, policy_set.default)
-        for name in p.notify
-        if name not in channels
-    ]
-    if missing:
-        engine.dispose()
-        raise PolicyError(missing)
-    for user in directory.users.values():
-        for name in user.notify:
-            if name not in channels:
-                engine.dispose()
-                raise InvalidInput(
-                    f"{settings.users_file}: user {user.name!r} prefers {name!r}, which is "
-                    f"not a configured channel (SIGNOFF_CHANNELS: {', '.join(channels)})"
-                )
-    quiet = quiet_hours(settings, channels)
-    services.channels = tuple(channels)
-    services.personal_channels = frozenset(
-        name for name, channel in channels.items() if channel.personal
-    )
-    services.tracking_channels = frozenset(
-        name for name, channel in channels.items() if channel.keeps_message_updated
+        observer=observer,
+        max_pending=parse_duration(settings.max_pending),
+        channels=tuple(channels),
+        personal_channels=frozenset(name for name, c in channels.items() if c.personal),
+        tracking_channels=frozenset(
+            name for name, c in channels.items() if c.keeps_message_updated
+        ),
+        check_action=_executor_check(executors),
+        wake_dispatcher=dispatch_wanted.set,
     )
     retry = RetryPolicy(
         max_attempts=settings.outbox_max_attempts,
         backoff=timedelta(seconds=settings.outbox_backoff_seconds),
         backoff_max=timedelta(seconds=settings.outbox_backoff_max_seconds),
     )
-    if observer is not None:
-        services.observer = observer
     return App(
-        settings,
-        engine,
-        services,
-        keys,
-        bus,
-        policy_set,
-        directory,
-        channels,
-        retry,
-        links,
-        quiet,
-        executors,
+        settings=settings,
+        engine=engine,
+        services=services,
+        keys=keys,
+        bus=bus,
+        directory=directory,
+        channels=channels,
+        retry=retry,
+        links=links,
+        quiet=quiet,
+        executors=executors,
+        observer=observer,
+        dispatch_wanted=dispatch_wanted,
     )
+
+
+def _executor_check(executors: Mapping[str, Executor]) -> Callable[[Action], None]:
+    """An action for a configured target must be one its executor can run."""
+
+    def check_action(action: Action) -> None:
+        executor = executors.get(action.target)
+        if executor is not None:
+            executor.check(action)
+
+    return check_action
+
+
+def check_configured_channels(
+    settings: Settings,
+    policy_set: PolicySet,
+    directory: Directory,
+    channels: Mapping[str, Channel],
+) -> None:
+    """Every channel a policy or a person's preference names must be configured."""
+    configured = ", ".join(channels) or "none"
+    missing = [
+        PolicyProblem(
+            p.file,
+            p.line,
+            1,
+            f"policy {p.name!r} notifies {name!r}, which is not a configured channel "
+            f"(SIGNOFF_CHANNELS: {configured})",
+        )
+        for p in (*policy_set.policies, policy_set.default)
+        for name in p.notify
+        if name not in channels
+    ]
+    if missing:
+        raise PolicyError(missing)
+    for user in directory.users.values():
+        for name in user.notify:
+            if name not in channels:
+                raise InvalidInput(
+                    f"{settings.users_file}: user {user.name!r} prefers {name!r}, which is "
+                    f"not a configured channel (SIGNOFF_CHANNELS: {configured})"
+                )

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from signoff.bootstrap import build
-from signoff.services.core import create_token
+from signoff.services.auth import create_token
 
 from ..conftest import make_settings
 

@@ -22,8 +22,9 @@ from httpx_sse import connect_sse
 from signoff.adapters.db import tables as t
 from signoff.bootstrap import build
 from signoff.domain.actions import Action
-from signoff.services import core
-from signoff.services.audit import verify_audit
+from signoff.services import requests as use_cases
+from signoff.services.auth import create_token
+from signoff.services.views import verify_audit
 
 from ..conftest import FIXTURES, _reset_postgres, make_settings
 from .test_cli import free_port
@@ -94,7 +95,7 @@ def in_process_tokens(database_url: str, tmp_path: Path, users: tuple[str, ...])
     each CLI start costs seconds of imports)."""
     app = build(make_settings(database_url, tmp_path), migrate=False)
     try:
-        return {u: core.create_token(app.services, u, "tests") for u in users}
+        return {u: create_token(app.services, u, "tests") for u in users}
     finally:
         app.close()
 
@@ -221,7 +222,7 @@ def test_killing_the_worker_mid_sweep_loses_nothing_and_fires_nothing_twice(
     svc = app.services
     frank = svc.directory.user("frank")
     ids = [
-        core.submit_request(svc, frank, Action("quick.flag", f"f{i}", {}), "", None, {}).id
+        use_cases.submit_request(svc, frank, Action("quick.flag", f"f{i}", {}), "", None, {}).id
         for i in range(600)
     ]
     time.sleep(1.1)  # every one is now due

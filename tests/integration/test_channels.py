@@ -21,9 +21,10 @@ from signoff.bootstrap import build
 from signoff.domain.actions import Action
 from signoff.domain.errors import InvalidInput
 from signoff.domain.requests import Decision, Status
-from signoff.services import core
+from signoff.services import requests as use_cases
 from signoff.services.ports import FixedClock
 from signoff.services.scheduler import sweep
+from tests.conftest import reload
 
 from ..conftest import FIXTURES, HttpRecorder, LiveServer, bound_socket, make_settings
 from ..e2e.test_cli import free_port
@@ -66,12 +67,12 @@ def users_file(tmp_path: Path, **extra: dict[str, Any]) -> Path:
 
 def submit(app, who: str, action: Action = WRITE, reason: str = "fix") -> str:
     svc = app.services
-    return core.submit_request(svc, svc.directory.user(who), action, reason, "OPS-1", {}).id
+    return use_cases.submit_request(svc, svc.directory.user(who), action, reason, "OPS-1", {}).id
 
 
 def vote(app, who: str, rid: str, decision: Decision = Decision.APPROVE, comment: str = ""):
     svc = app.services
-    core.cast_vote(svc, svc.directory.user(who), rid, decision, comment)
+    use_cases.cast_vote(svc, svc.directory.user(who), rid, decision, comment)
 
 
 # ----- Slack direct messages ------------------------------------------------------------
@@ -223,14 +224,14 @@ def test_teams_room_has_no_vote_links_and_personal_cards_vote(
         with httpx.Client(timeout=10) as web:
             page = web.get(actions["Approve"])
             assert page.status_code == 200 and "Approve as bob" in page.text
-            assert core.get_request(app.services, rid).votes == []
+            assert reload(app.services, rid).votes == []
             assert web.post(actions["Approve"]).status_code == 200
             [carol_card] = receiver.at("/carol")
             carol = {
                 a["title"]: a["url"] for a in carol_card["attachments"][0]["content"]["actions"]
             }
             assert web.post(carol["Approve"]).status_code == 200
-        assert core.get_request(app.services, rid).status is Status.APPROVED
+        assert reload(app.services, rid).status is Status.APPROVED
         app.dispatch()
         rooms = receiver.at("/ops")
         assert len(rooms) == 2  # the room hears how it ended
@@ -320,7 +321,7 @@ def test_digest_sends_one_mail_per_approver_per_window(
     first = submit(app, "dave", REPORT)
     submit(app, "erin", Action("report.publish", "reports/q4", {"draft": "v1"}))
     submit(app, "alice", Action("report.publish", "reports/q2", {"draft": "v9"}))
-    core.cancel_request(app.services, app.services.directory.user("dave"), first, "not needed")
+    use_cases.cancel_request(app.services, app.services.directory.user("dave"), first, "not needed")
     app.dispatch()
     # nobody is asked yet; dave, who cancelled, is told at once
     assert [m["To"] for m in box.messages] == ["dave@example.com"]

@@ -14,10 +14,11 @@ from signoff.bootstrap import build
 from signoff.domain.actions import Action
 from signoff.domain.errors import GrantRefused, NotEligible
 from signoff.domain.requests import Decision, Status
-from signoff.services import core
-from signoff.services.audit import verify_audit
+from signoff.services import requests as use_cases
 from signoff.services.ports import FixedClock
 from signoff.services.scheduler import fire_due, sweep
+from signoff.services.views import verify_audit
+from tests.conftest import reload
 
 from ..conftest import make_settings
 
@@ -51,7 +52,7 @@ def outbox_of(app, rid: str) -> list[dict]:
 def test_reminders_escalation_then_timeout(clocked) -> None:
     app, clock = clocked
     svc = app.services
-    r = core.submit_request(svc, svc.directory.user("frank"), CHANGE, "", None, {})
+    r = use_cases.submit_request(svc, svc.directory.user("frank"), CHANGE, "", None, {})
     assert sweep(svc) == 0  # nothing due yet
     clock.advance(minutes=10)
     assert sweep(svc) == 1
@@ -63,10 +64,10 @@ def test_reminders_escalation_then_timeout(clocked) -> None:
 
     # dave (sre) cannot vote before the escalation
     with pytest.raises(NotEligible):
-        core.cast_vote(svc, svc.directory.user("dave"), r.id, Decision.APPROVE, "")
+        use_cases.cast_vote(svc, svc.directory.user("dave"), r.id, Decision.APPROVE, "")
     clock.advance(minutes=10)  # 30m: the stage deadline passes
     assert sweep(svc) == 1
-    current = core.get_request(svc, r.id)
+    current = reload(svc, r.id)
     assert current.status is Status.PENDING and current.escalation_level == 1
     assert current.awaiting() == {"alice", "bob", "carol", "dave"}
     escalated = [p for p in outbox_of(app, r.id) if p["event"] == "stage.escalated"]
@@ -79,7 +80,7 @@ def test_reminders_escalation_then_timeout(clocked) -> None:
 
     clock.advance(minutes=15)  # the escalation's own deadline
     assert sweep(svc) == 1
-    final = core.get_request(svc, r.id)
+    final = reload(svc, r.id)
     assert final.status is Status.TIMED_OUT
     assert events_of(app, r.id) == [
         "request.submitted",
@@ -101,37 +102,37 @@ def test_reminders_escalation_then_timeout(clocked) -> None:
 def test_an_escalated_approver_can_decide(clocked) -> None:
     app, clock = clocked
     svc = app.services
-    r = core.submit_request(svc, svc.directory.user("frank"), CHANGE, "", None, {})
+    r = use_cases.submit_request(svc, svc.directory.user("frank"), CHANGE, "", None, {})
     clock.advance(minutes=31)
     sweep(svc)
-    decided = core.cast_vote(svc, svc.directory.user("dave"), r.id, Decision.APPROVE, "ok")
+    decided = use_cases.cast_vote(svc, svc.directory.user("dave"), r.id, Decision.APPROVE, "ok")
     assert decided.status is Status.APPROVED
 
 
 def test_on_timeout_deny(clocked) -> None:
     app, clock = clocked
     svc = app.services
-    r = core.submit_request(
+    r = use_cases.submit_request(
         svc, svc.directory.user("frank"), Action("feature.flag", "web", {}), "", None, {}
     )
     clock.advance(minutes=4, seconds=59)
     assert sweep(svc) == 0
     clock.advance(seconds=1)
     assert sweep(svc) == 1
-    assert core.get_request(svc, r.id).status is Status.DENIED
+    assert reload(svc, r.id).status is Status.DENIED
 
 
 def test_request_ttl_bounds_policies_without_timeouts(clocked) -> None:
     app, clock = clocked
     svc = app.services
     # staged-secret has no stage timeout: only the server-wide maximum (2h here) applies
-    r = core.submit_request(
+    r = use_cases.submit_request(
         svc, svc.directory.user("frank"), Action("secret.read", "vault/x", {}), "", None, {}
     )
-    assert core.get_request(svc, r.id).next_due_at == T0 + timedelta(hours=2)
+    assert reload(svc, r.id).next_due_at == T0 + timedelta(hours=2)
     clock.advance(hours=2)
     assert sweep(svc) == 1
-    assert core.get_request(svc, r.id).status is Status.TIMED_OUT
+    assert reload(svc, r.id).status is Status.TIMED_OUT
 
 
 def test_unused_grant_expires_and_redemption_is_refused(clocked) -> None:
@@ -139,14 +140,14 @@ def test_unused_grant_expires_and_redemption_is_refused(clocked) -> None:
     svc = app.services
     frank = svc.directory.user("frank")
     http = Action("http.call", "svc/deploy", {"ref": "v1"})
-    r = core.submit_request(svc, frank, http, "", None, {})
+    r = use_cases.submit_request(svc, frank, http, "", None, {})
     token = svc.signer.issue(r)
     clock.advance(hours=1)
     assert sweep(svc) == 1
-    assert core.get_request(svc, r.id).status is Status.EXPIRED
+    assert reload(svc, r.id).status is Status.EXPIRED
     assert events_of(app, r.id)[-1] == "request.expired"
     with pytest.raises(GrantRefused) as info:
-        core.redeem_grant(svc, frank, token, http)
+        use_cases.redeem_grant(svc, frank, token, http)
     assert info.value.reason == "expired"
 
 
@@ -155,37 +156,37 @@ def test_a_sweep_claims_due_requests_in_batches_until_none_is_left(clocked) -> N
     svc = app.services
     frank = svc.directory.user("frank")
     ids = [
-        core.submit_request(svc, frank, Action("feature.flag", f"web{i}", {}), "", None, {}).id
+        use_cases.submit_request(svc, frank, Action("feature.flag", f"web{i}", {}), "", None, {}).id
         for i in range(7)
     ]
     clock.advance(minutes=5)
     first = fire_due(svc, limit=3)
     assert (first.claimed, first.fired) == (3, 3)
     assert sweep(svc, limit=3) == 4
-    assert {core.get_request(svc, i).status for i in ids} == {Status.DENIED}
+    assert {reload(svc, i).status for i in ids} == {Status.DENIED}
     assert fire_due(svc, limit=3).claimed == 0
 
 
 def test_a_vote_and_a_deadline_do_not_both_win(clocked) -> None:
     app, clock = clocked
     svc = app.services
-    r = core.submit_request(
+    r = use_cases.submit_request(
         svc, svc.directory.user("frank"), Action("feature.flag", "web", {}), "", None, {}
     )
-    core.cast_vote(svc, svc.directory.user("erin"), r.id, Decision.APPROVE, "")
+    use_cases.cast_vote(svc, svc.directory.user("erin"), r.id, Decision.APPROVE, "")
     clock.advance(minutes=10)
     # approved: the stage deadline no longer applies; the grant's expiry warning is due
     # first (a 15-minute grant: three minutes before it lapses)
-    assert core.get_request(svc, r.id).next_due_at == T0 + timedelta(minutes=12)
+    assert reload(svc, r.id).next_due_at == T0 + timedelta(minutes=12)
     assert sweep(svc) == 0
-    assert core.get_request(svc, r.id).status is Status.APPROVED
+    assert reload(svc, r.id).status is Status.APPROVED
 
 
 def test_the_requester_is_told_before_an_unused_grant_lapses(clocked) -> None:
     app, clock = clocked
     svc = app.services
     frank = svc.directory.user("frank")
-    r = core.submit_request(svc, frank, Action("http.call", "svc/x", {}), "", None, {})
+    r = use_cases.submit_request(svc, frank, Action("http.call", "svc/x", {}), "", None, {})
     clock.advance(minutes=54)
     assert sweep(svc) == 0
     clock.advance(minutes=1)  # five minutes before a one-hour grant lapses
@@ -193,7 +194,7 @@ def test_the_requester_is_told_before_an_unused_grant_lapses(clocked) -> None:
     assert sweep(svc) == 0
     warned = outbox_of(app, r.id)[-1]
     assert (warned["event"], warned["to"]) == ("grant.expiring", ["frank"])
-    assert core.get_request(svc, r.id).status is Status.APPROVED
+    assert reload(svc, r.id).status is Status.APPROVED
     clock.advance(minutes=5)
     assert sweep(svc) == 1
     assert events_of(app, r.id)[-2:] == ["grant.expiring", "request.expired"]

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from signoff.bootstrap import build
 from signoff.domain.errors import LinkRefused
 from signoff.domain.requests import Status
-from signoff.services import core
+from tests.conftest import reload
 
 from ..conftest import LiveServer, bound_socket, make_settings
 from ..e2e.test_cli import free_port
@@ -100,10 +100,10 @@ def test_approvers_get_links_and_a_prefetch_does_not_vote(mail) -> None:
     with httpx.Client(timeout=10) as web:
         prefetch = web.get(links["approve"])  # what a mail scanner does
         assert prefetch.status_code == 200 and "Approve as bob" in prefetch.text
-        assert core.get_request(svc, rid).votes == []
+        assert reload(svc, rid).votes == []
         voted = web.post(links["approve"], data={"comment": "fine by me"})
         assert voted.status_code == 200 and "approval was recorded" in voted.text
-        r = core.get_request(svc, rid)
+        r = reload(svc, rid)
         assert [(v.voter, v.comment) for v in r.votes] == [("bob", "fine by me")]
         again = web.post(links["approve"])
         assert again.status_code == 403 and "already been used" in again.text
@@ -116,7 +116,7 @@ def test_approvers_get_links_and_a_prefetch_does_not_vote(mail) -> None:
         assert forged.status_code == 403
         carol = links_in(inbox.to("carol@example.com")[0])
         assert web.post(carol["approve"]).status_code == 200
-    assert core.get_request(svc, rid).status is Status.APPROVED
+    assert reload(svc, rid).status is Status.APPROVED
     server.app.dispatch()
     told = inbox.to("dave@example.com")
     assert [m["Subject"] for m in told] == [

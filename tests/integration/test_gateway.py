@@ -4,6 +4,7 @@ happened. Signoff's own database is SQLite or PostgreSQL (the usual parametrisat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import stat
@@ -19,13 +20,14 @@ from signoff.adapters.db import tables as t
 from signoff.adapters.targets_file import load_targets
 from signoff.bootstrap import build
 from signoff.domain.actions import Action
-from signoff.domain.errors import Forbidden, GrantRefused, InvalidInput, PolicyError
+from signoff.domain.errors import Forbidden, GrantRefused, InvalidInput, NotFound, PolicyError
 from signoff.domain.requests import Decision, Status
-from signoff.services import core
-from signoff.services.audit import verify_audit
-from signoff.services.execution import execute_request, executions_of
+from signoff.services import requests as use_cases
+from signoff.services.execution import execute_request
 from signoff.services.ports import FixedClock
 from signoff.services.scheduler import sweep
+from signoff.services.views import executions_of, verify_audit
+from tests.conftest import reload
 
 from ..conftest import FIXTURES, SCRATCH_SECRET, HttpRecorder, LiveServer, make_settings
 
@@ -97,7 +99,7 @@ def sql(text: str) -> Action:
 
 def ask(app, who: str, action: Action):
     svc = app.services
-    return core.submit_request(svc, svc.directory.user(who), action, "because", None, {})
+    return use_cases.submit_request(svc, svc.directory.user(who), action, "because", None, {})
 
 
 def run(app, who: str, rid: str):
@@ -123,7 +125,9 @@ def test_an_approved_update_runs_once_and_its_effect_is_visible(gateway, target_
     assert r.status is Status.PENDING
     with pytest.raises(GrantRefused):  # nothing runs before approval
         run(app, "dave", r.id)
-    core.cast_vote(app.services, app.services.directory.user("bob"), r.id, Decision.APPROVE, "")
+    use_cases.cast_vote(
+        app.services, app.services.directory.user("bob"), r.id, Decision.APPROVE, ""
+    )
     done = run(app, "dave", r.id)
     assert done.ok and done.summary == "UPDATE 1"
     assert done.output == {"rowcount": 1, "status": "UPDATE 1"}
@@ -150,7 +154,9 @@ def test_an_approved_update_runs_once_and_its_effect_is_visible(gateway, target_
 def test_only_the_requester_or_an_admin_executes(gateway) -> None:
     app = gateway
     r = ask(app, "dave", sql("UPDATE accounts SET balance = 0 WHERE id = 1"))
-    core.cast_vote(app.services, app.services.directory.user("bob"), r.id, Decision.APPROVE, "")
+    use_cases.cast_vote(
+        app.services, app.services.directory.user("bob"), r.id, Decision.APPROVE, ""
+    )
     with pytest.raises(Forbidden, match="only dave or an admin"):
         run(app, "carol", r.id)
     assert audit_types(app, r.id)[-1] == "execution.refused"  # the attempt is on record
@@ -167,7 +173,7 @@ def test_someone_the_policy_names_may_execute(gateway, receiver: HttpRecorder) -
     svc = app.services
     [ran] = executions_of(svc, svc.directory.user("erin"), r.id)  # and reads what ran
     assert ran["actor"] == "erin" and ran["ok"]
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):  # bob may not even see dave's request
         executions_of(svc, svc.directory.user("bob"), r.id)
 
 
@@ -178,17 +184,18 @@ def test_a_request_that_ended_cannot_run(gateway, end: str) -> None:
     r = ask(app, "dave", sql("UPDATE accounts SET balance = 2 WHERE id = 7"))
     bob, dave, alice = (svc.directory.user(u) for u in ("bob", "dave", "alice"))
     if end == "denied":
-        core.cast_vote(svc, bob, r.id, Decision.DENY, "no")
+        use_cases.cast_vote(svc, bob, r.id, Decision.DENY, "no")
     elif end == "cancelled":
-        core.cancel_request(svc, dave, r.id, "not needed")
+        use_cases.cancel_request(svc, dave, r.id, "not needed")
     else:
-        core.cast_vote(svc, bob, r.id, Decision.APPROVE, "")
+        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "")
         if end == "revoked":
-            core.revoke_grant(svc, alice, core.get_request(svc, r.id).grant.id, "stop")
+            use_cases.revoke_grant(svc, alice, reload(svc, r.id).grant.id, "stop")
         else:
-            svc.clock = FixedClock(datetime.now(UTC) + timedelta(hours=1))
-            sweep(svc)
-    assert core.get_request(svc, r.id).status.value == end
+            sweep(
+                dataclasses.replace(svc, clock=FixedClock(datetime.now(UTC) + timedelta(hours=1)))
+            )
+    assert reload(svc, r.id).status.value == end
     with pytest.raises(GrantRefused):
         run(app, "dave", r.id)
     assert audit_types(app, r.id)[-1] == "execution.refused"
@@ -209,7 +216,7 @@ def test_an_unreachable_target_runs_nothing_and_gives_the_use_back(gateway) -> N
     done = run(app, "dave", r.id)
     assert not done.ok
     assert done.summary == "not run: could not connect to target pg/down within 1 s"
-    after = core.get_request(app.services, r.id)
+    after = reload(app.services, r.id)
     assert after.status is Status.APPROVED and after.grant is not None
     assert after.grant.uses_left == 1  # it may be tried again once the target is back
     assert audit_types(app, r.id)[-3:] == [
@@ -222,7 +229,9 @@ def test_an_unreachable_target_runs_nothing_and_gives_the_use_back(gateway) -> N
 def test_a_pooled_connection_keeps_nothing_from_the_last_execution(gateway) -> None:
     app = gateway
     first = ask(app, "dave", sql("UPDATE accounts SET balance = 9 WHERE id = 8"))
-    core.cast_vote(app.services, app.services.directory.user("bob"), first.id, Decision.APPROVE, "")
+    use_cases.cast_vote(
+        app.services, app.services.directory.user("bob"), first.id, Decision.APPROVE, ""
+    )
     assert run(app, "dave", first.id).ok
     # a session setting made by one execution does not reach the next one
     setter = ask(app, "dave", sql("SELECT set_config('application_name', 'leak', false)"))
@@ -265,7 +274,7 @@ def test_a_statement_past_its_timeout_is_cancelled_and_recorded_as_failed(gatewa
     r = ask(app, "dave", sql("SELECT pg_sleep(5)"))
     done = run(app, "dave", r.id)
     assert not done.ok and done.summary == "cancelled: the statement ran past 1000 ms"
-    assert core.get_request(app.services, r.id).status is Status.FAILED
+    assert reload(app.services, r.id).status is Status.FAILED
     assert audit_types(app, r.id)[-1] == "request.failed"
 
 
@@ -288,11 +297,11 @@ def test_a_changed_statement_is_refused_and_audited(gateway, target_db) -> None:
     app = gateway
     svc = app.services
     r = ask(app, "dave", sql("UPDATE accounts SET balance = 1 WHERE id = 4"))
-    core.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.APPROVE, "")
-    token = svc.signer.issue(core.get_request(svc, r.id))
+    use_cases.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.APPROVE, "")
+    token = svc.signer.issue(reload(svc, r.id))
     changed = sql("UPDATE accounts SET balance = 1 WHERE id = 4 ")  # one more byte
     with pytest.raises(GrantRefused) as refused:
-        core.redeem_grant(svc, svc.directory.user("dave"), token, changed)
+        use_cases.redeem_grant(svc, svc.directory.user("dave"), token, changed)
     assert refused.value.reason == "action_mismatch"
     assert "grant.refused" in audit_types(app, r.id)
     assert run(app, "dave", r.id).ok  # the refusal cost nothing: the approved one runs
@@ -317,7 +326,9 @@ def test_a_command_runs_with_its_fixed_environment(gateway, tmp_path: Path) -> N
     app = gateway
     script = str(tmp_path / "restart-app")
     r = ask(app, "dave", Action("command.run", "ops/restart", {"argv": [script, "billing"]}))
-    core.cast_vote(app.services, app.services.directory.user("bob"), r.id, Decision.APPROVE, "")
+    use_cases.cast_vote(
+        app.services, app.services.directory.user("bob"), r.id, Decision.APPROVE, ""
+    )
     done = run(app, "dave", r.id)
     assert done.ok and done.summary == "exit 0"
     assert done.output["stdout"] == f"restarting billing in {tmp_path}\n"

@@ -11,7 +11,7 @@ from signoff.adapters.db import tables as t
 from signoff.bootstrap import build
 from signoff.domain.actions import Action
 from signoff.domain.errors import PolicyError
-from signoff.services import core
+from signoff.services import requests as use_cases
 
 from ..conftest import make_settings
 
@@ -48,8 +48,8 @@ def test_policy_channels_replace_the_defaults(database_url: str, tmp_path: Path)
     try:
         svc = app.services
         frank = svc.directory.user("frank")
-        loud = core.submit_request(svc, frank, Action("deploy", "prod/web", {}), "", None, {})
-        quiet = core.submit_request(svc, frank, Action("config.change", "x", {}), "", None, {})
+        loud = use_cases.submit_request(svc, frank, Action("deploy", "prod/web", {}), "", None, {})
+        quiet = use_cases.submit_request(svc, frank, Action("config.change", "x", {}), "", None, {})
         with app.engine.connect() as conn:
 
             def topics(rid: str) -> list[str]:

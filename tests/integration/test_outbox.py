@@ -10,7 +10,7 @@ import pytest
 from signoff.adapters.channels.webhook import verify_signature
 from signoff.bootstrap import build
 from signoff.domain.actions import Action
-from signoff.services import core
+from signoff.services import requests as use_cases
 from signoff.services.ports import FixedClock
 
 from ..conftest import HttpRecorder, make_settings
@@ -46,7 +46,7 @@ def test_a_failing_receiver_gets_the_event_once_it_recovers(
     app = make_app(database_url, tmp_path, f"{receiver.url}/hook", clock, attempts=6)
     try:
         svc = app.services
-        r = core.submit_request(
+        r = use_cases.submit_request(
             svc, svc.directory.user("frank"), Action("sql.drop", "pg/prod", {}), "", None, {}
         )
         first = app.dispatch()
@@ -75,7 +75,7 @@ def test_a_receiver_that_never_recovers_is_dead_lettered_visibly(
     app = make_app(database_url, tmp_path, f"{receiver.url}/hook", clock, attempts=3)
     try:
         svc = app.services
-        r = core.submit_request(
+        r = use_cases.submit_request(
             svc, svc.directory.user("frank"), Action("sql.drop", "pg/prod", {}), "", None, {}
         )
         drain(app, clock, 6)
@@ -133,10 +133,10 @@ def test_nobody_is_asked_about_a_request_decided_before_delivery(
     app.channels["log"] = recorder
     try:
         svc = app.services
-        r = core.submit_request(
+        r = use_cases.submit_request(
             svc, svc.directory.user("frank"), Action("deploy", "prod/web", {}), "", None, {}
         )
-        core.cancel_request(svc, svc.directory.user("frank"), r.id, "never mind")
+        use_cases.cancel_request(svc, svc.directory.user("frank"), r.id, "never mind")
         result = app.dispatch()
         assert result.delivered == 2  # both rows are done with...
         assert recorder.sent == ["request.cancelled"]  # ...but only the cancel was sent

@@ -12,9 +12,10 @@ from signoff.adapters.db import tables as t
 from signoff.domain.actions import Action
 from signoff.domain.errors import GrantRefused, InvalidTransition
 from signoff.domain.requests import Decision, Status
-from signoff.services import core
-from signoff.services.audit import verify_audit
+from signoff.services import requests as use_cases
 from signoff.services.ports import FixedClock
+from signoff.services.views import verify_audit
+from tests.conftest import reload
 
 from ..conftest import fixed_app
 
@@ -33,14 +34,14 @@ def test_multi_use_grant_until_used_up_then_executed(clocked) -> None:
     app, _ = clocked
     svc = app.services
     frank = svc.directory.user("frank")
-    r = core.submit_request(svc, frank, HTTP, "", None, {})
+    r = use_cases.submit_request(svc, frank, HTTP, "", None, {})
     assert r.status is Status.APPROVED and r.grant is not None and r.grant.uses_total == 3
     token = svc.signer.issue(r)
-    left = [core.redeem_grant(svc, frank, token, HTTP).uses_left for _ in range(3)]
+    left = [use_cases.redeem_grant(svc, frank, token, HTTP).uses_left for _ in range(3)]
     assert left == [2, 1, 0]
-    assert core.get_request(svc, r.id).status is Status.EXECUTED
+    assert reload(svc, r.id).status is Status.EXECUTED
     with pytest.raises(GrantRefused) as info:
-        core.redeem_grant(svc, frank, token, HTTP)
+        use_cases.redeem_grant(svc, frank, token, HTTP)
     assert info.value.reason == "used_up"
 
 
@@ -48,20 +49,20 @@ def test_grant_lapses_at_its_ttl(clocked) -> None:
     app, clock = clocked
     svc = app.services
     frank = svc.directory.user("frank")
-    r = core.submit_request(svc, frank, HTTP, "", None, {})
+    r = use_cases.submit_request(svc, frank, HTTP, "", None, {})
     token = svc.signer.issue(r)
     clock.advance(minutes=59)
-    assert core.redeem_grant(svc, frank, token, HTTP).uses_left == 2
+    assert use_cases.redeem_grant(svc, frank, token, HTTP).uses_left == 2
     clock.advance(minutes=2)
     with pytest.raises(GrantRefused) as info:
-        core.redeem_grant(svc, frank, token, HTTP)
+        use_cases.redeem_grant(svc, frank, token, HTTP)
     assert info.value.reason == "expired"
 
 
 def test_the_stage_deadline_is_what_the_scheduler_waits_for(clocked) -> None:
     app, clock = clocked
     svc = app.services
-    r = core.submit_request(
+    r = use_cases.submit_request(
         svc,
         svc.directory.user("frank"),
         Action("sql.execute", "pg/prod", {"sql": "DELETE FROM t WHERE id = 1"}),
@@ -69,7 +70,7 @@ def test_the_stage_deadline_is_what_the_scheduler_waits_for(clocked) -> None:
         "OPS-7",
         {},
     )
-    stored = core.get_request(svc, r.id)
+    stored = reload(svc, r.id)
     assert stored.deadline_at == datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
     with app.engine.connect() as conn:  # the stored, indexed due time the sweep reads
         due = conn.execute(
@@ -77,11 +78,11 @@ def test_the_stage_deadline_is_what_the_scheduler_waits_for(clocked) -> None:
         ).scalar_one()
     assert due == stored.deadline_at
     clock.advance(minutes=5)
-    core.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.DENY, "no")
-    decided = core.get_request(svc, r.id)
+    use_cases.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.DENY, "no")
+    decided = reload(svc, r.id)
     assert decided.deadline_at is None and decided.next_due_at is None
     with pytest.raises(InvalidTransition):
-        core.cancel_request(svc, svc.directory.user("frank"), r.id, "")
+        use_cases.cancel_request(svc, svc.directory.user("frank"), r.id, "")
 
 
 def test_every_step_is_in_one_verified_chain(clocked) -> None:
@@ -89,9 +90,9 @@ def test_every_step_is_in_one_verified_chain(clocked) -> None:
     svc = app.services
     frank = svc.directory.user("frank")
     for _ in range(3):
-        r = core.submit_request(svc, frank, Action("deploy", "prod/web", {}), "", None, {})
-        core.cast_vote(svc, svc.directory.user("carol"), r.id, Decision.APPROVE, "")
-        core.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.APPROVE, "")
+        r = use_cases.submit_request(svc, frank, Action("deploy", "prod/web", {}), "", None, {})
+        use_cases.cast_vote(svc, svc.directory.user("carol"), r.id, Decision.APPROVE, "")
+        use_cases.cast_vote(svc, svc.directory.user("bob"), r.id, Decision.APPROVE, "")
     report = verify_audit(svc)
     # per request: submitted, two votes, approved, grant issued
     assert report.ok and report.checked == 15

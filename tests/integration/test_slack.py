@@ -17,7 +17,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from signoff.bootstrap import build
 from signoff.domain.requests import Decision, Status
-from signoff.services import core
+from signoff.services import requests as use_cases
+from tests.conftest import reload
 
 from ..conftest import LiveServer, bound_socket, make_settings
 
@@ -200,7 +201,7 @@ def test_slack_message_buttons_rules_and_updates_in_place(
         assert stale.status_code == 401
 
         assert click(server, slack, "U_CAROL", "approve", rid).status_code == 200
-        assert [v.voter for v in core.get_request(svc, rid).votes] == ["carol"]
+        assert [v.voter for v in reload(svc, rid).votes] == ["carol"]
         server.app.dispatch()
         updates = slack.named("chat.update")
         assert (updates[-1]["channel"], updates[-1]["ts"]) == ("C0PROD", "1700.1")
@@ -211,7 +212,7 @@ def test_slack_message_buttons_rules_and_updates_in_place(
     # a restart: a new process state on the same database still updates the same message
     again = slack_app(database_url, tmp_path, slack)
     try:
-        core.cast_vote(
+        use_cases.cast_vote(
             again.app.services, again.app.directory.user("bob"), rid, Decision.APPROVE, "ok"
         )
         again.app.dispatch()
@@ -251,7 +252,7 @@ def test_deny_asks_for_a_reason_in_a_modal(
             },
         )
         assert submitted.status_code == 200
-        r = core.get_request(server.app.services, rid)
+        r = reload(server.app.services, rid)
         assert r.status is Status.DENIED
         assert [(v.voter, v.comment) for v in r.votes] == [("bob", "not during the sale")]
     finally:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from signoff.domain.quiet_hours import QuietHours
-from signoff.services.core import digest_slot
+from signoff.services.notify import digest_slot
 
 
 def at(*args: int) -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from signoff.domain.errors import NotFound
+from signoff.domain.errors import Forbidden, NotFound
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,11 @@ class User:
     slack_id: str | None = None  # else found by email (users.lookupByEmail)
     teams_webhook: str | None = None  # a webhook that posts to this person's Teams chat
     notify: tuple[str, ...] = ()  # where they prefer news of their own requests
+
+    def require_admin(self, to: str) -> None:
+        """Admins read the audit log and the outbox, and act for others."""
+        if not self.admin:
+            raise Forbidden(f"only an admin may {to}")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ from signoff.domain.errors import (
     SelfApproval,
 )
 
+# The longest reason or comment a person may write (the API, forms and use cases agree).
+MAX_TEXT = 4000
+
 
 class Status(StrEnum):
     PENDING = "pending"
@@ -402,6 +405,25 @@ class Request:
     def may_hold_grant(self, person: str, is_admin: bool) -> bool:
         """Who may see the grant's token: the requester, and admins."""
         return person == self.requester or is_admin
+
+    def asked(self) -> frozenset[str]:
+        """Everyone asked to vote so far: every stage's approvers, and the people its
+        escalation added to the current stage once it was escalated; voters too."""
+        people = frozenset().union(*(s.approvers for s in self.stages))
+        if self.stages and self.escalation_level > 0:
+            people |= self.stages[self.current_stage].escalate_to
+        return people | self.voters()
+
+    def may_read(self, person: str, is_admin: bool) -> bool:
+        """Who may see a request at all (its action, reason, votes and timeline): the
+        requester, everyone asked to vote on it, the people the policy names as
+        executors, and admins. Everyone else is told it does not exist."""
+        return (
+            is_admin
+            or person == self.requester
+            or person in self.executors
+            or person in self.asked()
+        )
 
     def may_execute(self, person: str, is_admin: bool) -> bool:
         """Who may have Signoff run the action, and read what ran: the requester, the

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from signoff.domain.quiet_hours import QuietHours
-from signoff.services.core import Services
+from signoff.services.dependencies import Services
 from signoff.services.ports import (
     Channel,
     DeliveryError,

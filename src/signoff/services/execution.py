@@ -3,10 +3,11 @@
 ``execute_request`` runs in three steps:
 
 1. **Claim**, in one transaction: the domain checks who may execute and that the grant
-   is redeemable for the stored action (its own digest: nothing else can run), one use
-   is consumed by the same conditional UPDATE as a redemption (so of any number of
-   concurrent calls, on any replicas, one wins each use), and ``execution.started`` is
-   audited with an outbox row.
+   is redeemable for the stored action (its own digest: nothing else can run) and takes
+   one use, which is saved like every other change of the request (with the row
+   locked, and a compare-and-set on the grant's uses, so of any number of concurrent
+   calls, on any replicas, one wins each use), and ``execution.started`` is audited
+   with an outbox row.
 2. **Run**, outside any transaction (a long statement holds no lock of Signoff's): the
    target's executor performs the action and captures the result, masked.
 3. **Record**, in one transaction: the result is stored with the request (size-limited),
@@ -29,11 +30,12 @@ from datetime import datetime
 from typing import Any
 
 from signoff.domain.actions import canonical_json, sha256_hex
-from signoff.domain.errors import Conflict, Forbidden, GrantRefused
+from signoff.domain.errors import Conflict, Forbidden
 from signoff.domain.identity import User
 from signoff.domain.requests import Request
-from signoff.services.core import Services, publish_changes, save_changes
+from signoff.services.dependencies import Services
 from signoff.services.ports import ExecutionOutcome, Executor
+from signoff.services.recording import publish_changes, save_changes
 
 log = logging.getLogger("signoff.execute")
 
@@ -82,9 +84,6 @@ def execute_request(
             uow.commit()
             raise
         executor.check(request.action)
-        assert request.grant is not None
-        if not uow.requests.consume_grant_use(request.grant.id, now):
-            raise GrantRefused("used_up", "the grant has no uses left")
         save_changes(svc, uow, now, request, version, events)
         uow.executions.start(execution_id, request.id, user.name, now)
         uow.commit()
@@ -116,9 +115,6 @@ def execute_request(
         events = request.finish_execution(
             user.name, now, outcome.ok, outcome.summary, digest, execution_id, outcome.ran
         )
-        for ev in events:
-            if ev.type == "grant.use_returned":  # the domain gave the use back
-                uow.requests.return_grant_use(str(ev.payload["grant_id"]))
         uow.executions.finish(execution_id, now, outcome.ok, outcome.summary, stored, digest)
         save_changes(svc, uow, now, request, version, events)
         uow.commit()
@@ -134,12 +130,3 @@ def execute_request(
         stored,
         digest,
     )
-
-
-def executions_of(svc: Services, user: User, request_id: str) -> list[dict[str, Any]]:
-    """What Signoff ran for a request, with outputs: for those who may execute it."""
-    with svc.uow(write=False) as uow:
-        request = uow.requests.get(request_id)
-        if not request.may_execute(user.name, user.admin):
-            raise Forbidden("only those who may execute this request may read what ran")
-        return uow.executions.for_request(request_id)

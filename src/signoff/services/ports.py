@@ -12,6 +12,46 @@ from signoff.domain.audit import AuditEvent
 from signoff.domain.requests import Request
 
 
+class GrantSigner(Protocol):
+    """Issues and verifies the signed token of a request's grant."""
+
+    def issue(self, request: Request) -> str: ...
+    def verify(self, token: str) -> dict[str, Any]: ...
+
+
+class Observer(Protocol):
+    """Metrics hook: told of every committed decision."""
+
+    def decided(self, request: Request) -> None: ...
+    def submitted(self, request: Request) -> None: ...
+    def fired(self, event: str) -> None: ...
+    def delivery(self, channel: str, outcome: str) -> None: ...
+    def executed(self, target: str, outcome: str, seconds: float) -> None: ...
+
+
+class NullObserver:
+    """An observer that records nothing (tools that run use cases without metrics)."""
+
+    def decided(self, request: Request) -> None:
+        pass
+
+    def submitted(self, request: Request) -> None:
+        pass
+
+    def fired(self, event: str) -> None:
+        pass
+
+    def delivery(self, channel: str, outcome: str) -> None:
+        pass
+
+    def executed(self, target: str, outcome: str, seconds: float) -> None:
+        pass
+
+
+# What a channel may read of the present: the request as it is now, or None if unknown.
+RequestReader = Callable[[str], Request | None]
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -46,9 +86,11 @@ class RequestRepository(Protocol):
     def add(self, request: Request) -> None: ...
     def get(self, request_id: str, for_update: bool = False) -> Request: ...
     def get_by_grant(self, grant_id: str, for_update: bool = False) -> Request: ...
-    def save(self, request: Request, expected_version: int) -> None: ...
-    def consume_grant_use(self, grant_id: str, now: datetime) -> bool: ...
-    def return_grant_use(self, grant_id: str) -> None: ...
+    def save(self, request: Request, expected_version: int) -> None:
+        """Store the request's state, votes and grant (its uses included). Raises
+        Conflict if the request is no longer at ``expected_version`` or its grant's uses
+        changed since it was read: nothing a concurrent caller did is overwritten."""
+
     def claim_due(self, now: datetime, limit: int) -> list[str]: ...
     def pending_duplicate(self, requester: str, digest: str) -> str | None: ...
     def status_of(self, request_id: str) -> str | None: ...
@@ -61,6 +103,7 @@ class RequestRepository(Protocol):
         awaiting: str | None,
         cursor: str | None,
         limit: int,
+        viewer: str | None = None,
     ) -> Page: ...
 
 

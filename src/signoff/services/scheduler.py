@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from signoff.services.core import Services, publish_changes, save_changes
+from signoff.services.dependencies import Services
+from signoff.services.recording import publish_changes, save_changes
 
 log = logging.getLogger("signoff.scheduler")
 
@@ -51,15 +52,6 @@ def fire_due(svc: Services, limit: int = 100) -> SweepResult:
     return SweepResult(len(ids), len(fired))
 
 
-def due_queue(svc: Services) -> tuple[int, float]:
-    """How many requests are overdue, and the age in seconds of the oldest (the worker's
-    lag; 0 when it keeps up). For /readyz and /metrics."""
-    now = svc.clock.now()
-    with svc.uow(write=False) as uow:
-        oldest, due = uow.requests.oldest_due(now)
-    return due, (now - oldest).total_seconds() if oldest else 0.0
-
-
 def sweep(svc: Services, limit: int = 100) -> int:
     """Fire everything due now, batch after batch; the number of events fired."""
     total = 0
@@ -80,13 +72,15 @@ class DeadlineWorker:
         interval: float = 1.0,
         limit: int = 100,
         dispatch: Callable[[], Any] | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
         self.svc = svc
         self.interval = interval
         self.limit = limit
         self.dispatch = dispatch
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        # Set by whoever wants a round now (``Services.wake_dispatcher`` after a commit).
+        self._wake = wake if wake is not None else threading.Event()
         self._thread = threading.Thread(target=self.run, name="signoff-deadlines", daemon=True)
 
     def wake(self) -> None:

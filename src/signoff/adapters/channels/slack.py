@@ -22,10 +22,9 @@ from sqlalchemy.engine import Engine
 
 from signoff.adapters.channels import messages
 from signoff.adapters.db import tables as t
-from signoff.domain.errors import NotFound
+from signoff.domain.identity import Directory, User
 from signoff.domain.requests import Request, Status
-from signoff.services import core
-from signoff.services.ports import DeliveryError, Notification, asks_to_vote
+from signoff.services.ports import DeliveryError, Notification, RequestReader, asks_to_vote
 
 CODE_LIMIT = 2500
 
@@ -156,14 +155,59 @@ class MessageRefs:
             )
 
 
-def current(svc: core.Services, n: Notification) -> Request | None:
+class SlackPeople:
+    """Who is who between Signoff and Slack, in both directions, in one place: the
+    explicit map of settings (``SIGNOFF_SLACK_USERS``, Slack id -> user), the ``slack``
+    id of a profile in users.yaml, else the email address (looked up in Slack)."""
+
+    def __init__(self, client: WebClient, directory: Directory, slack_users: dict[str, str]):
+        self.client = client
+        self.directory = directory
+        self.explicit = dict(slack_users)
+        self.known = {user: slack_id for slack_id, user in slack_users.items()}
+        self.by_email = {u.email.lower(): u for u in directory.users.values() if u.email}
+        self.by_id = {u.slack_id: u for u in directory.users.values() if u.slack_id}
+
+    def slack_id(self, person: str) -> str | None:
+        """The Slack id of a Signoff user (users.lookupByEmail when only the email is
+        known), or None when Slack does not know them."""
+        if person in self.known:
+            return self.known[person]
+        user = self.directory.users.get(person)
+        if user is None:
+            return None
+        found: str | None = None
+        if user.slack_id:
+            found = user.slack_id
+        elif user.email:
+            try:
+                found = str(self.client.users_lookupByEmail(email=user.email)["user"]["id"])
+            except SlackApiError as exc:
+                if exc.response.get("error") != "users_not_found":
+                    raise
+        if found is not None:
+            self.known[person] = found
+        return found
+
+    def user(self, slack_id: str) -> User | None:
+        """The Signoff user behind a Slack id (users.info for the profile's email), or
+        None when they are not linked."""
+        name = self.explicit.get(slack_id)
+        if name is not None:
+            return self.directory.users.get(name)
+        if slack_id in self.by_id:
+            return self.by_id[slack_id]
+        try:
+            info = self.client.users_info(user=slack_id)
+        except SlackApiError:
+            return None
+        email = str(info["user"].get("profile", {}).get("email", "")).lower()
+        return self.by_email.get(email)
+
+
+def current(read: RequestReader, n: Notification) -> Request | None:
     """The request a notification is about, as it is now (messages show the present)."""
-    if n.request_id is None:
-        return None
-    try:
-        return core.get_request(svc, n.request_id)
-    except NotFound:
-        return None
+    return read(n.request_id) if n.request_id is not None else None
 
 
 class SlackChannel:
@@ -173,17 +217,22 @@ class SlackChannel:
     personal = False
 
     def __init__(
-        self, name: str, client: WebClient, svc: core.Services, engine: Engine, public_url: str
+        self,
+        name: str,
+        client: WebClient,
+        read: RequestReader,
+        refs: MessageRefs,
+        public_url: str,
     ) -> None:
         self.name = name
         self.target = name.split(":", 1)[1]
         self.client = client
-        self.svc = svc
-        self.refs = MessageRefs(engine)
+        self.read = read
+        self.refs = refs
         self.public_url = public_url.rstrip("/")
 
     def send(self, n: Notification) -> None:
-        request = current(self.svc, n)
+        request = current(self.read, n)
         if request is None:
             return
         text, blocks = render(request, f"{self.public_url}/v1/requests/{request.id}")
@@ -213,37 +262,16 @@ class SlackDirectChannel:
     def __init__(
         self,
         client: WebClient,
-        svc: core.Services,
-        engine: Engine,
+        read: RequestReader,
+        refs: MessageRefs,
         public_url: str,
-        slack_users: dict[str, str],
+        people: SlackPeople,
     ) -> None:
         self.client = client
-        self.svc = svc
-        self.refs = MessageRefs(engine)
+        self.read = read
+        self.refs = refs
         self.public_url = public_url.rstrip("/")
-        self.known = {user: slack_id for slack_id, user in slack_users.items()}
-
-    def slack_id(self, person: str) -> str | None:
-        if person in self.known:
-            return self.known[person]
-        user = self.svc.directory.users.get(person)
-        if user is None:
-            return None
-        if user.slack_id:
-            found: str | None = user.slack_id
-        elif user.email:
-            try:
-                found = str(self.client.users_lookupByEmail(email=user.email)["user"]["id"])
-            except SlackApiError as exc:
-                if exc.response.get("error") != "users_not_found":
-                    raise
-                found = None
-        else:
-            found = None
-        if found is not None:
-            self.known[person] = found
-        return found
+        self.slack_id = people.slack_id
 
     def _stored(self, request_id: str) -> dict[str, tuple[str, str]]:
         """person -> (Slack channel, ts) of the DMs about this request."""
@@ -251,7 +279,7 @@ class SlackDirectChannel:
         return {key[len(DM_PREFIX) :]: ref for key, ref in found.items()}
 
     def send(self, n: Notification) -> None:
-        request = current(self.svc, n)
+        request = current(self.read, n)
         if request is None:
             return
         p = n.payload
@@ -288,7 +316,7 @@ class SlackDirectChannel:
         """One direct message listing the requests of the window, each with its buttons."""
         pending = []
         for n in notifications:
-            request = current(self.svc, n)
+            request = current(self.read, n)
             if request is not None and request.status is Status.PENDING:
                 pending.append(request)
         if not pending:

@@ -24,7 +24,9 @@ class DatabaseRequestRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._persisted_votes: dict[str, int] = {}
-        self._had_grant: dict[str, bool] = {}
+        # The grant's uses_left as last read or written: a save only writes a new count
+        # over the one it read (compare-and-set), so no use is taken twice.
+        self._grant_uses: dict[str, int | None] = {}
         self._escalated: dict[tuple[str, int], bool] = {}
 
     def add(self, r: Request) -> None:
@@ -37,7 +39,7 @@ class DatabaseRequestRepository:
         if rows:
             self.conn.execute(t.request_approvers.insert(), rows)
         self._persisted_votes[r.id] = 0
-        self._had_grant[r.id] = False
+        self._grant_uses[r.id] = None
         self._write_children(r)
 
     def _row(self, r: Request) -> dict[str, Any]:
@@ -118,13 +120,18 @@ class DatabaseRequestRepository:
                 "uses_left": g.uses_left,
                 "revoked_at": g.revoked_at,
             }
-            if self._had_grant.get(r.id):
-                # uses_left is only ever lowered by consume_grant_use (atomically).
-                values.pop("uses_left")
-                self.conn.execute(t.grants.update().where(t.grants.c.id == g.id).values(values))
-            else:
+            read = self._grant_uses.get(r.id)
+            if read is None:
                 self.conn.execute(t.grants.insert(), {"id": g.id, "request_id": r.id, **values})
-                self._had_grant[r.id] = True
+            else:
+                result = self.conn.execute(
+                    t.grants.update()
+                    .where(t.grants.c.id == g.id, t.grants.c.uses_left == read)
+                    .values(values)
+                )
+                if result.rowcount != 1:
+                    raise Conflict(f"the grant of request {r.id} was used concurrently; try again")
+            self._grant_uses[r.id] = g.uses_left
 
     def get(self, request_id: str, for_update: bool = False) -> Request:
         q = sa.select(t.requests).where(t.requests.c.id == request_id)
@@ -170,7 +177,7 @@ class DatabaseRequestRepository:
             else None
         )
         self._persisted_votes[rid] = len(votes)
-        self._had_grant[rid] = grant is not None
+        self._grant_uses[rid] = grant.uses_left if grant is not None else None
         self._escalated[(rid, row["current_stage"])] = row["escalation_level"] > 0
         return Request(
             id=rid,
@@ -293,29 +300,6 @@ class DatabaseRequestRepository:
             oldest = oldest.replace(tzinfo=UTC)
         return oldest, int(row[1])
 
-    def consume_grant_use(self, grant_id: str, now: datetime) -> bool:
-        """One use, atomically: a conditional UPDATE that only one caller can win."""
-        result = self.conn.execute(
-            t.grants.update()
-            .where(
-                t.grants.c.id == grant_id,
-                t.grants.c.uses_left > 0,
-                t.grants.c.revoked_at.is_(None),
-                t.grants.c.expires_at > now,
-            )
-            .values(uses_left=t.grants.c.uses_left - 1)
-        )
-        return result.rowcount == 1
-
-    def return_grant_use(self, grant_id: str) -> None:
-        """Give back a use consumed by an execution that could not start."""
-        g = t.grants
-        self.conn.execute(
-            g.update()
-            .where(g.c.id == grant_id, g.c.uses_left < g.c.uses_total)
-            .values(uses_left=g.c.uses_left + 1)
-        )
-
     def list(
         self,
         *,
@@ -324,9 +308,20 @@ class DatabaseRequestRepository:
         awaiting: str | None,
         cursor: str | None,
         limit: int,
+        viewer: str | None = None,
     ) -> Page:
         r = t.requests
         q = sa.select(r)
+        if viewer is not None:  # not an admin: their own requests and those they were asked
+            q = q.where(
+                sa.or_(
+                    r.c.requester == viewer,
+                    sa.exists().where(
+                        t.request_approvers.c.request_id == r.c.id,
+                        t.request_approvers.c.person == viewer,
+                    ),
+                )
+            )
         if status:
             try:
                 Status(status)

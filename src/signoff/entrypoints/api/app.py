@@ -12,10 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from signoff.adapters.metrics import PrometheusObserver
 from signoff.bootstrap import App
 from signoff.domain.actions import Action
-from signoff.domain.errors import Forbidden, InvalidInput, Unauthenticated
+from signoff.domain.audit import AuditEvent
+from signoff.domain.errors import InvalidInput, Unauthenticated
 from signoff.domain.identity import User
 from signoff.domain.requests import FINAL, Decision, Status
 from signoff.domain.requests import Request as SignoffRequest
@@ -36,8 +36,8 @@ from signoff.entrypoints.api.schemas import (
     VoteCreate,
     VoteOut,
 )
-from signoff.services import core, execution
-from signoff.services.scheduler import due_queue
+from signoff.services import auth, execution, views
+from signoff.services import requests as use_cases
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -54,7 +54,7 @@ def _action(a: Any) -> Action:
 
 
 def request_out(
-    app: App, r: SignoffRequest, viewer: User | None, timeline: bool = False
+    app: App, r: SignoffRequest, viewer: User | None, timeline: list[AuditEvent] | None = None
 ) -> RequestOut:
     grant = None
     if r.grant is not None:
@@ -73,14 +73,11 @@ def request_out(
             token=app.services.signer.issue(r) if show_token else None,
         )
     entries = None
-    if timeline:
-        with app.services.uow(write=False) as uow:
-            entries = [
-                TimelineEntry(
-                    seq=e.seq, at=e.at, actor=e.actor, type=e.type, payload=e.payload_data()
-                )
-                for e in uow.audit.events(request_id=r.id)
-            ]
+    if timeline is not None:
+        entries = [
+            TimelineEntry(seq=e.seq, at=e.at, actor=e.actor, type=e.type, payload=e.payload_data())
+            for e in timeline
+        ]
     return RequestOut(
         id=r.id,
         status=r.status.value,
@@ -129,26 +126,18 @@ async def current_user(
         raise Unauthenticated("send 'Authorization: Bearer <token>'")
     app: App = request.app.state.signoff
     token = authorization[7:].strip()
-    cached = core.authenticate_cached(app.services, token)
+    cached = auth.authenticate_cached(app.services, token)
     if cached is not None:
         return cached
-    return await run_in_threadpool(core.authenticate, app.services, token)
-
-
-async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
-    if not user.admin:
-        raise Forbidden("this needs an admin")
-    return user
+    return await run_in_threadpool(auth.authenticate, app.services, token)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
-AdminUser = Annotated[User, Depends(admin_user)]
 
 
 def create_app(app: App) -> FastAPI:
     svc = app.services
-    observer = PrometheusObserver()
-    svc.observer = observer
+    observer = app.observer
     api = FastAPI(
         title="Signoff",
         version="1",
@@ -157,10 +146,9 @@ def create_app(app: App) -> FastAPI:
     )
     api.state.signoff = app
     problems.install(api)
-    if app.links is not None:
-        from signoff.entrypoints.web.links import router as links_router
+    from signoff.entrypoints.web.links import router as links_router
 
-        api.include_router(links_router(app))
+    api.include_router(links_router(app))
     if app.settings.slack_signing_secret:
         from signoff.entrypoints.web.slack import router as slack_router
 
@@ -176,11 +164,11 @@ def create_app(app: App) -> FastAPI:
         # The policy set is loaded before the server starts (or it refuses to start), so
         # readiness is the database answering.
         checks: dict[str, Any] = {
-            "policies": len(svc.policies()),
-            "policy_set_digest": svc.policies().digest,
+            "policies": len(svc.policies),
+            "policy_set_digest": svc.policies.digest,
         }
         try:
-            checks["due"], checks["worker_lag_seconds"] = due_queue(svc)
+            checks["due"], checks["worker_lag_seconds"] = views.due_queue(svc)
             ok = True
         except Exception as exc:  # report, do not crash
             ok = False
@@ -190,7 +178,7 @@ def create_app(app: App) -> FastAPI:
 
     @api.get("/metrics", tags=["operations"])
     def metrics() -> Response:
-        due, lag = due_queue(svc)
+        due, lag = views.due_queue(svc)
         observer.due_depth.set(due)
         observer.worker_lag.set(lag)
         return Response(observer.render(), media_type="text/plain; version=0.0.4")
@@ -208,7 +196,7 @@ def create_app(app: App) -> FastAPI:
     )
     def create_request(body: RequestCreate, user: CurrentUser) -> JSONResponse:
         context = body.context.model_dump(exclude_none=True)
-        r, folded = core.submit_or_fold(
+        r, folded = use_cases.submit_or_fold(
             svc, user, _action(body.action), body.reason, body.ticket, context
         )
         # Built from a validated model already: skip FastAPI's second validation pass.
@@ -225,11 +213,15 @@ def create_app(app: App) -> FastAPI:
         cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> RequestPage:
-        who = user.name if awaiting == "me" else awaiting
-        with svc.uow(write=False) as uow:
-            page = uow.requests.list(
-                status=status, requester=requester, awaiting=who, cursor=cursor, limit=limit
-            )
+        page = views.list_requests(
+            svc,
+            user,
+            status=status,
+            requester=requester,
+            awaiting=awaiting,
+            cursor=cursor,
+            limit=limit,
+        )
         return RequestPage(
             items=[request_out(app, r, user) for r in page.items], next_cursor=page.next_cursor
         )
@@ -238,7 +230,8 @@ def create_app(app: App) -> FastAPI:
         "/v1/requests/{request_id}", response_model=RequestOut, tags=["requests"], responses=ERRORS
     )
     def get_request(request_id: str, user: CurrentUser) -> RequestOut:
-        return request_out(app, core.get_request(svc, request_id), user, timeline=True)
+        found = views.request_history(svc, user, request_id)
+        return request_out(app, found.request, user, timeline=found.events)
 
     @api.post(
         "/v1/requests/{request_id}/votes",
@@ -247,7 +240,7 @@ def create_app(app: App) -> FastAPI:
         responses=ERRORS,
     )
     def vote(request_id: str, body: VoteCreate, user: CurrentUser) -> RequestOut:
-        r = core.cast_vote(svc, user, request_id, Decision(body.decision), body.comment)
+        r = use_cases.cast_vote(svc, user, request_id, Decision(body.decision), body.comment)
         return request_out(app, r, user)
 
     @api.post(
@@ -257,7 +250,7 @@ def create_app(app: App) -> FastAPI:
         responses=ERRORS,
     )
     def cancel(request_id: str, user: CurrentUser, body: CommentIn | None = None) -> RequestOut:
-        r = core.cancel_request(svc, user, request_id, body.comment if body else "")
+        r = use_cases.cancel_request(svc, user, request_id, body.comment if body else "")
         return request_out(app, r, user)
 
     @api.post(
@@ -290,7 +283,7 @@ def create_app(app: App) -> FastAPI:
         responses=ERRORS,
     )
     def executions(request_id: str, user: CurrentUser) -> list[ExecutionOut]:
-        return [ExecutionOut(**r) for r in execution.executions_of(svc, user, request_id)]
+        return [ExecutionOut(**r) for r in views.executions_of(svc, user, request_id)]
 
     @api.get("/v1/requests/{request_id}/events", tags=["requests"], responses=ERRORS)
     async def events(
@@ -299,7 +292,7 @@ def create_app(app: App) -> FastAPI:
         last_event_id: Annotated[str | None, Header()] = None,
         after: int | None = Query(None, description="start after this audit sequence number"),
     ) -> EventSourceResponse:
-        await run_in_threadpool(core.get_request, svc, request_id)  # 404 before streaming
+        await run_in_threadpool(views.request_for, svc, user, request_id)  # 404 first
         start = after or 0
         if last_event_id:
             try:
@@ -313,7 +306,7 @@ def create_app(app: App) -> FastAPI:
 
     @api.post("/v1/grants/redeem", response_model=RedeemOut, tags=["grants"], responses=ERRORS)
     def redeem(body: RedeemIn, user: CurrentUser) -> RedeemOut:
-        result = core.redeem_grant(svc, user, body.token, _action(body.action))
+        result = use_cases.redeem_grant(svc, user, body.token, _action(body.action))
         return RedeemOut(
             ok=True,
             request_id=result.request.id,
@@ -326,39 +319,33 @@ def create_app(app: App) -> FastAPI:
         "/v1/grants/{grant_id}/revoke", response_model=RequestOut, tags=["grants"], responses=ERRORS
     )
     def revoke(grant_id: str, user: CurrentUser, body: CommentIn | None = None) -> RequestOut:
-        r = core.revoke_grant(svc, user, grant_id, body.comment if body else "")
+        r = use_cases.revoke_grant(svc, user, grant_id, body.comment if body else "")
         return request_out(app, r, user)
 
     @api.post("/v1/policies/evaluate", tags=["policies"], responses=ERRORS)
     def evaluate(body: EvaluateIn, user: CurrentUser) -> dict[str, Any]:
-        subject = user
-        if body.as_user and body.as_user != user.name:
-            if not user.admin:
-                raise Forbidden("only an admin can evaluate as another user")
-            subject = svc.directory.user(body.as_user)
         context = body.context.model_dump(exclude_none=True)
-        decision = core.explain(svc, subject, _action(body.action), context, body.ticket)
+        subject, decision = use_cases.explain(
+            svc, user, _action(body.action), context, body.ticket, as_user=body.as_user
+        )
         return {
             "as": subject.name,
-            "policy_set_digest": svc.policies().digest,
+            "policy_set_digest": svc.policies.digest,
             **decision.as_dict(),
         }
 
     @api.get("/v1/audit", tags=["audit"], responses=ERRORS)
     def audit(
-        user: AdminUser,
+        user: CurrentUser,
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        with svc.uow(write=False) as uow:
-            items = [e.as_dict() for e in uow.audit.events(after=after, limit=limit)]
+        items = [e.as_dict() for e in views.audit_page(svc, user, after, limit)]
         return {"items": items, "next_after": items[-1]["seq"] if items else after}
 
     @api.get("/v1/audit/verify", tags=["audit"], responses=ERRORS)
-    def audit_verify(user: AdminUser) -> dict[str, Any]:
-        from signoff.services.audit import verify_audit
-
-        return verify_audit(svc).as_dict()
+    def audit_verify(user: CurrentUser) -> dict[str, Any]:
+        return views.audit_report(svc, user).as_dict()
 
     return api
 
@@ -390,11 +377,9 @@ async def _stream(
 def _read_since(
     app: App, request_id: str, after: int, viewer: User
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    svc = app.services
-    with svc.uow(write=False) as uow:
-        batch = [e.as_dict() for e in uow.audit.events(after=after, request_id=request_id)]
-        r = uow.requests.get(request_id)
-    out = request_out(app, r, viewer)
+    found = views.request_history(app.services, viewer, request_id, after)
+    batch = [e.as_dict() for e in found.events]
+    out = request_out(app, found.request, viewer)
     snapshot = {
         "status": out.status,
         "current_stage": out.current_stage,

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from signoff.domain.requests import MAX_TEXT
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -27,18 +29,18 @@ class ContextIn(_In):
 
 class RequestCreate(_In):
     action: ActionIn
-    reason: Annotated[str, Field(max_length=4000)] = ""
+    reason: Annotated[str, Field(max_length=MAX_TEXT)] = ""
     ticket: Annotated[str, Field(max_length=200)] | None = None
     context: ContextIn = Field(default_factory=ContextIn)
 
 
 class VoteCreate(_In):
     decision: Literal["approve", "deny"]
-    comment: Annotated[str, Field(max_length=4000)] = ""
+    comment: Annotated[str, Field(max_length=MAX_TEXT)] = ""
 
 
 class CommentIn(_In):
-    comment: Annotated[str, Field(max_length=4000)] = ""
+    comment: Annotated[str, Field(max_length=MAX_TEXT)] = ""
 
 
 class RedeemIn(_In):

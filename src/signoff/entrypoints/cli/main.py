@@ -101,7 +101,7 @@ def serve(
 
     from signoff.bootstrap import build
     from signoff.entrypoints.api.app import create_app
-    from signoff.services.core import create_token
+    from signoff.services.auth import create_token
 
     settings = Settings()
     signoff_app = guarded(lambda: build(settings))
@@ -192,7 +192,7 @@ def token_create(
 ) -> None:
     """Create an API token for a user; it is printed once and stored hashed."""
     from signoff.bootstrap import build
-    from signoff.services.core import create_token
+    from signoff.services.auth import create_token
 
     signoff_app = guarded(lambda: build(Settings()))
     try:
@@ -750,7 +750,7 @@ def outbox_list(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain of the configured database; report the first broken link."""
-    from signoff.services.audit import verify_audit
+    from signoff.services.views import verify_audit
 
     signoff_app = _local_services()
     try:
@@ -769,7 +769,7 @@ def audit_export(
     after: Annotated[int, typer.Option(help="Start after this sequence number.")] = 0,
 ) -> None:
     """Stream the audit log as JSON lines."""
-    from signoff.services.audit import export_audit
+    from signoff.services.views import export_audit
 
     if format_ != "jsonl":
         fail(f"unknown format {format_!r}; supported: jsonl")

@@ -11,8 +11,9 @@ from fastapi.responses import HTMLResponse
 
 from signoff.bootstrap import App
 from signoff.domain.errors import SignoffError
-from signoff.domain.requests import Request
-from signoff.services import core
+from signoff.domain.requests import MAX_TEXT, Request
+from signoff.services import requests as use_cases
+from signoff.services import views
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -55,7 +56,6 @@ def router(app: App) -> APIRouter:
     api = APIRouter(tags=["links"])
     svc = app.services
     links = app.links
-    assert links is not None
 
     @api.get("/links/{token}", response_class=HTMLResponse)
     def confirm(token: str) -> HTMLResponse:
@@ -65,7 +65,8 @@ def router(app: App) -> APIRouter:
             with svc.uow(write=False) as uow:
                 if uow.links.used(str(claims["jti"])):
                     return _page("This link was already used", "<p>Nothing was changed.</p>", 409)
-            r = core.get_request(svc, str(claims["rid"]))
+            approver = svc.directory.user(str(claims["sub"]))
+            r = views.request_for(svc, approver, str(claims["rid"]))
         except SignoffError as exc:
             return _refused(exc)
         verb = "Approve" if claims["dec"] == "approve" else "Deny"
@@ -78,11 +79,11 @@ def router(app: App) -> APIRouter:
         return _page(f"{verb} this request?", _context(r) + form)
 
     @api.post("/links/{token}", response_class=HTMLResponse)
-    def vote(token: str, comment: Annotated[str, Form(max_length=4000)] = "") -> HTMLResponse:
+    def vote(token: str, comment: Annotated[str, Form(max_length=MAX_TEXT)] = "") -> HTMLResponse:
         """Cast the vote the link stands for, once."""
         try:
             claims = links.verify(token)
-            r = core.vote_by_link(svc, claims, comment)
+            r = use_cases.vote_by_link(svc, claims, comment)
         except SignoffError as exc:
             return _refused(exc)
         done = "approval" if claims["dec"] == "approve" else "denial"

@@ -18,14 +18,14 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from signoff.adapters.channels.slack import SlackPeople
 from signoff.bootstrap import App
 from signoff.domain.errors import SignoffError
 from signoff.domain.identity import User
 from signoff.domain.requests import Decision
-from signoff.services import core
+from signoff.services import requests as use_cases
 
 log = logging.getLogger("signoff.slack")
 
@@ -35,21 +35,7 @@ def router(app: App) -> APIRouter:
     settings = app.settings
     verifier = SignatureVerifier(settings.slack_signing_secret)
     client = WebClient(token=settings.slack_token, base_url=settings.slack_api_url)
-    by_email = {u.email.lower(): u for u in app.directory.users.values() if u.email}
-    by_id = {u.slack_id: u for u in app.directory.users.values() if u.slack_id}
-
-    def signoff_user(slack_user: str) -> User | None:
-        name = settings.slack_users.get(slack_user)
-        if name is not None:
-            return app.directory.users.get(name)
-        if slack_user in by_id:
-            return by_id[slack_user]
-        try:
-            info = client.users_info(user=slack_user)
-        except SlackApiError:
-            return None
-        email = str(info["user"].get("profile", {}).get("email", "")).lower()
-        return by_email.get(email)
+    signoff_user = SlackPeople(client, app.directory, settings.slack_users).user
 
     def tell(response_url: str | None, text: str) -> None:
         if not response_url:
@@ -65,7 +51,7 @@ def router(app: App) -> APIRouter:
 
     def vote(user: User, request_id: str, decision: Decision, comment: str) -> str | None:
         try:
-            core.cast_vote(app.services, user, request_id, decision, comment)
+            use_cases.cast_vote(app.services, user, request_id, decision, comment)
         except SignoffError as exc:
             return exc.detail
         return None

@@ -1,0 +1,62 @@
+"""What the use cases depend on, built once by ``bootstrap.build`` and never changed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from signoff.domain.actions import Action
+from signoff.domain.identity import Directory
+from signoff.domain.policy import PolicySet
+from signoff.services.auth import TokenCache
+from signoff.services.ports import (
+    Clock,
+    EventBus,
+    GrantSigner,
+    NullObserver,
+    Observer,
+    UnitOfWorkFactory,
+)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _no_check(action: Action) -> None:
+    return None
+
+
+def _no_wake() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the use cases depend on. Frozen: ``bootstrap.build`` makes it in one
+    pass, and nothing replaces a part of it afterwards."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    directory: Directory
+    policies: PolicySet
+    signer: GrantSigner
+    bus: EventBus
+    observer: Observer = field(default_factory=NullObserver)
+    new_id: Callable[[], str] = _new_id
+    token_cache: TokenCache = field(default_factory=TokenCache)
+    max_pending: timedelta = timedelta(days=7)
+    # The server's channels (SIGNOFF_CHANNELS), used when a policy names none.
+    channels: tuple[str, ...] = ("log",)
+    # Channels that keep one message per request up to date (Slack): told of every change.
+    tracking_channels: frozenset[str] = frozenset()
+    # Channels that reach each person on their own (email, direct messages).
+    personal_channels: frozenset[str] = frozenset()
+    # Raises InvalidInput when an action cannot run on its target as given (a configured
+    # executor's check), so nobody is asked to approve what could not run.
+    check_action: Callable[[Action], None] = _no_check
+    # Called after a commit that wrote outbox rows: the worker delivers at once rather
+    # than at its next interval.
+    wake_dispatcher: Callable[[], None] = _no_wake

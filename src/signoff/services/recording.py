@@ -1,0 +1,73 @@
+"""How a use case stores what the domain decided: the request's new state, an audit
+event per domain event, and the outbox rows that tell people, in one transaction; and,
+after the commit, the wake-ups of live streams and of the dispatcher."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from signoff.domain.requests import Happened, Request
+from signoff.services import notify
+from signoff.services.ports import UnitOfWork
+
+if TYPE_CHECKING:
+    from signoff.services.dependencies import Services
+
+
+def save_changes(
+    svc: Services,
+    uow: UnitOfWork,
+    now: datetime,
+    request: Request,
+    version: int,
+    events: list[Happened],
+) -> None:
+    """Store a request changed by a domain command (if it was still at ``version``),
+    with its audit events and outbox rows."""
+    uow.requests.save(request, version)
+    if events:
+        record_changes(svc, uow, now, request, events)
+
+
+def record_changes(
+    svc: Services, uow: UnitOfWork, now: datetime, request: Request, events: list[Happened]
+) -> None:
+    """Audit every event and, in the same transaction as the state change, write the
+    outbox rows that tell people of it.
+
+    Under a digest policy approvers' rows wait for the end of the digest window, one row
+    per person on personal channels so the dispatcher can send each person one message.
+    Channels that keep one message up to date get a row for the last change of the
+    transaction, whoever it concerns."""
+    told: set[str] = set()
+    last: dict[str, Any] = {}
+    for ev in events:
+        audited = uow.audit.append(now, ev.actor, ev.type, request.id, ev.payload)
+        last = notify.message(request, ev, audited.seq)
+        for audience, to in notify.audiences(request, ev):
+            if not to:
+                continue  # e.g. no approver hears of a request a policy decided outright
+            every = request.digest_every if audience == "approvers" else None
+            slot = notify.digest_slot(now, every) if every else None
+            for channel in notify.channels_for(svc, request, audience):
+                told.add(channel)
+                if slot is not None and channel in svc.personal_channels:
+                    for person in to:
+                        row = {**last, "audience": audience, "to": [person], "digest": True}
+                        uow.outbox.add(channel, request.id, row, now, not_before=slot)
+                else:
+                    row = {**last, "audience": audience, "to": to}
+                    uow.outbox.add(channel, request.id, row, now, not_before=slot)
+    for channel in request.notify or svc.channels:
+        if channel in svc.tracking_channels and channel not in told and last:
+            uow.outbox.add(channel, request.id, {**last, "audience": "watchers", "to": []}, now)
+    uow.touched.add(request.id)
+
+
+def publish_changes(svc: Services, uow: UnitOfWork) -> None:
+    """After commit: wake live streams of the changed requests, and the dispatcher."""
+    for rid in uow.touched:
+        svc.bus.publish(rid)
+    if uow.touched:
+        svc.wake_dispatcher()

@@ -1,0 +1,268 @@
+"""The request use cases. Each runs in one unit of work: load, ask the domain, then
+store the new state, its audit events and its outbox rows together, and commit once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from signoff.domain.actions import Action
+from signoff.domain.errors import GrantRefused, InvalidInput, LinkRefused, NotFound
+from signoff.domain.identity import User
+from signoff.domain.policy import Decision as PolicyDecision
+from signoff.domain.policy import EvaluationInput, Outcome
+from signoff.domain.requests import MAX_TEXT, Decision, Request, StagePlan, Status
+from signoff.services.dependencies import Services
+from signoff.services.recording import publish_changes, record_changes, save_changes
+
+
+def evaluation_input(
+    svc: Services,
+    user: User,
+    action: Action,
+    context: Mapping[str, Any],
+    ticket: str | None,
+) -> EvaluationInput:
+    """What the policies judge: the action, the requester, now, and the request's context."""
+    labels = context.get("labels") or {}
+    risk = context.get("risk")
+    return EvaluationInput(
+        action=action,
+        requester=user,
+        now=svc.clock.now(),
+        context=context,
+        labels=labels if isinstance(labels, dict) else {},
+        risk=risk if isinstance(risk, str) else None,
+        ticket=ticket,
+    )
+
+
+def explain(
+    svc: Services,
+    user: User,
+    action: Action,
+    context: Mapping[str, Any],
+    ticket: str | None,
+    as_user: str | None = None,
+) -> tuple[User, PolicyDecision]:
+    """What the policy set would decide for this ask by ``user`` (or, for admins, by
+    ``as_user``), and why each earlier policy did not match. A dry run: nothing is
+    stored. Returns the person it was judged for, and the decision."""
+    subject = user
+    if as_user and as_user != user.name:
+        user.require_admin("evaluate policies as another user")
+        subject = svc.directory.user(as_user)
+    decision = svc.policies.explain(evaluation_input(svc, subject, action, context, ticket))
+    return subject, decision
+
+
+def submit_request(
+    svc: Services,
+    user: User,
+    action: Action,
+    reason: str,
+    ticket: str | None,
+    context: dict[str, Any],
+) -> Request:
+    return submit_or_fold(svc, user, action, reason, ticket, context)[0]
+
+
+def submit_or_fold(
+    svc: Services,
+    user: User,
+    action: Action,
+    reason: str,
+    ticket: str | None,
+    context: dict[str, Any],
+) -> tuple[Request, bool]:
+    """Submit a request; or, when the same requester already has the same action pending
+    under review, fold this ask into that request (True) instead of asking again."""
+    svc.check_action(action)
+    now = svc.clock.now()
+    policies = svc.policies
+    decision = policies.evaluate(evaluation_input(svc, user, action, context, ticket))
+    policy = decision.policy
+    reason = reason.strip()
+    if len(reason) > MAX_TEXT:
+        raise InvalidInput(f"reason is longer than {MAX_TEXT} characters", field="reason")
+    if policy.rules.reason_required and not reason:
+        raise InvalidInput(f"policy {policy.name!r} requires a reason", field="reason")
+    pattern = policy.rules.ticket_regex()
+    if pattern is not None and (not ticket or not re.fullmatch(pattern, ticket)):
+        raise InvalidInput(
+            f"policy {policy.name!r} requires a ticket matching {policy.rules.ticket_pattern!r}",
+            field="ticket",
+        )
+    stages = [
+        StagePlan(
+            s.name,
+            svc.directory.resolve(s.users, s.groups),
+            s.quorum,
+            s.timeout,
+            s.reminders,
+            svc.directory.resolve(s.escalate_users, s.escalate_groups),
+            s.escalation_timeout,
+        )
+        for s in policy.stages
+    ]
+    request = Request(
+        id=svc.new_id(),
+        requester=user.name,
+        action=action,
+        reason=reason,
+        ticket=ticket,
+        context=context,
+        policy_name=policy.name,
+        policy_set_digest=policies.digest,
+        stages=stages if decision.outcome is Outcome.REVIEW else [],
+        grant_ttl=policy.grant.ttl,
+        grant_uses=policy.grant.uses,
+        read_only=policy.grant.read_only,
+        executors=svc.directory.resolve(policy.grant.executor_users, policy.grant.executor_groups),
+        created_at=now,
+        on_timeout=policy.on_timeout,
+        expires_at=now + svc.max_pending,
+        notify=policy.notify,
+        digest_every=policy.digest_every,
+    )
+    events = request.start(now)
+    if decision.outcome is Outcome.ALLOW:
+        events += request.approve("policy", now, svc.new_id)
+    elif decision.outcome is Outcome.DENY:
+        events += request.deny_by_policy(now, decision.error or decision.reason)
+    with svc.uow() as uow:
+        if decision.outcome is Outcome.REVIEW:
+            twin = uow.requests.pending_duplicate(user.name, action.digest)
+            if twin is not None:
+                existing = uow.requests.get(twin, for_update=True)
+                version = existing.version
+                save_changes(svc, uow, now, existing, version, existing.fold(reason))
+                uow.commit()
+                publish_changes(svc, uow)
+                return existing, True
+        uow.requests.add(request)
+        record_changes(svc, uow, now, request, events)
+        uow.commit()
+    svc.observer.submitted(request)
+    if request.status is not Status.PENDING:
+        svc.observer.decided(request)
+    publish_changes(svc, uow)
+    return request, False
+
+
+def cast_vote(
+    svc: Services, user: User, request_id: str, decision: Decision, comment: str
+) -> Request:
+    return _vote(svc, user, request_id, decision, comment, link_id=None)
+
+
+def vote_by_link(svc: Services, claims: Mapping[str, Any], comment: str) -> Request:
+    """Vote as the approver a verified link was made for; the link is used up only if
+    the vote is recorded (same transaction)."""
+    user = svc.directory.user(str(claims["sub"]))
+    return _vote(
+        svc, user, str(claims["rid"]), Decision(str(claims["dec"])), comment, str(claims["jti"])
+    )
+
+
+def _vote(
+    svc: Services,
+    user: User,
+    request_id: str,
+    decision: Decision,
+    comment: str,
+    link_id: str | None,
+) -> Request:
+    if len(comment) > MAX_TEXT:
+        raise InvalidInput(f"comment is longer than {MAX_TEXT} characters", field="comment")
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        if link_id is not None and not uow.links.use(link_id, now):
+            raise LinkRefused("used", "this link has already been used")
+        request = uow.requests.get(request_id, for_update=True)
+        version = request.version
+        events = request.vote(user.name, decision, comment, now, svc.new_id)
+        save_changes(svc, uow, now, request, version, events)
+        uow.commit()
+    if request.status is not Status.PENDING:
+        svc.observer.decided(request)
+    publish_changes(svc, uow)
+    return request
+
+
+def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> Request:
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        request = uow.requests.get(request_id, for_update=True)
+        version = request.version
+        events = request.cancel(user.name, user.admin, now, comment)
+        save_changes(svc, uow, now, request, version, events)
+        uow.commit()
+    publish_changes(svc, uow)
+    return request
+
+
+def revoke_grant(svc: Services, user: User, grant_id: str, comment: str) -> Request:
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        request = uow.requests.get_by_grant(grant_id, for_update=True)
+        version = request.version
+        events = request.revoke(user.name, user.admin, now, comment)
+        save_changes(svc, uow, now, request, version, events)
+        uow.commit()
+    publish_changes(svc, uow)
+    return request
+
+
+@dataclass(frozen=True)
+class Redemption:
+    request: Request
+    grant_id: str
+    uses_left: int
+
+
+def redeem_grant(svc: Services, user: User, token: str, action: Action) -> Redemption:
+    """Consume one use of a grant for exactly the approved action, atomically.
+
+    A token that does not verify is refused before anything is read. Any other refusal
+    (another action, expired, revoked, used up) is decided by the domain and recorded
+    in the audit log as an attempt, in its own transaction. The domain takes the use;
+    saving the request stores it, and refuses (``Conflict``) if anyone else changed the
+    request or its grant since it was read, so each use goes to one caller only."""
+    claims = svc.signer.verify(token)  # GrantRefused on a forged, malformed or expired token
+    digest = action.digest
+    try:
+        with svc.uow() as uow:
+            now = svc.clock.now()
+            try:
+                request = uow.requests.get(str(claims["rid"]), for_update=True)
+            except NotFound:
+                raise GrantRefused("unknown_grant", "no such grant") from None
+            if request.grant is None or request.grant.id != claims.get("jti"):
+                raise GrantRefused("unknown_grant", "no such grant")
+            version = request.version
+            events = request.redeem(digest, user.name, now)
+            save_changes(svc, uow, now, request, version, events)
+            uow.commit()
+    except GrantRefused as refusal:
+        _record_refusal(svc, user, claims, refusal.reason, digest)
+        raise
+    publish_changes(svc, uow)
+    assert request.grant is not None
+    return Redemption(request, request.grant.id, request.grant.uses_left)
+
+
+def _record_refusal(
+    svc: Services, user: User, claims: Mapping[str, Any], reason: str, digest: str
+) -> None:
+    with svc.uow() as uow:
+        uow.audit.append(
+            svc.clock.now(),
+            user.name,
+            "grant.refused",
+            str(claims.get("rid")),
+            {"grant_id": claims.get("jti"), "reason": reason, "action_digest": digest},
+        )
+        uow.commit()

@@ -1,0 +1,133 @@
+"""Reads: what the API, the event stream, the CLI, the pages and the channels show.
+
+Apart from the use cases that change state. Every read that concerns one request
+applies the domain's rule of who may see it (``Request.may_read``): a request a person
+may not see is, to them, a request that does not exist (``NotFound``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from signoff.domain.audit import AuditEvent, ChainReport, verify_chain
+from signoff.domain.errors import Forbidden, NotFound
+from signoff.domain.identity import User
+from signoff.domain.requests import Request
+from signoff.services.dependencies import Services
+from signoff.services.ports import Page, UnitOfWork, UnitOfWorkFactory
+
+
+def find_request(uow: UnitOfWorkFactory, request_id: str) -> Request | None:
+    """A request as it is now, whoever asks (channels render the present), or None."""
+    with uow(write=False) as u:
+        try:
+            return u.requests.get(request_id)
+        except NotFound:
+            return None
+
+
+def _visible(uow: UnitOfWork, user: User, request_id: str) -> Request:
+    request = uow.requests.get(request_id)
+    if not request.may_read(user.name, user.admin):
+        raise NotFound(f"no request with id {request_id!r}")
+    return request
+
+
+def request_for(svc: Services, user: User, request_id: str) -> Request:
+    """One request, if this person may see it."""
+    with svc.uow(write=False) as uow:
+        return _visible(uow, user, request_id)
+
+
+@dataclass(frozen=True)
+class RequestHistory:
+    request: Request
+    events: list[AuditEvent]
+
+
+def request_history(svc: Services, user: User, request_id: str, after: int = 0) -> RequestHistory:
+    """A request and its audit events after ``after`` (its timeline), read together."""
+    with svc.uow(write=False) as uow:
+        request = _visible(uow, user, request_id)
+        events = list(uow.audit.events(after=after, request_id=request_id))
+    return RequestHistory(request, events)
+
+
+def list_requests(
+    svc: Services,
+    user: User,
+    *,
+    status: str | None = None,
+    requester: str | None = None,
+    awaiting: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Requests newest first. Admins see all; anyone else the requests they asked for
+    and those they were asked to vote on. ``awaiting='me'``: the viewer's inbox."""
+    who = user.name if awaiting == "me" else awaiting
+    with svc.uow(write=False) as uow:
+        return uow.requests.list(
+            status=status,
+            requester=requester,
+            awaiting=who,
+            cursor=cursor,
+            limit=limit,
+            viewer=None if user.admin else user.name,
+        )
+
+
+def executions_of(svc: Services, user: User, request_id: str) -> list[dict[str, Any]]:
+    """What Signoff ran for a request, with outputs: for those who may execute it."""
+    with svc.uow(write=False) as uow:
+        request = _visible(uow, user, request_id)
+        if not request.may_execute(user.name, user.admin):
+            raise Forbidden("only those who may execute this request may read what ran")
+        return uow.executions.for_request(request_id)
+
+
+def audit_page(svc: Services, user: User, after: int = 0, limit: int = 100) -> list[AuditEvent]:
+    user.require_admin("read the audit log")
+    with svc.uow(write=False) as uow:
+        return list(uow.audit.events(after=after, limit=limit))
+
+
+def verify_audit(svc: Services) -> ChainReport:
+    """Walk the whole chain once, in sequence order, reading in one snapshot."""
+    with svc.uow(write=False, snapshot=True) as uow:
+        head = uow.audit.head()
+        return verify_chain(uow.audit.events(), head)
+
+
+def audit_report(svc: Services, user: User) -> ChainReport:
+    user.require_admin("verify the audit log")
+    return verify_audit(svc)
+
+
+def outbox_rows(svc: Services, status: str | None, limit: int) -> list[dict[str, Any]]:
+    with svc.uow(write=False) as uow:
+        return uow.outbox.rows(status, limit)
+
+
+def never_signed_in(svc: Services, people: list[str]) -> bool:
+    """True before anyone of ``people`` has an API token (the server's first start)."""
+    with svc.uow(write=False) as uow:
+        return all(uow.tokens.count_for(p) == 0 for p in people)
+
+
+def due_queue(svc: Services) -> tuple[int, float]:
+    """How many requests are overdue, and the age in seconds of the oldest (the worker's
+    lag; 0 when it keeps up). For /readyz and /metrics."""
+    now: datetime = svc.clock.now()
+    with svc.uow(write=False) as uow:
+        oldest, due = uow.requests.oldest_due(now)
+    return due, (now - oldest).total_seconds() if oldest else 0.0
+
+
+def export_audit(svc: Services, after: int = 0) -> Iterator[AuditEvent]:
+    """Every audit event after ``after``, streamed in sequence order."""
+    with svc.uow(write=False) as uow:
+        yield from uow.audit.events(after=after)
