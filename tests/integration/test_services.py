@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from signoff.adapters.db import tables as t
 from signoff.domain.actions import Action
-from signoff.domain.errors import GrantRefused, InvalidTransition
+from signoff.domain.errors import Conflict, GrantRefused, InvalidTransition
 from signoff.domain.requests import Decision, Status
 from signoff.services import requests as use_cases
 from signoff.services.ports import FixedClock
@@ -96,3 +96,28 @@ def test_every_step_is_in_one_verified_chain(clocked) -> None:
     report = verify_audit(svc)
     # per request: submitted, two votes, approved, grant issued
     assert report.ok and report.checked == 15
+
+
+def test_a_use_saved_from_stale_state_is_refused_not_counted_twice(clocked) -> None:
+    """The version compare-and-set: a caller that read the grant, then lost the race to
+    another caller who used it (simulated by changing the stored row after the read, as
+    a concurrent commit would), cannot save its own use of the same grant. (Fails if
+    ``save`` stops checking the version.)"""
+    app, clock = clocked
+    svc = app.services
+    frank = svc.directory.user("frank")
+    action = Action("sql.execute", "pg/x", {"sql": "select 1"})  # allowed, one use
+    r = use_cases.submit_request(svc, frank, action, "", None, {})
+    with svc.uow() as uow:
+        stale = uow.requests.get(r.id)  # no row lock
+        version = stale.version
+        assert stale.redeem(action.digest, "frank", clock.now())  # the domain says yes
+        # meanwhile another caller's use commits: the stored version moves on
+        uow.conn.execute(  # type: ignore[attr-defined]
+            t.requests.update().where(t.requests.c.id == r.id).values(version=version + 1)
+        )
+        with pytest.raises(Conflict):
+            uow.requests.save(stale, version)
+    stored = reload(svc, r.id)
+    assert stored.status is Status.APPROVED and stored.grant is not None
+    assert stored.grant.uses_left == 1  # the refused save took nothing

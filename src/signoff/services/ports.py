@@ -88,8 +88,8 @@ class RequestRepository(Protocol):
     def get_by_grant(self, grant_id: str, for_update: bool = False) -> Request: ...
     def save(self, request: Request, expected_version: int) -> None:
         """Store the request's state, votes and grant (its uses included). Raises
-        Conflict if the request is no longer at ``expected_version`` or its grant's uses
-        changed since it was read: nothing a concurrent caller did is overwritten."""
+        Conflict if the request is no longer at ``expected_version`` (every change,
+        each use of its grant included, moves the version)."""
 
     def claim_due(self, now: datetime, limit: int) -> list[str]: ...
     def pending_duplicate(self, requester: str, digest: str) -> str | None: ...

@@ -24,9 +24,7 @@ class DatabaseRequestRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._persisted_votes: dict[str, int] = {}
-        # The grant's uses_left as last read or written: a save only writes a new count
-        # over the one it read (compare-and-set), so no use is taken twice.
-        self._grant_uses: dict[str, int | None] = {}
+        self._had_grant: dict[str, bool] = {}
         self._escalated: dict[tuple[str, int], bool] = {}
 
     def add(self, r: Request) -> None:
@@ -39,7 +37,7 @@ class DatabaseRequestRepository:
         if rows:
             self.conn.execute(t.request_approvers.insert(), rows)
         self._persisted_votes[r.id] = 0
-        self._grant_uses[r.id] = None
+        self._had_grant[r.id] = False
         self._write_children(r)
 
     def _row(self, r: Request) -> dict[str, Any]:
@@ -120,18 +118,13 @@ class DatabaseRequestRepository:
                 "uses_left": g.uses_left,
                 "revoked_at": g.revoked_at,
             }
-            read = self._grant_uses.get(r.id)
-            if read is None:
-                self.conn.execute(t.grants.insert(), {"id": g.id, "request_id": r.id, **values})
+            if self._had_grant.get(r.id):
+                # Guarded with the request row: save() wrote it only if its version was
+                # the one read, and every use of the grant moves that version.
+                self.conn.execute(t.grants.update().where(t.grants.c.id == g.id).values(values))
             else:
-                result = self.conn.execute(
-                    t.grants.update()
-                    .where(t.grants.c.id == g.id, t.grants.c.uses_left == read)
-                    .values(values)
-                )
-                if result.rowcount != 1:
-                    raise Conflict(f"the grant of request {r.id} was used concurrently; try again")
-            self._grant_uses[r.id] = g.uses_left
+                self.conn.execute(t.grants.insert(), {"id": g.id, "request_id": r.id, **values})
+                self._had_grant[r.id] = True
 
     def get(self, request_id: str, for_update: bool = False) -> Request:
         q = sa.select(t.requests).where(t.requests.c.id == request_id)
@@ -177,7 +170,7 @@ class DatabaseRequestRepository:
             else None
         )
         self._persisted_votes[rid] = len(votes)
-        self._grant_uses[rid] = grant.uses_left if grant is not None else None
+        self._had_grant[rid] = grant is not None
         self._escalated[(rid, row["current_stage"])] = row["escalation_level"] > 0
         return Request(
             id=rid,
@@ -214,6 +207,14 @@ class DatabaseRequestRepository:
         )
 
     def save(self, r: Request, expected_version: int) -> None:
+        """Store the aggregate (state, new votes, grant and its uses) if the request is
+        still at ``expected_version``; else Conflict.
+
+        Two guards, each load-bearing where the other is absent: the use cases read the
+        request row locked (``FOR UPDATE`` on PostgreSQL; SQLite's write transactions
+        are serialised), so concurrent callers decide one after the other on fresh
+        state; and this compare-and-set on the version refuses a save made from state
+        read without that lock, so nothing a concurrent caller did is overwritten."""
         row = self._row(r)
         for key in (
             "id",
