@@ -343,3 +343,26 @@ def test_identical_pending_requests_fold_into_one(server, as_user) -> None:
     as_user["bob"].post(f"/v1/requests/{first['id']}/votes", json={"decision": "deny"})
     fresh = write_request(as_user["frank"])  # decided: the same ask is a new request
     assert fresh["id"] != first["id"] and fresh["fold_count"] == 0
+
+
+def test_only_those_involved_see_a_request(as_user) -> None:
+    """The requester, its approvers and admins see it; anyone else is told it does not
+    exist, on every read (one request, its event stream, its executions, lists)."""
+    r = write_request(as_user["dave"], row=77)  # dba (bob, carol) are asked
+    path = f"/v1/requests/{r['id']}"
+    for who in ("dave", "bob", "carol", "alice"):
+        assert as_user[who].get(path).status_code == 200, who
+    for read in (path, f"{path}/events", f"{path}/executions"):
+        problem_of(as_user["frank"].get(read), 404)
+    problem_of(as_user["erin"].get(path), 404)
+
+    def listed(who: str, **query: str) -> set[str]:
+        resp = as_user[who].get("/v1/requests", params={"limit": 200, **query})
+        assert resp.status_code == 200, resp.text
+        return {item["id"] for item in resp.json()["items"]}
+
+    assert r["id"] in listed("dave") and r["id"] in listed("bob") and r["id"] in listed("alice")
+    assert r["id"] not in listed("frank") and r["id"] not in listed("frank", requester="dave")
+    # a vote by someone who may not see it is refused as well (not an approver)
+    resp = as_user["frank"].post(f"{path}/votes", json={"decision": "approve"})
+    assert resp.status_code in (403, 404)
