@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from signoff.domain.actions import Action
 from signoff.domain.errors import GrantRefused, InvalidInput, LinkRefused, NotFound
 from signoff.domain.identity import User
 from signoff.domain.policy import Decision as PolicyDecision
-from signoff.domain.policy import EvaluationInput, Outcome
+from signoff.domain.policy import EvaluationInput, Outcome, Policy
 from signoff.domain.requests import MAX_TEXT, Decision, Request, StagePlan, Status
 from signoff.services.dependencies import Services
 from signoff.services.recording import publish_changes, record_changes, save_changes
@@ -81,52 +82,10 @@ def submit_or_fold(
     under review, fold this ask into that request (True) instead of asking again."""
     svc.check_action(action)
     now = svc.clock.now()
-    policies = svc.policies
-    decision = policies.evaluate(evaluation_input(svc, user, action, context, ticket))
-    policy = decision.policy
+    decision = svc.policies.evaluate(evaluation_input(svc, user, action, context, ticket))
     reason = reason.strip()
-    if len(reason) > MAX_TEXT:
-        raise InvalidInput(f"reason is longer than {MAX_TEXT} characters", field="reason")
-    if policy.rules.reason_required and not reason:
-        raise InvalidInput(f"policy {policy.name!r} requires a reason", field="reason")
-    pattern = policy.rules.ticket_regex()
-    if pattern is not None and (not ticket or not re.fullmatch(pattern, ticket)):
-        raise InvalidInput(
-            f"policy {policy.name!r} requires a ticket matching {policy.rules.ticket_pattern!r}",
-            field="ticket",
-        )
-    stages = [
-        StagePlan(
-            s.name,
-            svc.directory.resolve(s.users, s.groups),
-            s.quorum,
-            s.timeout,
-            s.reminders,
-            svc.directory.resolve(s.escalate_users, s.escalate_groups),
-            s.escalation_timeout,
-        )
-        for s in policy.stages
-    ]
-    request = Request(
-        id=svc.new_id(),
-        requester=user.name,
-        action=action,
-        reason=reason,
-        ticket=ticket,
-        context=context,
-        policy_name=policy.name,
-        policy_set_digest=policies.digest,
-        stages=stages if decision.outcome is Outcome.REVIEW else [],
-        grant_ttl=policy.grant.ttl,
-        grant_uses=policy.grant.uses,
-        read_only=policy.grant.read_only,
-        executors=svc.directory.resolve(policy.grant.executor_users, policy.grant.executor_groups),
-        created_at=now,
-        on_timeout=policy.on_timeout,
-        expires_at=now + svc.max_pending,
-        notify=policy.notify,
-        digest_every=policy.digest_every,
-    )
+    _check_request_rules(decision.policy, reason, ticket)
+    request = _new_request(svc, user, action, reason, ticket, context, decision, now)
     events = request.start(now)
     if decision.outcome is Outcome.ALLOW:
         events += request.approve("policy", now, svc.new_id)
@@ -150,6 +109,67 @@ def submit_or_fold(
         svc.observer.decided(request)
     publish_changes(svc, uow)
     return request, False
+
+
+def _check_request_rules(policy: Policy, reason: str, ticket: str | None) -> None:
+    """What the matching policy asks of every request: a reason, a ticket of a form."""
+    if len(reason) > MAX_TEXT:
+        raise InvalidInput(f"reason is longer than {MAX_TEXT} characters", field="reason")
+    if policy.rules.reason_required and not reason:
+        raise InvalidInput(f"policy {policy.name!r} requires a reason", field="reason")
+    pattern = policy.rules.ticket_regex()
+    if pattern is not None and (not ticket or not re.fullmatch(pattern, ticket)):
+        raise InvalidInput(
+            f"policy {policy.name!r} requires a ticket matching {policy.rules.ticket_pattern!r}",
+            field="ticket",
+        )
+
+
+def _new_request(
+    svc: Services,
+    user: User,
+    action: Action,
+    reason: str,
+    ticket: str | None,
+    context: dict[str, Any],
+    decision: PolicyDecision,
+    now: datetime,
+) -> Request:
+    """The request as the policy shapes it: its stages with groups resolved to people,
+    its grant's terms, its deadlines and channels."""
+    policy = decision.policy
+    stages = [
+        StagePlan(
+            s.name,
+            svc.directory.resolve(s.users, s.groups),
+            s.quorum,
+            s.timeout,
+            s.reminders,
+            svc.directory.resolve(s.escalate_users, s.escalate_groups),
+            s.escalation_timeout,
+        )
+        for s in policy.stages
+    ]
+    return Request(
+        id=svc.new_id(),
+        requester=user.name,
+        action=action,
+        reason=reason,
+        ticket=ticket,
+        context=context,
+        policy_name=policy.name,
+        policy_set_digest=svc.policies.digest,
+        stages=stages if decision.outcome is Outcome.REVIEW else [],
+        grant_ttl=policy.grant.ttl,
+        grant_uses=policy.grant.uses,
+        read_only=policy.grant.read_only,
+        executors=svc.directory.resolve(policy.grant.executor_users, policy.grant.executor_groups),
+        created_at=now,
+        on_timeout=policy.on_timeout,
+        expires_at=now + svc.max_pending,
+        notify=policy.notify,
+        digest_every=policy.digest_every,
+    )
 
 
 def cast_vote(

@@ -1,0 +1,47 @@
+"""Operations: liveness, readiness (the database answers; the due queue) and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from signoff.bootstrap import App
+from signoff.services import views
+
+
+def router(app: App) -> APIRouter:
+    api = APIRouter()
+    svc = app.services
+    observer = app.observer
+
+    @api.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["operations"])
+    def readyz() -> JSONResponse:
+        # The policy set is loaded before the server starts (or it refuses to start), so
+        # readiness is the database answering.
+        checks: dict[str, Any] = {
+            "policies": len(svc.policies),
+            "policy_set_digest": svc.policies.digest,
+        }
+        try:
+            checks["due"], checks["worker_lag_seconds"] = views.due_queue(svc)
+            ok = True
+        except Exception as exc:  # report, do not crash
+            ok = False
+            checks["database_error"] = type(exc).__name__
+        checks["database"] = ok
+        return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+    @api.get("/metrics", tags=["operations"])
+    def metrics() -> Response:
+        due, lag = views.due_queue(svc)
+        observer.due_depth.set(due)
+        observer.worker_lag.set(lag)
+        return Response(observer.render(), media_type="text/plain; version=0.0.4")
+
+    return api

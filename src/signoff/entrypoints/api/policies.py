@@ -1,0 +1,46 @@
+"""Policies (a dry run of the policy set) and the audit log (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from signoff.bootstrap import App
+from signoff.entrypoints.api.callers import ERRORS, CurrentUser
+from signoff.entrypoints.api.requests import to_action
+from signoff.entrypoints.api.schemas import EvaluateIn
+from signoff.services import requests as use_cases
+from signoff.services import views
+
+
+def router(app: App) -> APIRouter:
+    api = APIRouter()
+    svc = app.services
+
+    @api.post("/v1/policies/evaluate", tags=["policies"], responses=ERRORS)
+    def evaluate(body: EvaluateIn, user: CurrentUser) -> dict[str, Any]:
+        context = body.context.model_dump(exclude_none=True)
+        subject, decision = use_cases.explain(
+            svc, user, to_action(body.action), context, body.ticket, as_user=body.as_user
+        )
+        return {
+            "as": subject.name,
+            "policy_set_digest": svc.policies.digest,
+            **decision.as_dict(),
+        }
+
+    @api.get("/v1/audit", tags=["audit"], responses=ERRORS)
+    def audit(
+        user: CurrentUser,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        items = [e.as_dict() for e in views.audit_page(svc, user, after, limit)]
+        return {"items": items, "next_after": items[-1]["seq"] if items else after}
+
+    @api.get("/v1/audit/verify", tags=["audit"], responses=ERRORS)
+    def audit_verify(user: CurrentUser) -> dict[str, Any]:
+        return views.audit_report(svc, user).as_dict()
+
+    return api
