@@ -1,17 +1,14 @@
-"""A policy chooses where its requests are announced (`notify:`)."""
+"""A policy chooses where its requests are announced (`notify:`): the server refuses a
+channel it does not have. (Routing itself: tests/unit/test_use_cases.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from signoff.adapters.db import tables as t
 from signoff.bootstrap import build
-from signoff.domain.actions import Action
 from signoff.domain.errors import PolicyError
-from signoff.services import requests as use_cases
 
 from ..conftest import make_settings
 
@@ -30,39 +27,6 @@ policies:
       stages: [{approvers: {groups: [dba]}, quorum: 1}]
 default: {outcome: deny}
 """
-
-
-def test_policy_channels_replace_the_defaults(database_url: str, tmp_path: Path) -> None:
-    folder = tmp_path / "policies"
-    folder.mkdir()
-    (folder / "p.yaml").write_text(POLICIES)
-    app = build(
-        make_settings(
-            database_url,
-            tmp_path,
-            policies_dir=folder,
-            channels="log,email,webhook:audit",
-            webhooks={"audit": {"url": "http://127.0.0.1:9/x", "secret": "s"}},
-        )
-    )
-    try:
-        svc = app.services
-        frank = svc.directory.user("frank")
-        loud = use_cases.submit_request(svc, frank, Action("deploy", "prod/web", {}), "", None, {})
-        quiet = use_cases.submit_request(svc, frank, Action("config.change", "x", {}), "", None, {})
-        with app.engine.connect() as conn:
-
-            def topics(rid: str) -> list[str]:
-                return sorted(
-                    conn.execute(
-                        sa.select(t.outbox.c.topic).where(t.outbox.c.request_id == rid)
-                    ).scalars()
-                )
-
-            assert topics(loud.id) == ["email", "webhook:audit"]
-            assert topics(quiet.id) == ["email", "log", "webhook:audit"]
-    finally:
-        app.close()
 
 
 def test_the_server_refuses_a_policy_naming_an_unconfigured_channel(

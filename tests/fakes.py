@@ -1,0 +1,248 @@
+"""Test doubles of the storage ports: an in-memory unit of work (the cosmicpython way),
+for service rules that are not about the database. Each records what a use case
+stored, so tests assert on it, not on calls."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from signoff.adapters.directory_file import load_directory
+from signoff.adapters.policy_files import load_policy_set
+from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
+from signoff.domain.errors import Conflict, NotFound
+from signoff.domain.requests import Request, Status
+from signoff.services.dependencies import Services
+from signoff.services.ports import FixedClock, Notification, Page
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass
+class OutboxRow:
+    topic: str
+    request_id: str | None
+    payload: dict[str, Any]
+    at: datetime
+    not_before: datetime | None
+
+
+@dataclass
+class Store:
+    """What a fake database holds: committed state only."""
+
+    requests: dict[str, Request] = field(default_factory=dict)
+    audit: list[AuditEvent] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
+    links: set[str] = field(default_factory=set)
+
+
+class FakeRequests:
+    def __init__(self, staged: dict[str, Request]) -> None:
+        self.staged = staged
+
+    def add(self, request: Request) -> None:
+        self.staged[request.id] = copy.deepcopy(request)
+
+    def get(self, request_id: str, for_update: bool = False) -> Request:
+        if request_id not in self.staged:
+            raise NotFound(f"no request with id {request_id!r}")
+        return copy.deepcopy(self.staged[request_id])
+
+    def get_by_grant(self, grant_id: str, for_update: bool = False) -> Request:
+        for r in self.staged.values():
+            if r.grant is not None and r.grant.id == grant_id:
+                return copy.deepcopy(r)
+        raise NotFound(f"no grant with id {grant_id!r}")
+
+    def save(self, request: Request, expected_version: int) -> None:
+        if self.staged[request.id].version != expected_version:
+            raise Conflict(f"request {request.id} was changed concurrently; try again")
+        self.staged[request.id] = copy.deepcopy(request)
+
+    def pending_duplicate(self, requester: str, digest: str) -> str | None:
+        twins = [
+            r
+            for r in self.staged.values()
+            if r.requester == requester and r.action_digest == digest and r.status is Status.PENDING
+        ]
+        return min(twins, key=lambda r: r.created_at).id if twins else None
+
+    def status_of(self, request_id: str) -> str | None:
+        r = self.staged.get(request_id)
+        return r.status.value if r else None
+
+    def claim_due(self, now: datetime, limit: int) -> list[str]:
+        due = [r for r in self.staged.values() if r.next_due_at and r.next_due_at <= now]
+        return [r.id for r in sorted(due, key=lambda r: r.next_due_at or now)][:limit]
+
+    def oldest_due(self, now: datetime) -> tuple[datetime | None, int]:
+        due = [
+            r.next_due_at for r in self.staged.values() if r.next_due_at and r.next_due_at <= now
+        ]
+        return (min(due), len(due)) if due else (None, 0)
+
+    def list(self, **kwargs: Any) -> Page:  # pragma: no cover - reads live in views tests
+        raise NotImplementedError
+
+
+class FakeAudit:
+    def __init__(self, staged: list[AuditEvent]) -> None:
+        self.staged = staged
+
+    def append(
+        self, at: datetime, actor: str, type_: str, request_id: str | None, payload: dict[str, Any]
+    ) -> AuditEvent:
+        seq, prev = self.head()
+        ev = chain_next(seq, prev, at, actor, type_, request_id, payload)
+        self.staged.append(ev)
+        return ev
+
+    def events(
+        self, after: int = 0, request_id: str | None = None, limit: int | None = None
+    ) -> Iterator[AuditEvent]:
+        found = [
+            e
+            for e in self.staged
+            if e.seq > after and (request_id is None or e.request_id == request_id)
+        ]
+        return iter(found[:limit] if limit is not None else found)
+
+    def head(self) -> tuple[int, str]:
+        return (self.staged[-1].seq, self.staged[-1].hash) if self.staged else (0, GENESIS_HASH)
+
+
+class FakeOutbox:
+    def __init__(self, staged: list[OutboxRow]) -> None:
+        self.staged = staged
+
+    def add(
+        self,
+        topic: str,
+        request_id: str | None,
+        payload: dict[str, Any],
+        at: datetime,
+        not_before: datetime | None = None,
+    ) -> None:
+        self.staged.append(OutboxRow(topic, request_id, payload, at, not_before))
+
+    def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Notification]:
+        raise NotImplementedError  # the dispatcher is tested on real databases
+
+
+class FakeTokens:
+    def __init__(self, staged: dict[str, tuple[str, str]]) -> None:
+        self.staged = staged
+
+    def add(self, token_id: str, user: str, token_hash: str, label: str, at: datetime) -> None:
+        self.staged[token_hash] = (token_id, user)
+
+    def user_for(self, token_hash: str) -> str | None:
+        hit = self.staged.get(token_hash)
+        return hit[1] if hit else None
+
+    def count_for(self, user: str) -> int:
+        return sum(1 for _, u in self.staged.values() if u == user)
+
+
+class FakeLinks:
+    def __init__(self, staged: set[str]) -> None:
+        self.staged = staged
+
+    def use(self, jti: str, at: datetime) -> bool:
+        if jti in self.staged:
+            return False
+        self.staged.add(jti)
+        return True
+
+    def used(self, jti: str) -> bool:
+        return jti in self.staged
+
+
+class FakeUnitOfWork:
+    """One transaction over a ``Store``: changes are staged on copies and land in the
+    store only on ``commit`` (a use case that raises leaves the store as it was)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.touched: set[str] = set()
+        self.committed = False
+
+    def __enter__(self) -> FakeUnitOfWork:
+        s = self.store
+        self._requests = dict(s.requests)
+        self._audit = list(s.audit)
+        self._outbox = list(s.outbox)
+        self._tokens = dict(s.tokens)
+        self._links = set(s.links)
+        self.requests = FakeRequests(self._requests)
+        self.audit = FakeAudit(self._audit)
+        self.outbox = FakeOutbox(self._outbox)
+        self.tokens = FakeTokens(self._tokens)
+        self.links = FakeLinks(self._links)
+        self.executions = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def commit(self) -> None:
+        s = self.store
+        s.requests, s.audit, s.outbox = self._requests, self._audit, self._outbox
+        s.tokens, s.links = self._tokens, self._links
+        self.committed = True
+
+
+@dataclass
+class Recorder:
+    """Records what a use case published after commit."""
+
+    published: list[str] = field(default_factory=list)
+    wakes: int = 0
+
+    def publish(self, request_id: str) -> None:
+        self.published.append(request_id)
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+
+class FakeSigner:
+    def issue(self, request: Request) -> str:
+        assert request.grant is not None
+        return f"grant:{request.id}:{request.grant.id}"
+
+    def verify(self, token: str) -> dict[str, Any]:
+        _, rid, jti = token.split(":")
+        return {"rid": rid, "jti": jti}
+
+
+def fake_services(
+    store: Store,
+    clock: FixedClock,
+    recorder: Recorder | None = None,
+    policies: Path = FIXTURES / "policies",
+    users: Path = FIXTURES / "users.yaml",
+    **overrides: Any,
+) -> Services:
+    """Services on the fake store, with the fixture policies and users."""
+    directory = load_directory(users)
+    ids = iter(f"id-{n}" for n in range(1, 1_000_000))
+    rec = recorder or Recorder()
+    values: dict[str, Any] = {
+        "uow": lambda write=True, snapshot=False: FakeUnitOfWork(store),
+        "clock": clock,
+        "directory": directory,
+        "policies": load_policy_set(policies, directory),
+        "signer": FakeSigner(),
+        "bus": rec,
+        "new_id": lambda: next(ids),
+        "wake_dispatcher": rec.wake,
+    }
+    values.update(overrides)
+    return Services(**values)
