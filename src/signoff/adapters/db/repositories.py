@@ -370,11 +370,16 @@ def _encode_cursor(created: datetime, rid: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """A cursor this server made: [time with its zone, request id]; anything else is
+    refused as invalid input."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, rid = json.loads(raw)
-        return datetime.fromisoformat(created), str(rid)
-    except (ValueError, TypeError) as exc:
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None or not isinstance(rid, str) or len(rid) > 100:
+            raise ValueError("not a cursor of this server")
+        return at, rid
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise InvalidInput("invalid cursor", field="cursor") from exc
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from signoff.bootstrap import App
+from signoff.domain.limits import MAX_INT
 from signoff.entrypoints.api.callers import ERRORS, CurrentUser
 from signoff.entrypoints.api.requests import to_action
 from signoff.entrypoints.api.schemas import EvaluateIn
@@ -33,7 +34,7 @@ def router(app: App) -> APIRouter:
     @api.get("/v1/audit", tags=["audit"], responses=ERRORS)
     def audit(
         user: CurrentUser,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         items = [e.as_dict() for e in views.audit_page(svc, user, after, limit)]

@@ -51,11 +51,13 @@ def install(app: FastAPI) -> None:
             loc = [str(p) for p in err.get("loc", ())]
             errors.append({"field": ".".join(loc), "message": str(err.get("msg", ""))})
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        where = first["field"].split(".", 1)  # body.reason -> reason, query.cursor -> cursor
         return problem(
             422,
             "validation-error",
             "Validation error",
             f"{first['field']}: {first['message']}" if first["field"] else first["message"],
+            field=where[-1],
             errors=errors,
         )
 

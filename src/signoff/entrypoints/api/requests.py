@@ -17,6 +17,7 @@ from signoff.domain.actions import Action
 from signoff.domain.audit import AuditEvent
 from signoff.domain.errors import InvalidInput
 from signoff.domain.identity import User
+from signoff.domain.limits import MAX_INT, shown
 from signoff.domain.requests import FINAL, Decision, Status
 from signoff.domain.requests import Request as SignoffRequest
 from signoff.entrypoints.api.callers import ERRORS, CurrentUser
@@ -63,18 +64,20 @@ def request_out(
     entries = None
     if timeline is not None:
         entries = [
-            TimelineEntry(seq=e.seq, at=e.at, actor=e.actor, type=e.type, payload=e.payload_data())
+            TimelineEntry(
+                seq=e.seq, at=e.at, actor=e.actor, type=e.type, payload=shown(e.payload_data())
+            )
             for e in timeline
         ]
     return RequestOut(
         id=r.id,
         status=r.status.value,
         requester=r.requester,
-        action=r.action.as_dict(),
+        action=shown(r.action.as_dict()),
         action_digest=r.action_digest,
         reason=r.reason,
         ticket=r.ticket,
-        context=r.context,
+        context=shown(r.context),
         policy=r.policy_name,
         policy_set_digest=r.policy_set_digest,
         stages=[
@@ -130,10 +133,12 @@ def router(app: App) -> APIRouter:
     @api.get("/v1/requests", response_model=RequestPage, tags=["requests"], responses=ERRORS)
     def list_requests(
         user: CurrentUser,
-        status: str | None = None,
-        requester: str | None = None,
-        awaiting: str | None = Query(None, description="a user name, or 'me'"),
-        cursor: str | None = None,
+        status: Annotated[str | None, Query(max_length=20)] = None,
+        requester: Annotated[str | None, Query(max_length=100)] = None,
+        awaiting: Annotated[
+            str | None, Query(max_length=100, description="a user name, or 'me'")
+        ] = None,
+        cursor: Annotated[str | None, Query(max_length=1000)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> RequestPage:
         page = views.list_requests(
@@ -213,15 +218,22 @@ def router(app: App) -> APIRouter:
         request_id: str,
         user: CurrentUser,
         last_event_id: Annotated[str | None, Header()] = None,
-        after: int | None = Query(None, description="start after this audit sequence number"),
+        after: Annotated[
+            int | None,
+            Query(ge=0, le=MAX_INT, description="start after this audit sequence number"),
+        ] = None,
     ) -> EventSourceResponse:
         await run_in_threadpool(views.request_for, svc, user, request_id)  # 404 first
         start = after or 0
         if last_event_id:
-            try:
-                start = int(last_event_id)
-            except ValueError:
-                raise InvalidInput("Last-Event-ID must be a sequence number") from None
+            if not (last_event_id.isascii() and last_event_id.isdigit()) or (
+                int(last_event_id) > MAX_INT
+            ):
+                raise InvalidInput(
+                    "Last-Event-ID must be an audit sequence number (0 to 2^63-1)",
+                    field="Last-Event-ID",
+                )
+            start = int(last_event_id)
         return EventSourceResponse(
             _stream(app, request_id, start, user),
             ping=int(max(1, app.settings.sse_keepalive_seconds)),
@@ -258,7 +270,7 @@ def _read_since(
     app: App, request_id: str, after: int, viewer: User
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     found = views.request_history(app.services, viewer, request_id, after)
-    batch = [e.as_dict() for e in found.events]
+    batch = [shown(e.as_dict()) for e in found.events]
     out = request_out(app, found.request, viewer)
     snapshot = {
         "status": out.status,

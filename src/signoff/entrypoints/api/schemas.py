@@ -5,19 +5,44 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from signoff.domain.limits import check_json, check_text
 from signoff.domain.requests import MAX_TEXT
 
 
+def _no_nul(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        check_text(value, path)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_nul(v, f"{path}[{i}]")
+
+
 class _In(BaseModel):
+    """Every request body: unknown fields refused, and no text with a NUL character."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _refuse_nul(self) -> _In:
+        for name, value in self.__dict__.items():
+            if not isinstance(value, BaseModel):  # nested models check themselves
+                _no_nul(value, name)
+        return self
+
+
+def _params(value: dict[str, Any]) -> dict[str, Any]:
+    return check_json(value, "params")  # type: ignore[no-any-return]
 
 
 class ActionIn(_In):
     type: Annotated[str, Field(min_length=1, max_length=200, examples=["sql.execute"])]
     target: Annotated[str, Field(min_length=1, max_length=500, examples=["postgres/prod-main"])]
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Annotated[dict[str, Any], AfterValidator(_params)] = Field(default_factory=dict)
 
 
 class ContextIn(_In):
