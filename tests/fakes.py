@@ -15,6 +15,7 @@ from signoff.adapters.directory_file import load_directory
 from signoff.adapters.policy_files import load_policy_set
 from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
 from signoff.domain.errors import Conflict, NotFound
+from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Request, Status
 from signoff.services.dependencies import Services
 from signoff.services.ports import FixedClock, Notification, Page
@@ -95,11 +96,9 @@ class FakeAudit:
     def __init__(self, staged: list[AuditEvent]) -> None:
         self.staged = staged
 
-    def append(
-        self, at: datetime, actor: str, type_: str, request_id: str | None, payload: dict[str, Any]
-    ) -> AuditEvent:
+    def append(self, at: datetime, request_id: str | None, event: AuditedEvent) -> AuditEvent:
         seq, prev = self.head()
-        ev = chain_next(seq, prev, at, actor, type_, request_id, payload)
+        ev = chain_next(seq, prev, at, event.actor, event.type, request_id, event.payload())
         self.staged.append(ev)
         return ev
 

@@ -71,6 +71,7 @@ def chain_next(
 ) -> AuditEvent:
     """The event that follows the head: O(1), needs only the head's seq and hash."""
     seq = head_seq + 1
+    type_ = str(type_)  # an EventType is stored as its plain name
     when = format_time(at)
     body = canonical_json(payload).decode("utf-8")
     digest = event_hash(seq, when, actor, type_, request_id, body, head_hash)

@@ -31,6 +31,24 @@ from signoff.domain.errors import (
     QuorumUnreachable,
     SelfApproval,
 )
+from signoff.domain.events import (
+    DomainEvent,
+    ExecutionFinished,
+    ExecutionResult,
+    ExecutionStarted,
+    GrantExpiring,
+    GrantIssued,
+    GrantRedeemed,
+    GrantRevoked,
+    GrantUseReturned,
+    RequestFolded,
+    RequestMoved,
+    RequestReminded,
+    RequestSubmitted,
+    StageAdvanced,
+    StageEscalated,
+    VoteCast,
+)
 
 # The longest reason or comment a person may write (the API, forms and use cases agree).
 MAX_TEXT = 4000
@@ -127,15 +145,6 @@ class Grant:
     uses_left: int
     issued_at: datetime
     revoked_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Happened:
-    """A domain event: what the audit log and the outbox will record."""
-
-    type: str
-    actor: str
-    payload: dict[str, Any]
 
 
 @dataclass
@@ -251,7 +260,7 @@ class Request:
 
     # ----- commands ------------------------------------------------------------------
 
-    def start(self, now: datetime) -> list[Happened]:
+    def start(self, now: datetime) -> list[DomainEvent]:
         """Check the review can succeed and open its first stage. A stage counts the
         people its escalation would add: a quorum reachable only after escalation is a
         slow review, not an impossible one."""
@@ -264,24 +273,20 @@ class Request:
                 )
         self.stage_started_at = now
         return [
-            Happened(
-                "request.submitted",
-                self.requester,
-                {
-                    "action": self.action.as_dict(),
-                    "action_digest": self.action_digest,
-                    "reason": self.reason,
-                    "ticket": self.ticket,
-                    "policy": self.policy_name,
-                    "policy_set_digest": self.policy_set_digest,
-                    "stages": [s.as_dict() for s in self.stages],
-                },
+            RequestSubmitted(
+                actor=self.requester,
+                action=self.action,
+                reason=self.reason,
+                ticket=self.ticket,
+                policy=self.policy_name,
+                policy_set_digest=self.policy_set_digest,
+                stages=tuple(self.stages),
             )
         ]
 
     def vote(
         self, voter: str, decision: Decision, comment: str, now: datetime, new_id: Callable[[], str]
-    ) -> list[Happened]:
+    ) -> list[DomainEvent]:
         if self.status is not Status.PENDING:
             raise InvalidTransition(
                 f"request {self.id} is {self.status.value}; votes are only taken while pending"
@@ -297,15 +302,11 @@ class Request:
             )
         self.votes.append(Vote(voter, decision, comment, self.current_stage, now))
         self.version += 1
-        events = [
-            Happened(
-                "vote.cast",
-                voter,
-                {"decision": decision.value, "comment": comment, "stage": self.current_stage},
-            )
+        events: list[DomainEvent] = [
+            VoteCast(actor=voter, decision=decision, comment=comment, stage=self.current_stage)
         ]
         if decision is Decision.DENY:
-            events += self._move(Status.DENIED, voter, now, {"by": voter, "comment": comment})
+            events += self._move(Status.DENIED, voter, now, by=voter, comment=comment)
             return events
         if len(self.approvals_in(self.current_stage)) >= stage.quorum:
             if self.current_stage + 1 < len(self.stages):
@@ -314,31 +315,23 @@ class Request:
                 self.escalation_level = 0
                 self.reminders_sent = 0
                 nxt = self.stages[self.current_stage]
-                events.append(
-                    Happened(
-                        "stage.advanced",
-                        voter,
-                        {"stage": self.current_stage, "name": nxt.name},
-                    )
-                )
+                events.append(StageAdvanced(actor=voter, stage=self.current_stage, name=nxt.name))
             else:
                 events += self.approve(voter, now, new_id)
         return events
 
-    def fold(self, reason: str) -> list[Happened]:
+    def fold(self, reason: str) -> list[DomainEvent]:
         """The same requester asked for the same action again while this one is pending:
         count it here instead of asking the approvers a second time."""
         if self.status is not Status.PENDING:
             raise InvalidTransition(f"request {self.id} is {self.status.value}; nothing to fold")
         self.fold_count += 1
         self.version += 1
-        return [
-            Happened("request.folded", self.requester, {"count": self.fold_count, "reason": reason})
-        ]
+        return [RequestFolded(actor=self.requester, count=self.fold_count, reason=reason)]
 
-    def approve(self, actor: str, now: datetime, new_id: Callable[[], str]) -> list[Happened]:
+    def approve(self, actor: str, now: datetime, new_id: Callable[[], str]) -> list[DomainEvent]:
         """Approve and issue the grant (from a quorum, or directly by an allow policy)."""
-        events = self._move(Status.APPROVED, actor, now, {})
+        events = self._move(Status.APPROVED, actor, now)
         self.grant = Grant(
             id=new_id(),
             expires_at=now + self.grant_ttl,
@@ -347,38 +340,35 @@ class Request:
             issued_at=now,
         )
         events.append(
-            Happened(
-                "grant.issued",
-                actor,
-                {
-                    "grant_id": self.grant.id,
-                    "expires_at": self.grant.expires_at.isoformat(),
-                    "uses": self.grant_uses,
-                    "action_digest": self.action_digest,
-                },
+            GrantIssued(
+                actor=actor,
+                grant_id=self.grant.id,
+                expires_at=self.grant.expires_at,
+                uses=self.grant_uses,
+                action_digest=self.action_digest,
             )
         )
         return events
 
-    def deny_by_policy(self, now: datetime, reason: str) -> list[Happened]:
-        return self._move(Status.DENIED, "policy", now, {"by": "policy", "comment": reason})
+    def deny_by_policy(self, now: datetime, reason: str) -> list[DomainEvent]:
+        return self._move(Status.DENIED, "policy", now, by="policy", comment=reason)
 
-    def cancel(self, actor: str, is_admin: bool, now: datetime, comment: str) -> list[Happened]:
+    def cancel(self, actor: str, is_admin: bool, now: datetime, comment: str) -> list[DomainEvent]:
         if actor != self.requester and not is_admin:
             raise Forbidden("only the requester or an admin can cancel a request")
-        events = self._move(Status.CANCELLED, actor, now, {"comment": comment})
+        events = self._move(Status.CANCELLED, actor, now, comment=comment)
         if self.grant is not None and self.grant.revoked_at is None:
             self.grant.revoked_at = now
         return events
 
-    def revoke(self, actor: str, is_admin: bool, now: datetime, comment: str) -> list[Happened]:
+    def revoke(self, actor: str, is_admin: bool, now: datetime, comment: str) -> list[DomainEvent]:
         if not is_admin:
             raise Forbidden("only an admin can revoke a grant")
         if self.grant is None:
             raise InvalidTransition(f"request {self.id} has no grant to revoke")
-        events = self._move(Status.REVOKED, actor, now, {"comment": comment})
+        events = self._move(Status.REVOKED, actor, now, comment=comment)
         self.grant.revoked_at = now
-        events.append(Happened("grant.revoked", actor, {"grant_id": self.grant.id}))
+        events.append(GrantRevoked(actor=actor, grant_id=self.grant.id))
         return events
 
     def _redeemable(self, digest: str, now: datetime) -> Grant:
@@ -430,22 +420,18 @@ class Request:
         people the policy names (``grant.executors``), and admins."""
         return person == self.requester or person in self.executors or is_admin
 
-    def redeem(self, digest: str, actor: str, now: datetime) -> list[Happened]:
+    def redeem(self, digest: str, actor: str, now: datetime) -> list[DomainEvent]:
         grant = self._take_use(digest, now)
-        events = [
-            Happened(
-                "grant.redeemed",
-                actor,
-                {"grant_id": grant.id, "uses_left": grant.uses_left},
-            )
+        events: list[DomainEvent] = [
+            GrantRedeemed(actor=actor, grant_id=grant.id, uses_left=grant.uses_left)
         ]
         if grant.uses_left == 0:
-            events += self._move(Status.EXECUTED, actor, now, {"grant_id": grant.id})
+            events += self._move(Status.EXECUTED, actor, now, grant_id=grant.id)
         return events
 
     def start_execution(
         self, actor: str, is_admin: bool, now: datetime, execution_id: str
-    ) -> list[Happened]:
+    ) -> list[DomainEvent]:
         """Signoff is to perform the stored action: the requester (or someone the policy
         names, or an admin) takes one use of the grant. Nothing but the approved action
         can run this way: the digest checked is the request's own."""
@@ -454,15 +440,12 @@ class Request:
             raise Forbidden(f"only {who} or an admin may execute request {self.id}")
         grant = self._take_use(self.action_digest, now)
         return [
-            Happened(
-                "execution.started",
-                actor,
-                {
-                    "execution_id": execution_id,
-                    "grant_id": grant.id,
-                    "uses_left": grant.uses_left,
-                    "read_only": self.read_only,
-                },
+            ExecutionStarted(
+                actor=actor,
+                execution_id=execution_id,
+                grant_id=grant.id,
+                uses_left=grant.uses_left,
+                read_only=self.read_only,
             )
         ]
 
@@ -475,46 +458,44 @@ class Request:
         digest: str,
         execution_id: str,
         ran: bool = True,
-    ) -> list[Happened]:
+    ) -> list[DomainEvent]:
         """Record how an execution ended: a failure ends the request (``failed``); a
         success that used the last use ends it as ``executed``; an execution that could
         not start (``ran`` false: the target was unreachable) gives its use back
         (``grant.use_returned``)."""
         assert self.grant is not None
-        result = {
-            "execution_id": execution_id,
-            "ok": ok,
-            "ran": ran,
-            "summary": summary[:500],
-            "output_digest": digest,
-        }
+        result = ExecutionResult(
+            execution_id=execution_id,
+            ok=ok,
+            ran=ran,
+            summary=summary[:500],
+            output_digest=digest,
+        )
         self.version += 1
-        events = [Happened("execution.finished", actor, result)]
+        events: list[DomainEvent] = [ExecutionFinished(actor=actor, result=result)]
         if self.status is not Status.APPROVED:
             return events  # revoked or expired while it ran: the outcome is still recorded
         if not ran:
             self.grant.uses_left += 1
             return [
                 *events,
-                Happened(
-                    "grant.use_returned",
-                    actor,
-                    {"grant_id": self.grant.id, "uses_left": self.grant.uses_left},
+                GrantUseReturned(
+                    actor=actor, grant_id=self.grant.id, uses_left=self.grant.uses_left
                 ),
             ]
         if not ok:
-            events += self._move(Status.FAILED, actor, now, result)
+            events += self._move(Status.FAILED, actor, now, result=result)
         elif self.grant.uses_left == 0:
-            events += self._move(Status.EXECUTED, actor, now, result)
+            events += self._move(Status.EXECUTED, actor, now, result=result)
         return events
 
-    def tick(self, now: datetime) -> list[Happened]:
+    def tick(self, now: datetime) -> list[DomainEvent]:
         """Do whatever has fallen due by ``now``: reminders, escalation, timeout, expiry.
 
         Idempotent: a second call at the same time finds nothing due, because every
         firing moves the state (and so ``next_due_at``) forward.
         """
-        events: list[Happened] = []
+        events: list[DomainEvent] = []
         for _ in range(16):  # a bounded catch-up after a long outage
             due = self.next_due_at
             if due is None or due > now:
@@ -522,7 +503,7 @@ class Request:
             events += self._fire(now)
         return events
 
-    def _fire(self, now: datetime) -> list[Happened]:
+    def _fire(self, now: datetime) -> list[DomainEvent]:
         if self.status is Status.APPROVED:
             assert self.grant is not None
             warn = self.expiry_warning_at
@@ -530,14 +511,11 @@ class Request:
                 self.expiry_warned = True
                 self.version += 1
                 return [
-                    Happened(
-                        "grant.expiring",
-                        "scheduler",
-                        {
-                            "grant_id": self.grant.id,
-                            "expires_at": self.grant.expires_at.isoformat(),
-                            "uses_left": self.grant.uses_left,
-                        },
+                    GrantExpiring(
+                        actor="scheduler",
+                        grant_id=self.grant.id,
+                        expires_at=self.grant.expires_at,
+                        uses_left=self.grant.uses_left,
                     )
                 ]
             self.expiry_warned = True  # past expiry: no warning any more
@@ -545,7 +523,8 @@ class Request:
                 Status.EXPIRED,
                 "scheduler",
                 now,
-                {"grant_id": self.grant.id, "uses_left": self.grant.uses_left},
+                grant_id=self.grant.id,
+                uses_left=self.grant.uses_left,
             )
         if self.expires_at is not None and self.expires_at <= now:
             return self._time_out(now, "the request stayed pending for the longest time allowed")
@@ -559,15 +538,12 @@ class Request:
                 self.reminders_sent = 0
                 self.version += 1
                 return [
-                    Happened(
-                        "stage.escalated",
-                        "scheduler",
-                        {
-                            "stage": self.current_stage,
-                            "name": stage.name,
-                            "added": sorted(added),
-                            "still_needed": self.still_needed(),
-                        },
+                    StageEscalated(
+                        actor="scheduler",
+                        stage=self.current_stage,
+                        name=stage.name,
+                        added=tuple(sorted(added)),
+                        still_needed=self.still_needed(),
                     )
                 ]
             return self._time_out(now, f"stage {stage.name!r} reached its deadline")
@@ -576,26 +552,32 @@ class Request:
             self.reminders_sent += 1
             self.version += 1
             return [
-                Happened(
-                    "request.reminded",
-                    "scheduler",
-                    {
-                        "stage": self.current_stage,
-                        "reminder": self.reminders_sent,
-                        "to": sorted(self.awaiting()),
-                    },
+                RequestReminded(
+                    actor="scheduler",
+                    stage=self.current_stage,
+                    reminder=self.reminders_sent,
+                    to=tuple(sorted(self.awaiting())),
                 )
             ]
         raise AssertionError("nothing was due")  # pragma: no cover - next_due_at says so
 
-    def _time_out(self, now: datetime, why: str) -> list[Happened]:
+    def _time_out(self, now: datetime, why: str) -> list[DomainEvent]:
         if self.on_timeout == "deny":
-            return self._move(Status.DENIED, "scheduler", now, {"by": "timeout", "comment": why})
-        return self._move(Status.TIMED_OUT, "scheduler", now, {"comment": why})
+            return self._move(Status.DENIED, "scheduler", now, by="timeout", comment=why)
+        return self._move(Status.TIMED_OUT, "scheduler", now, comment=why)
 
     def _move(
-        self, to: Status, actor: str, now: datetime, payload: dict[str, Any]
-    ) -> list[Happened]:
+        self,
+        to: Status,
+        actor: str,
+        now: datetime,
+        *,
+        by: str | None = None,
+        comment: str | None = None,
+        grant_id: str | None = None,
+        uses_left: int | None = None,
+        result: ExecutionResult | None = None,
+    ) -> list[DomainEvent]:
         allowed = TRANSITIONS.get(self.status, frozenset())
         if to not in allowed:
             raise InvalidTransition(
@@ -607,9 +589,14 @@ class Request:
         if previous is Status.PENDING:
             self.decided_at = now
         return [
-            Happened(
-                f"request.{to.value}",
-                actor,
-                {"from": previous.value, "to": to.value, **payload},
+            RequestMoved(
+                actor=actor,
+                from_status=previous,
+                to_status=to,
+                by=by,
+                comment=comment,
+                grant_id=grant_id,
+                uses_left=uses_left,
+                result=result,
             )
         ]

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from signoff.domain.errors import Unauthenticated
+from signoff.domain.events import TokenCreated
 from signoff.domain.identity import User
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def create_token(svc: Services, user_name: str, label: str = "") -> str:
     with svc.uow() as uow:
         now = svc.clock.now()
         uow.tokens.add(svc.new_id(), user_name, hash_token(token), label, now)
-        uow.audit.append(now, "admin", "token.created", None, {"user": user_name, "label": label})
+        uow.audit.append(now, None, TokenCreated(actor="admin", user=user_name, label=label))
         uow.commit()
     return token
 

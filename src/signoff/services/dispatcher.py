@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from signoff.domain.events import OutboxDeadLettered
 from signoff.domain.quiet_hours import QuietHours
 from signoff.services.dependencies import Services
 from signoff.services.ports import (
@@ -104,16 +105,15 @@ def dispatch_due(
                     uow.outbox.dead(n.id, error)
                     uow.audit.append(
                         now,
-                        "dispatcher",
-                        "outbox.dead_lettered",
                         n.request_id,
-                        {
-                            "outbox_id": n.id,
-                            "channel": n.channel,
-                            "attempts": n.attempt,
-                            "error": error[:500],
-                            "event": n.payload.get("event"),
-                        },
+                        OutboxDeadLettered(
+                            actor="dispatcher",
+                            outbox_id=n.id,
+                            channel=n.channel,
+                            attempts=n.attempt,
+                            error=error,
+                            event=n.payload.get("event"),
+                        ),
                     )
                     dead += 1
                     svc.observer.delivery(n.channel, "dead")

@@ -31,6 +31,7 @@ from typing import Any
 
 from signoff.domain.actions import canonical_json, sha256_hex
 from signoff.domain.errors import Conflict, Forbidden
+from signoff.domain.events import ExecutionRefusal
 from signoff.domain.identity import User
 from signoff.domain.requests import Request
 from signoff.services.dependencies import Services
@@ -73,13 +74,12 @@ def execute_request(
         except Forbidden as refusal:  # not theirs to run, or the grant does not allow it
             uow.audit.append(
                 now,
-                user.name,
-                "execution.refused",
                 request.id,
-                {
-                    "reason": getattr(refusal, "reason", "forbidden"),
-                    "status": request.status.value,
-                },
+                ExecutionRefusal(
+                    actor=user.name,
+                    reason=getattr(refusal, "reason", "forbidden"),
+                    status=request.status,
+                ),
             )
             uow.commit()
             raise

@@ -10,9 +10,27 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
-from signoff.domain.requests import Happened, Request
+from signoff.domain.events import (
+    DomainEvent,
+    EventType,
+    ExecutionFinished,
+    ExecutionStarted,
+    GrantExpiring,
+    GrantIssued,
+    GrantRedeemed,
+    GrantRevoked,
+    GrantUseReturned,
+    RequestFolded,
+    RequestMoved,
+    RequestReminded,
+    RequestSubmitted,
+    StageAdvanced,
+    StageEscalated,
+    VoteCast,
+)
+from signoff.domain.requests import Request
 from signoff.domain.sql import analyse
 from signoff.domain.sql import describe as describe_sql
 
@@ -20,39 +38,38 @@ if TYPE_CHECKING:
     from signoff.services.dependencies import Services
 
 # Events that people should hear about; the notification work reads these outbox rows.
-NOTIFY_EVENTS = frozenset(
+NOTIFY_EVENTS: frozenset[EventType] = frozenset(
     {
-        "request.submitted",
-        "stage.advanced",
-        "stage.escalated",
-        "request.reminded",
-        "request.approved",
-        "request.denied",
-        "request.cancelled",
-        "request.revoked",
-        "request.executed",
-        "request.failed",
-        "request.timed_out",
-        "grant.expiring",
-        "request.expired",
+        EventType.REQUEST_SUBMITTED,
+        EventType.STAGE_ADVANCED,
+        EventType.STAGE_ESCALATED,
+        EventType.REQUEST_REMINDED,
+        EventType.REQUEST_APPROVED,
+        EventType.REQUEST_DENIED,
+        EventType.REQUEST_CANCELLED,
+        EventType.REQUEST_REVOKED,
+        EventType.REQUEST_EXECUTED,
+        EventType.REQUEST_FAILED,
+        EventType.REQUEST_TIMED_OUT,
+        EventType.GRANT_EXPIRING,
+        EventType.REQUEST_EXPIRED,
     }
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def audiences(request: Request, ev: Happened) -> list[tuple[str, list[str]]]:
+def audiences(request: Request, ev: DomainEvent) -> list[tuple[str, list[str]]]:
     """Who should hear of an event, as (audience, people): approvers when their vote is
     wanted (and the requester too when their request is escalated), else the requester."""
     if ev.type not in NOTIFY_EVENTS:
         return []
-    if ev.type in ("request.submitted", "stage.advanced"):
+    if isinstance(ev, RequestSubmitted | StageAdvanced):
         return [("approvers", sorted(request.awaiting()))]
-    if ev.type == "stage.escalated":
-        added = list(ev.payload.get("added", []))
-        return [("approvers", added), ("requester", [request.requester])]
-    if ev.type == "request.reminded":
-        return [("approvers", list(ev.payload.get("to", [])))]
+    if isinstance(ev, StageEscalated):
+        return [("approvers", list(ev.added)), ("requester", [request.requester])]
+    if isinstance(ev, RequestReminded):
+        return [("approvers", list(ev.to))]
     return [("requester", [request.requester])]
 
 
@@ -75,11 +92,11 @@ def channels_for(svc: Services, request: Request, audience: str) -> tuple[str, .
     return request.notify or svc.channels
 
 
-def message(request: Request, ev: Happened, seq: int) -> dict[str, Any]:
+def message(request: Request, ev: DomainEvent, seq: int) -> dict[str, Any]:
     """An outbox row's payload: the event and the request as it was at that moment."""
     analysis = analyse(request.action.params)
     return {
-        "event": ev.type,
+        "event": ev.type.value,
         "audit_seq": seq,
         "status": request.status.value,
         "actor": ev.actor,
@@ -108,20 +125,40 @@ def message(request: Request, ev: Happened, seq: int) -> dict[str, Any]:
     }
 
 
-def _details(ev: Happened) -> dict[str, Any]:
+def _details(ev: DomainEvent) -> dict[str, Any]:
     """What a message about this event may say beyond the request: who, why, when."""
-    keep = (
-        "by",
-        "comment",
-        "expires_at",
-        "uses_left",
-        "name",
-        "stage",
-        "added",
-        "reminder",
-        "summary",
-    )
-    return {k: ev.payload[k] for k in keep if k in ev.payload}
+    match ev:
+        case RequestMoved():
+            moved: dict[str, Any] = {}
+            if ev.by is not None:
+                moved["by"] = ev.by
+            if ev.comment is not None:
+                moved["comment"] = ev.comment
+            if ev.uses_left is not None:
+                moved["uses_left"] = ev.uses_left
+            if ev.result is not None:
+                moved["summary"] = ev.result.summary
+            return moved
+        case VoteCast():
+            return {"comment": ev.comment, "stage": ev.stage}
+        case GrantIssued():
+            return {"expires_at": ev.expires_at.isoformat()}
+        case GrantExpiring():
+            return {"expires_at": ev.expires_at.isoformat(), "uses_left": ev.uses_left}
+        case GrantRedeemed() | GrantUseReturned() | ExecutionStarted():
+            return {"uses_left": ev.uses_left}
+        case ExecutionFinished():
+            return {"summary": ev.result.summary}
+        case StageAdvanced():
+            return {"name": ev.name, "stage": ev.stage}
+        case StageEscalated():
+            return {"name": ev.name, "stage": ev.stage, "added": list(ev.added)}
+        case RequestReminded():
+            return {"stage": ev.stage, "reminder": ev.reminder}
+        case RequestSubmitted() | RequestFolded() | GrantRevoked():
+            return {}
+        case _:
+            assert_never(ev)
 
 
 def _preview(params: dict[str, Any], limit: int = 2000) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from signoff.domain.actions import Action
 from signoff.domain.audit import AuditEvent
+from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Request
 
 
@@ -108,14 +109,10 @@ class RequestRepository(Protocol):
 
 
 class AuditLog(Protocol):
-    def append(
-        self,
-        at: datetime,
-        actor: str,
-        type_: str,
-        request_id: str | None,
-        payload: dict[str, Any],
-    ) -> AuditEvent: ...
+    def append(self, at: datetime, request_id: str | None, event: AuditedEvent) -> AuditEvent:
+        """Chain ``event`` (its actor, type and derived payload) onto the log."""
+        ...
+
     def events(
         self, after: int = 0, request_id: str | None = None, limit: int | None = None
     ) -> Iterator[AuditEvent]: ...

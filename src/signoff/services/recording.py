@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from signoff.domain.requests import Happened, Request
+from signoff.domain.events import DomainEvent
+from signoff.domain.requests import Request
 from signoff.services import notify
 from signoff.services.ports import UnitOfWork
 
@@ -21,7 +22,7 @@ def save_changes(
     now: datetime,
     request: Request,
     version: int,
-    events: list[Happened],
+    events: list[DomainEvent],
 ) -> None:
     """Store a request changed by a domain command (if it was still at ``version``),
     with its audit events and outbox rows."""
@@ -31,7 +32,7 @@ def save_changes(
 
 
 def record_changes(
-    svc: Services, uow: UnitOfWork, now: datetime, request: Request, events: list[Happened]
+    svc: Services, uow: UnitOfWork, now: datetime, request: Request, events: list[DomainEvent]
 ) -> None:
     """Audit every event and, in the same transaction as the state change, write the
     outbox rows that tell people of it.
@@ -43,7 +44,7 @@ def record_changes(
     told: set[str] = set()
     last: dict[str, Any] = {}
     for ev in events:
-        audited = uow.audit.append(now, ev.actor, ev.type, request.id, ev.payload)
+        audited = uow.audit.append(now, request.id, ev)
         last = notify.message(request, ev, audited.seq)
         for audience, to in notify.audiences(request, ev):
             if not to:

@@ -11,6 +11,7 @@ from typing import Any
 
 from signoff.domain.actions import Action
 from signoff.domain.errors import GrantRefused, InvalidInput, LinkRefused, NotFound
+from signoff.domain.events import GrantRefusal
 from signoff.domain.identity import User
 from signoff.domain.policy import Decision as PolicyDecision
 from signoff.domain.policy import EvaluationInput, Outcome, Policy
@@ -280,9 +281,9 @@ def _record_refusal(
     with svc.uow() as uow:
         uow.audit.append(
             svc.clock.now(),
-            user.name,
-            "grant.refused",
             str(claims.get("rid")),
-            {"grant_id": claims.get("jti"), "reason": reason, "action_digest": digest},
+            GrantRefusal(
+                actor=user.name, grant_id=claims.get("jti"), reason=reason, action_digest=digest
+            ),
         )
         uow.commit()

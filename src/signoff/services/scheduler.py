@@ -40,7 +40,7 @@ def fire_due(svc: Services, limit: int = 100) -> SweepResult:
             version = request.version
             events = request.tick(now)
             save_changes(svc, uow, now, request, version, events)
-            fired += [e.type for e in events]
+            fired += [e.type.value for e in events]
             if events and request.decided_at == now:
                 decided.append(request)
         uow.commit()

@@ -12,56 +12,68 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from signoff.adapters.signing import VoteLinkSigner
+from signoff.domain.events import EventType
 from signoff.services.ports import asks_to_vote
 
-HEADLINES = {
-    "request.submitted": "Approval needed",
-    "stage.advanced": "Approval needed (next stage)",
-    "stage.escalated": "Escalated to you: approval needed",
-    "request.reminded": "Reminder: approval needed",
-    "request.approved": "Your request was approved",
-    "request.denied": "Your request was denied",
-    "request.cancelled": "Request cancelled",
-    "request.revoked": "Your grant was revoked",
-    "request.executed": "Your grant was used",
-    "request.failed": "Your action failed",
-    "request.timed_out": "Your request timed out",
-    "grant.expiring": "Your grant expires soon",
-    "request.expired": "Your grant expired unused",
+
+def event_of(p: dict[str, Any]) -> EventType | None:
+    """The event an outbox row's payload is about (None: a name this version does not
+    know)."""
+    try:
+        return EventType(str(p.get("event")))
+    except ValueError:
+        return None
+
+
+HEADLINES: dict[EventType, str] = {
+    EventType.REQUEST_SUBMITTED: "Approval needed",
+    EventType.STAGE_ADVANCED: "Approval needed (next stage)",
+    EventType.STAGE_ESCALATED: "Escalated to you: approval needed",
+    EventType.REQUEST_REMINDED: "Reminder: approval needed",
+    EventType.REQUEST_APPROVED: "Your request was approved",
+    EventType.REQUEST_DENIED: "Your request was denied",
+    EventType.REQUEST_CANCELLED: "Request cancelled",
+    EventType.REQUEST_REVOKED: "Your grant was revoked",
+    EventType.REQUEST_EXECUTED: "Your grant was used",
+    EventType.REQUEST_FAILED: "Your action failed",
+    EventType.REQUEST_TIMED_OUT: "Your request timed out",
+    EventType.GRANT_EXPIRING: "Your grant expires soon",
+    EventType.REQUEST_EXPIRED: "Your grant expired unused",
 }
 
 
 def headline(p: dict[str, Any]) -> str:
-    if p.get("event") == "stage.escalated" and not asks_to_vote(p):
+    event = event_of(p)
+    if event is EventType.STAGE_ESCALATED and not asks_to_vote(p):
         return "Your request was escalated"
-    return HEADLINES.get(str(p.get("event")), str(p.get("event")))
+    found = HEADLINES.get(event) if event is not None else None
+    return found if found is not None else str(p.get("event"))
 
 
 # A shared room hears of what needs a vote and of how it ended, not of a requester's
 # grant bookkeeping.
-ROOM_EVENTS = frozenset(
-    {"request.approved", "request.denied", "request.cancelled", "request.timed_out"}
-)
+ROOM_HEADLINES: dict[EventType, str] = {
+    EventType.REQUEST_APPROVED: "Approved",
+    EventType.REQUEST_DENIED: "Denied",
+    EventType.REQUEST_CANCELLED: "Cancelled",
+    EventType.REQUEST_TIMED_OUT: "Timed out",
+}
+ROOM_EVENTS = frozenset(ROOM_HEADLINES)
 
 
 def for_room(p: dict[str, Any]) -> bool:
     """Whether a shared room (Teams channel, Apprise) should hear of this."""
-    return asks_to_vote(p) or p.get("event") in ROOM_EVENTS
-
-
-ROOM_HEADLINES = {
-    "request.approved": "Approved",
-    "request.denied": "Denied",
-    "request.cancelled": "Cancelled",
-    "request.timed_out": "Timed out",
-}
+    return asks_to_vote(p) or event_of(p) in ROOM_EVENTS
 
 
 def title(p: dict[str, Any], room: bool = False) -> str:
     """One line: what happened and to which action; ``room``: worded for a shared
     channel rather than for the requester."""
     a = p["request"]["action"]
-    head = ROOM_HEADLINES.get(str(p.get("event")), headline(p)) if room else headline(p)
+    event = event_of(p)
+    head = headline(p)
+    if room and event is not None and event in ROOM_HEADLINES:
+        head = ROOM_HEADLINES[event]
     return f"{head}: {a['type']} on {a['target']}"
 
 
@@ -87,12 +99,12 @@ def view_url(public_url: str, p: dict[str, Any]) -> str:
 
 def news(p: dict[str, Any]) -> list[str]:
     """What happened, for the requester: who decided and why, and what to do next."""
-    event = p.get("event")
+    event = event_of(p)
     d: dict[str, Any] = p.get("details") or {}
     r = p["request"]
     a = r["action"]
     comment = f": {d['comment']}" if d.get("comment") else ""
-    if event == "request.approved":
+    if event is EventType.REQUEST_APPROVED:
         grant = r.get("grant") or {}
         by = "by policy" if p.get("actor") == "policy" else f"by {p.get('actor')}"
         lines = [f"Approved {by}."]
@@ -104,33 +116,33 @@ def news(p: dict[str, Any]) -> list[str]:
             f"  signoff grant redeem TOKEN --type {a['type']} --target {a['target']}",
         ]
         return lines
-    if event == "request.denied":
+    if event is EventType.REQUEST_DENIED:
         denier = d.get("by") or p.get("actor")
         if denier == "timeout":
             return [f"Denied: nobody approved in time{comment}."]
         if denier == "policy":
             return [f"Denied by policy {r['policy']}{comment}."]
         return [f"Denied by {denier}{comment}."]
-    if event == "request.cancelled":
+    if event is EventType.REQUEST_CANCELLED:
         return [f"Cancelled by {p.get('actor')}{comment}."]
-    if event == "request.revoked":
+    if event is EventType.REQUEST_REVOKED:
         return [f"The grant was revoked by {p.get('actor')}{comment}."]
-    if event == "request.executed":
+    if event is EventType.REQUEST_EXECUTED:
         done = f" ({d['summary']})" if d.get("summary") else ""
         return [f"The grant has been used up{done}."]
-    if event == "request.failed":
+    if event is EventType.REQUEST_FAILED:
         return [f"Signoff ran the approved action and it failed: {d.get('summary')}."]
-    if event == "request.timed_out":
+    if event is EventType.REQUEST_TIMED_OUT:
         return [f"Timed out{comment}."]
-    if event == "stage.escalated":
+    if event is EventType.STAGE_ESCALATED:
         added = ", ".join(d.get("added") or []) or "more approvers"
         return [f"Nobody answered in time; {added} can now approve it too."]
-    if event == "grant.expiring":
+    if event is EventType.GRANT_EXPIRING:
         return [
             f"Your unused grant expires at {d.get('expires_at')} "
             f"({d.get('uses_left')} use(s) left)."
         ]
-    if event == "request.expired":
+    if event is EventType.REQUEST_EXPIRED:
         return ["The grant expired before it was used; ask again if you still need it."]
     return []
 

@@ -16,6 +16,7 @@ from signoff.adapters.db import tables as t
 from signoff.domain.actions import Action
 from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
+from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status, Vote
 from signoff.services.ports import Notification, Page
 
@@ -400,14 +401,12 @@ class DatabaseAuditLog:
         row = self.conn.execute(sa.select(t.audit_head.c.seq, t.audit_head.c.hash)).first()
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
-    def append(
-        self, at: datetime, actor: str, type_: str, request_id: str | None, payload: dict[str, Any]
-    ) -> AuditEvent:
+    def append(self, at: datetime, request_id: str | None, event: AuditedEvent) -> AuditEvent:
         locked = self.conn.dialect.name == "postgresql"
         row = self.conn.execute(_READ_HEAD_LOCKED if locked else _READ_HEAD).first()
         if row is None:
             raise RuntimeError("audit head missing: run `signoff db upgrade`")
-        ev = chain_next(row[0], row[1], at, actor, type_, request_id, payload)
+        ev = chain_next(row[0], row[1], at, event.actor, event.type, request_id, event.payload())
         self.conn.execute(
             t.audit_events.insert(),
             {
