@@ -258,3 +258,88 @@ def test_deny_asks_for_a_reason_in_a_modal(
     finally:
         server.stop()
         server.app.close()
+
+
+def test_malformed_calls_get_an_answer_not_an_error(
+    database_url: str, tmp_path: Path, slack: FakeSlack
+) -> None:
+    """Each of these once answered 500: a timestamp that is not a number (no valid
+    signature needed), signed payloads of unexpected shape, a click by someone Slack
+    cannot tell us about, unreadable form metadata."""
+    server = slack_app(database_url, tmp_path, slack)
+    try:
+        with server.client("dave") as c:
+            rid = c.post(
+                "/v1/requests", json={"action": WRITE, "reason": "r", "ticket": "OPS-3"}
+            ).json()["id"]
+        unsigned = httpx.post(
+            f"{server.url}/slack/interactions",
+            content="payload=%7B%7D",
+            headers={"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00"},
+        )
+        assert unsigned.status_code == 401
+        shapes: list[Any] = [
+            [],
+            None,
+            "text",
+            {"type": "block_actions", "user": "U_BOB", "actions": [{"value": rid}]},
+            {"type": "block_actions", "user": {"id": "U_BOB"}, "actions": [None]},
+            {"type": "block_actions", "user": {"id": "U_BOB"}, "actions": "approve"},
+            {"type": "block_actions", "user": {"id": ["U_BOB"]}},
+            {"type": "view_submission", "user": {"id": "U_BOB"}, "view": "x"},
+            {"type": "view_submission", "user": {"id": "U_BOB"}, "view": {"private_metadata": "{"}},
+            {"type": "view_submission", "user": {"id": "U_BOB"}, "view": {"private_metadata": "1"}},
+        ]
+        for shape in shapes:
+            body = urlencode({"payload": json.dumps(shape)})
+            ts = str(int(time.time()))
+            sig = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
+            resp = httpx.post(
+                f"{server.url}/slack/interactions",
+                content=body,
+                headers={
+                    "X-Slack-Request-Timestamp": ts,
+                    "X-Slack-Signature": sig,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            assert resp.status_code == 200, (shape, resp.text)
+        # someone Slack does not know (users.info fails): told privately, nothing counted
+        assert click(server, slack, "U_NOBODY", "approve", rid).status_code == 200
+        assert "not linked" in slack.ephemeral[-1]["text"]
+        assert reload(server.app.services, rid).votes == []
+    finally:
+        server.stop()
+        server.app.close()
+
+
+def test_a_deny_click_while_slack_is_unreachable_says_so(
+    database_url: str, tmp_path: Path, slack: FakeSlack
+) -> None:
+    sock = bound_socket()
+    closed = bound_socket()  # bound, never listening: connections are refused
+    app = build(
+        make_settings(
+            database_url,
+            tmp_path,
+            channels="log",
+            public_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
+            slack_token="xoxb-test",
+            slack_signing_secret=SECRET,
+            slack_api_url=f"http://127.0.0.1:{closed.getsockname()[1]}/api/",
+            slack_users={"U_BOB": "bob"},
+        )
+    )
+    server = LiveServer(app, sock).start()
+    try:
+        with server.client("dave") as c:
+            rid = c.post(
+                "/v1/requests", json={"action": WRITE, "reason": "r", "ticket": "OPS-3"}
+            ).json()["id"]
+        assert click(server, slack, "U_BOB", "deny", rid).status_code == 200
+        assert "Could not open the deny form" in slack.ephemeral[-1]["text"]
+        assert f"signoff deny {rid}" in slack.ephemeral[-1]["text"]
+    finally:
+        server.stop()
+        app.close()
+        closed.close()

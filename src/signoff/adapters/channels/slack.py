@@ -11,6 +11,7 @@ through the same use case as the API.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from signoff.domain.requests import Request, Status
 from signoff.services.ports import DeliveryError, Notification, RequestReader, asks_to_vote
 
 CODE_LIMIT = 2500
+log = logging.getLogger("signoff.slack")
 
 
 def escape(text: str) -> str:
@@ -197,11 +199,14 @@ class SlackPeople:
             return self.directory.users.get(name)
         if slack_id in self.by_id:
             return self.by_id[slack_id]
+        if not slack_id:
+            return None
         try:
             info = self.client.users_info(user=slack_id)
-        except SlackApiError:
+            email = str(info["user"].get("profile", {}).get("email", "")).lower()
+        except Exception as exc:  # Slack refusing or unreachable: not linked, for now
+            log.warning("could not look up Slack user %s: %s", slack_id, exc)
             return None
-        email = str(info["user"].get("profile", {}).get("email", "")).lower()
         return self.by_email.get(email)
 
 
