@@ -315,13 +315,13 @@ class DatabaseRequestRepository:
         r = t.requests
         q = sa.select(r)
         if viewer is not None:  # not an admin: their own requests and those they were asked
+            ra = t.request_approvers
             q = q.where(
-                sa.or_(
-                    r.c.requester == viewer,
-                    sa.exists().where(
-                        t.request_approvers.c.request_id == r.c.id,
-                        t.request_approvers.c.person == viewer,
-                    ),
+                r.c.id.in_(
+                    sa.union(
+                        sa.select(r.c.id).where(r.c.requester == viewer),
+                        sa.select(ra.c.request_id).where(ra.c.person == viewer),
+                    )
                 )
             )
         if status:
@@ -349,12 +349,7 @@ class DatabaseRequestRepository:
             )
         if cursor:
             created, rid = _decode_cursor(cursor)
-            q = q.where(
-                sa.or_(
-                    r.c.created_at < created,
-                    sa.and_(r.c.created_at == created, r.c.id < rid),
-                )
-            )
+            q = q.where(sa.tuple_(r.c.created_at, r.c.id) < sa.tuple_(created, rid))
         q = q.order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1)
         rows = list(self.conn.execute(q).mappings())
         items = [self._load(row) for row in rows[:limit]]

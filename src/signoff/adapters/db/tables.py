@@ -85,7 +85,10 @@ requests = sa.Table(
     sa.Column("digest_seconds", sa.Integer),
     sa.Column("expiry_warned", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_requests_status_created", "status", "created_at"),
-    sa.Index("ix_requests_requester_digest", "requester", "action_digest"),
+    # The fold check: this requester's pending twin of this action, oldest first.
+    sa.Index("ix_requests_fold", "requester", "action_digest", "status", "created_at"),
+    # Lists newest first, and their cursors (created_at, id).
+    sa.Index("ix_requests_created", "created_at", "id"),
     sa.Index("ix_requests_requester_created", "requester", "created_at"),
     sa.Index("ix_requests_next_due_at", "next_due_at"),
 )
