@@ -39,6 +39,7 @@ from signoff.adapters.executors.command import CommandExecutor
 from signoff.adapters.executors.http import HttpExecutor
 from signoff.adapters.executors.masking import Mask
 from signoff.adapters.executors.postgres import PostgresExecutor
+from signoff.adapters.executors.scrubbing import ScrubbedExecutor
 from signoff.adapters.yaml_positions import Located, load_model_file
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import ErrorList, PolicyError
@@ -93,12 +94,19 @@ class _Reader:
     def __init__(self, doc: Located, errors: ErrorList) -> None:
         self.doc = doc
         self.errors = errors
+        self.secrets: list[str] = []  # of the target being read
 
     def err(self, path: tuple[str | int, ...], message: str) -> None:
         line, col = self.doc.where(path)
         self.errors.add(self.doc.file, line, col, message)
 
     def secret(self, path: tuple[str | int, ...], value: Value) -> str:
+        found = self._read_secret(path, value)
+        if found:
+            self.secrets.append(found)
+        return found
+
+    def _read_secret(self, path: tuple[str | int, ...], value: Value) -> str:
         if isinstance(value, str):
             return value
         if (value.env is None) == (value.file is None):
@@ -133,6 +141,36 @@ class _Reader:
         return Mask(frozenset(c.lower() for c in m.columns), tuple(patterns))
 
     def target(self, i: int, t: TargetDoc) -> Executor | None:
+        """The target's executor, wrapped so that no secret it holds leaves it."""
+        self.secrets = []
+        executor = self._target(i, t)
+        if executor is None:
+            return None
+        return ScrubbedExecutor(executor, self.secrets)
+
+    def _dsn(self, path: tuple[str | int, ...], value: Value) -> str:
+        """A DSN that psycopg can read; a malformed one is a configuration problem that
+        names where it came from, never its text (it holds a password)."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        dsn = self.secret(path, value)
+        try:
+            parts = conninfo_to_dict(dsn)
+        except Exception:
+            source = value if isinstance(value, str) else (value.env or value.file)
+            where = "the dsn" if isinstance(value, str) else f"the dsn from {source}"
+            self.err(
+                path,
+                f"{where} is not a valid PostgreSQL connection string (a password with a "
+                "space or a % must be percent-encoded in a URL); its text is not shown",
+            )
+            return ""
+        password = parts.get("password")
+        if password:
+            self.secrets.append(str(password))
+        return dsn
+
+    def _target(self, i: int, t: TargetDoc) -> Executor | None:
         path: tuple[str | int, ...] = ("targets", i)
         mask = self.mask((*path, "mask"), t.mask)
         timeout = self.seconds((*path, "timeout"), t.timeout)
@@ -140,7 +178,7 @@ class _Reader:
             if t.dsn is None:
                 self.err(path, f"target {t.name}: a postgres target needs `dsn`")
                 return None
-            dsn = self.secret((*path, "dsn"), t.dsn)
+            dsn = self._dsn((*path, "dsn"), t.dsn)
             ms = int(self.seconds((*path, "statement_timeout"), t.statement_timeout) * 1000)
             connect = self.seconds((*path, "connect_timeout"), t.connect_timeout)
             return PostgresExecutor(

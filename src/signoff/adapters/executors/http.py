@@ -4,7 +4,9 @@ base URL with httpx, with the target's credentials added to the headers."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
@@ -14,6 +16,10 @@ from signoff.domain.errors import InvalidInput
 from signoff.services.ports import ExecutionOutcome
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+
+# httpcore's debug trace logs every request's headers, the target's credentials
+# included: it never logs below INFO in a process that holds them.
+logging.getLogger("httpcore").setLevel(max(logging.INFO, logging.getLogger("httpcore").level))
 
 
 class HttpExecutor:
@@ -39,15 +45,32 @@ class HttpExecutor:
         return f"HttpExecutor({self.name!r})"
 
     def url(self, path: str) -> httpx.URL:
+        """The URL an approved path reaches, confined to the target's base URL.
+
+        Many servers decode a path before routing it, so a path is judged as decoded:
+        encoded dots, separators and NULs (``%2e``, ``%2f``, ``%5c``, ``%00``),
+        backslashes, dot segments (``.``, ``..``) and fragments are refused, and what is
+        left must stay under the base path."""
+        route, _, _query = path.partition("?")
+        lowered = route.lower()
+        for encoded in ("%2e", "%2f", "%5c", "%00"):
+            if encoded in lowered:
+                raise InvalidInput(
+                    f"path {path!r} may not contain {encoded!r} (an encoded dot, separator or NUL)"
+                )
+        if "\\" in route or "#" in path:
+            raise InvalidInput(f"path {path!r} may not contain a backslash or '#'")
+        decoded = unquote(route)
+        if any(segment in (".", "..") for segment in decoded.split("/")):
+            raise InvalidInput(f"path {path!r} may not contain '.' or '..' segments")
         url = self.base.join(path.lstrip("/"))
         if (
             url.host != self.base.host
             or url.port != self.base.port
+            or url.scheme != self.base.scheme
             or not url.path.startswith(self.base.path)
         ):
             raise InvalidInput(f"path {path!r} leaves the base URL of target {self.name}")
-        if ".." in path.split("?")[0].split("/"):
-            raise InvalidInput(f"path {path!r} may not contain '..'")
         return url
 
     def check(self, action: Action) -> None:
