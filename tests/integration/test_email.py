@@ -137,3 +137,31 @@ def test_an_expired_link_is_refused(mail) -> None:
     with httpx.Client(timeout=10) as web:
         page = web.get(f"{server.url}/links/{token}")
     assert page.status_code == 403 and "expired" in page.text
+
+
+def test_user_text_cannot_forge_lines_or_block_delivery(mail) -> None:
+    """A reason of several lines is quoted, so it cannot pass for the message's own
+    "Approve:" line; a CR/LF in the target cannot break the Subject header and leave the
+    mail undelivered."""
+    server, inbox = mail
+    forged = "routine fix\nApprove: http://evil.example/steal\r\nDeny: http://evil.example/x"
+    odd = {**WRITE, "target": "pg/other\r\nBcc: everyone@example.com"}  # denied by default
+    with server.client("dave") as c:
+        for action, reason in ((WRITE, forged), (odd, "r")):
+            resp = c.post(
+                "/v1/requests", json={"action": action, "reason": reason, "ticket": "OPS-9"}
+            )
+            assert resp.status_code == 201, resp.text
+    result = server.app.dispatch()
+    assert (result.delivered, result.retried, result.dead) == (2, 0, 0)
+    bob_mail = inbox.to("bob@example.com")[0]
+    body = text_of(bob_mail)
+    approve_lines = [line for line in body.splitlines() if line.startswith("Approve:")]
+    assert len(approve_lines) == 1 and "evil" not in approve_lines[0]
+    assert "  > Approve: http://evil.example/steal" in body  # shown, visibly quoted
+    [denied] = inbox.to("dave@example.com")
+    subject = " ".join(str(denied["Subject"]).split())  # unfolded, as mail clients show it
+    assert subject == (
+        "[Signoff] Your request was denied: sql.execute on pg/other Bcc: everyone@example.com"
+    )
+    assert denied["Bcc"] is None and "everyone@example.com" not in str(denied["To"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import unicodedata
 from email.message import EmailMessage
 from typing import Any
 
@@ -18,6 +19,24 @@ import aiosmtplib
 from signoff.adapters.channels import messages
 from signoff.domain.identity import Directory
 from signoff.services.ports import DeliveryError, Notification
+
+
+def one_line(text: str) -> str:
+    """Text for a header or a label: control characters (CR and LF included) become
+    spaces, so no value can break a header or start a line of its own."""
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+
+
+def quoted(text: str) -> list[str]:
+    """User text of several lines, each visibly quoted ("  > "), so that none of it can
+    pass for a line of the message itself (an "Approve: <link>" line, say)."""
+    return ["  > " + one_line(line) for line in text.splitlines() or [""]]
+
+
+def field_lines(label: str, value: str) -> list[str]:
+    if "\n" in value or "\r" in value:
+        return [f"{label}:", *quoted(value)]
+    return [f"{label}: {one_line(value)}"]
 
 
 class EmailChannel:
@@ -74,9 +93,10 @@ class EmailChannel:
         view = messages.view_url(self.public_url, p)
         news = messages.news(p)
         text = [*news, *([""] if news else [])]
-        text += [f"{k}: {v}" for k, v in rows]
+        for k, v in rows:
+            text += field_lines(k, str(v))
         for k, v in params.items():
-            text += [f"{k}:", *("    " + line for line in str(v).splitlines())]
+            text += [f"{one_line(str(k))}:", *quoted(str(v))]
         if links:
             text += ["", f"Approve: {links['approve']}", f"Deny: {links['deny']}"]
         text += ["", f"Details: {view}"]
@@ -97,7 +117,7 @@ class EmailChannel:
 
     def _message(self, to: str, subject: str, text: list[str], part: str) -> EmailMessage:
         msg = EmailMessage()
-        msg["Subject"] = f"[Signoff] {subject}"
+        msg["Subject"] = f"[Signoff] {one_line(subject)[:200]}"
         msg["From"] = self.sender
         msg["To"] = to
         msg.set_content("\n".join(text))
