@@ -86,7 +86,36 @@ def test_unknown_group_user_and_quorum_too_large(tmp_path, directory) -> None:
     assert problems(tmp_path, directory, text) == [
         "p.yaml:6:52: unknown user 'zed'",
         "p.yaml:6:37: unknown group 'nope'",
-        "p.yaml:7:19: quorum 4 is larger than the 2 eligible approver(s) of this stage",
+        "p.yaml:7:19: quorum 4 cannot be met: this stage needs 4 distinct approvers, and "
+        "its eligible people (escalation counted) are: bob, carol",
+    ]
+
+
+def test_stages_that_cannot_be_staffed_by_distinct_people_are_refused(tmp_path, directory) -> None:
+    """stage 1 {bob, carol} quorum 2 then stage 2 the same people quorum 1: after stage
+    1 nobody is left to vote, so such a request could only time out."""
+    text = (
+        "policies:\n"
+        "  - name: stuck\n"
+        "    outcome: review\n"
+        "    review:\n"
+        "      stages:\n"
+        "        - {approvers: {groups: [dba]}, quorum: 2}\n"
+        "        - {approvers: {users: [bob, carol]}, quorum: 1}\n"
+        "  - name: escalation-counts\n"
+        "    outcome: review\n"
+        "    review:\n"
+        "      stages:\n"
+        "        - approvers: {users: [bob]}\n"
+        "          quorum: 2\n"
+        "          timeout: 1h\n"
+        "          escalate_to: {users: [erin]}\n"
+    )
+    found = problems(tmp_path, directory, text)
+    assert found == [
+        "p.yaml:7:54: quorum 1 cannot be met: this stage needs 1 distinct approvers who have "
+        "not counted in an earlier stage, and its eligible people (escalation counted) are: "
+        "bob, carol"
     ]
 
 

@@ -31,6 +31,7 @@ from signoff.domain.policy import (
     RequestRules,
     Stage,
 )
+from signoff.domain.quorum import first_unstaffable
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 StrOrList = str | list[str]
@@ -211,6 +212,14 @@ class _Builder:
             if g not in self.directory.groups:
                 self.err(doc, (*path, "groups", j), f"unknown group {g!r}")
 
+    def eligible(self, approvers: ApproversDoc, escalation: EscalationDoc | None) -> frozenset[str]:
+        """The known people a stage may ask, its escalation included."""
+        assert self.directory is not None
+        d = self.directory
+        users = [*approvers.users, *(escalation.users if escalation else [])]
+        groups = [*approvers.groups, *(escalation.groups if escalation else [])]
+        return d.resolve([u for u in users if u in d.users], [g for g in groups if g in d.groups])
+
     def stages(
         self, doc: Located, path: tuple[str | int, ...], outcome: str, review: ReviewDoc | None
     ) -> tuple[Stage, ...]:
@@ -223,6 +232,8 @@ class _Builder:
         if review is None:
             return ()
         out = []
+        staffed: list[tuple[frozenset[str], int]] = []
+        reported: set[int] = set()
         for i, s in enumerate(review.stages):
             spath = (*path, "review", "stages", i)
             if not s.approvers.users and not s.approvers.groups:
@@ -234,14 +245,19 @@ class _Builder:
                 for j, g in enumerate(s.approvers.groups):
                     if g not in self.directory.groups:
                         self.err(doc, (*spath, "approvers", "groups", j), f"unknown group {g!r}")
-                known = [u for u in s.approvers.users if u in self.directory.users]
-                eligible = self.directory.resolve(known, s.approvers.groups)
-                if s.quorum > len(eligible):
+                esc_doc = s.escalate_to
+                staffed.append((self.eligible(s.approvers, esc_doc), s.quorum))
+                short = first_unstaffable(staffed)
+                if short == i and i not in reported:
+                    reported.add(i)
+                    people = ", ".join(sorted(staffed[i][0])) or "nobody"
+                    earlier = " who have not counted in an earlier stage" if i else ""
                     self.err(
                         doc,
                         (*spath, "quorum"),
-                        f"quorum {s.quorum} is larger than the {len(eligible)} eligible "
-                        f"approver(s) of this stage",
+                        f"quorum {s.quorum} cannot be met: this stage needs {s.quorum} "
+                        f"distinct approvers{earlier}, and its eligible people (escalation "
+                        f"counted) are: {people}",
                     )
             timeout = self.duration(doc, (*spath, "timeout"), s.timeout) if s.timeout else None
             reminders = tuple(

@@ -49,6 +49,7 @@ from signoff.domain.events import (
     StageEscalated,
     VoteCast,
 )
+from signoff.domain.quorum import first_unstaffable
 
 # The longest reason or comment a person may write (the API, forms and use cases agree).
 MAX_TEXT = 4000
@@ -262,15 +263,21 @@ class Request:
 
     def start(self, now: datetime) -> list[DomainEvent]:
         """Check the review can succeed and open its first stage. A stage counts the
-        people its escalation would add: a quorum reachable only after escalation is a
-        slow review, not an impossible one."""
-        for i, stage in enumerate(self.stages):
-            possible = (stage.approvers | stage.escalate_to) - {self.requester}
-            if len(possible) < stage.quorum:
-                raise QuorumUnreachable(
-                    f"stage {i + 1} ({stage.name}) needs {stage.quorum} distinct approvers "
-                    f"but only {len(possible)} eligible people other than the requester exist"
-                )
+        people its escalation would add (a quorum reachable only after escalation is a
+        slow review, not an impossible one); each person counts in one stage only, and
+        the requester in none."""
+        eligible = [
+            ((s.approvers | s.escalate_to) - {self.requester}, s.quorum) for s in self.stages
+        ]
+        short = first_unstaffable(eligible)
+        if short is not None:
+            stage = self.stages[short]
+            people = ", ".join(sorted(eligible[short][0])) or "nobody"
+            raise QuorumUnreachable(
+                f"stage {short + 1} ({stage.name}) needs {stage.quorum} distinct approvers "
+                f"who are not the requester and have not counted in an earlier stage; "
+                f"its eligible people are: {people}"
+            )
         self.stage_started_at = now
         return [
             RequestSubmitted(
