@@ -121,3 +121,26 @@ def test_a_use_saved_from_stale_state_is_refused_not_counted_twice(clocked) -> N
     stored = reload(svc, r.id)
     assert stored.status is Status.APPROVED and stored.grant is not None
     assert stored.grant.uses_left == 1  # the refused save took nothing
+
+
+def test_only_the_requester_executors_and_the_targets_enforcement_points_redeem(
+    clocked,
+) -> None:
+    """bob got hold of frank's token: refused, and the attempt is audited; erin, the
+    enforcement point the policy names (grant.redeemers), may redeem it."""
+    app, _ = clocked
+    svc = app.services
+    frank, bob, erin, alice = (svc.directory.user(u) for u in ("frank", "bob", "erin", "alice"))
+    r = use_cases.submit_request(svc, frank, HTTP, "", None, {})
+    token = svc.signer.issue(r)
+    for outsider in (bob, alice):  # admins do not redeem others' grants either
+        with pytest.raises(GrantRefused) as info:
+            use_cases.redeem_grant(svc, outsider, token, HTTP)
+        assert info.value.reason == "not_allowed"
+    assert use_cases.redeem_grant(svc, erin, token, HTTP).uses_left == 2
+    assert use_cases.redeem_grant(svc, frank, token, HTTP).uses_left == 1
+    with app.engine.connect() as conn:
+        refusals = conn.execute(
+            sa.select(t.audit_events.c.actor).where(t.audit_events.c.type == "grant.refused")
+        ).scalars()
+        assert sorted(refusals) == ["alice", "bob"]

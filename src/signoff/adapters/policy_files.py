@@ -71,6 +71,9 @@ class GrantDoc(_Strict):
     uses: Annotated[int, Field(ge=1, le=1000)] = 1
     read_only: bool = False
     executors: ApproversDoc = ApproversDoc()  # who besides the requester may execute
+    # the enforcement points of the target: services that redeem the grant when the
+    # requester uses it (a deploy tool, a proxy), besides the requester and executors
+    redeemers: ApproversDoc = ApproversDoc()
 
 
 class RequestDoc(_Strict):
@@ -299,6 +302,8 @@ class _Builder:
         ttl = self.duration(doc, (*path, "grant", "ttl"), d.grant.ttl)
         ex = d.grant.executors
         self.check_names(doc, (*path, "grant", "executors"), ex.users, ex.groups)
+        rd = d.grant.redeemers
+        self.check_names(doc, (*path, "grant", "redeemers"), rd.users, rd.groups)
         digest_every = None
         if d.notify_mode == "digest":
             if d.every is None:
@@ -339,6 +344,8 @@ class _Builder:
                 read_only=d.grant.read_only,
                 executor_users=tuple(ex.users),
                 executor_groups=tuple(ex.groups),
+                redeemer_users=tuple(rd.users),
+                redeemer_groups=tuple(rd.groups),
             ),
             rules=RequestRules(d.request.reason_required, d.request.ticket_pattern),
             description=d.description if isinstance(d, PolicyDoc) else "default outcome",

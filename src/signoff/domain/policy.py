@@ -96,6 +96,10 @@ class GrantRule:
     # who besides the requester (and admins) may have Signoff execute it, e.g. a CI user
     executor_users: tuple[str, ...] = ()
     executor_groups: tuple[str, ...] = ()
+    # the target's enforcement points, who may redeem the grant besides the requester
+    # and the executors
+    redeemer_users: tuple[str, ...] = ()
+    redeemer_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,7 @@ class Request:
     digest_every: timedelta | None = None  # approvers told in batches (policy notify_mode)
     read_only: bool = False  # executions through Signoff run READ ONLY (policy grant)
     executors: frozenset[str] = frozenset()  # who else may execute (policy grant.executors)
+    redeemers: frozenset[str] = frozenset()  # the target's enforcement points (grant.redeemers)
     expiry_warned: bool = False  # the requester was told the unused grant expires soon
 
     # ----- queries -------------------------------------------------------------------
@@ -422,12 +423,21 @@ class Request:
             or person in self.asked()
         )
 
+    def may_redeem(self, person: str) -> bool:
+        """Who may redeem the grant's token: the requester, the people the policy names
+        as executors, and the target's enforcement points (``grant.redeemers``), which
+        check the grant when the requester acts through them. Not admins, and not
+        whoever else got hold of the token."""
+        return person == self.requester or person in self.executors or person in self.redeemers
+
     def may_execute(self, person: str, is_admin: bool) -> bool:
         """Who may have Signoff run the action, and read what ran: the requester, the
         people the policy names (``grant.executors``), and admins."""
         return person == self.requester or person in self.executors or is_admin
 
     def redeem(self, digest: str, actor: str, now: datetime) -> list[DomainEvent]:
+        if not self.may_redeem(actor):
+            raise GrantRefused("not_allowed", f"{actor} may not redeem this grant")
         grant = self._take_use(digest, now)
         events: list[DomainEvent] = [
             GrantRedeemed(actor=actor, grant_id=grant.id, uses_left=grant.uses_left)

@@ -66,6 +66,8 @@ requests = sa.Table(
     sa.Column("read_only", sa.Boolean, nullable=False, server_default=sa.false()),
     # Who besides the requester may have Signoff execute it (policy grant.executors).
     sa.Column("executors", sa.JSON, nullable=False, server_default="[]"),
+    # Who besides the requester and executors may redeem its grant (grant.redeemers).
+    sa.Column("redeemers", sa.JSON, nullable=False, server_default="[]"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("stage_started_at", UTCDateTime),
     sa.Column("decided_at", UTCDateTime),
