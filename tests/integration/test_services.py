@@ -13,6 +13,7 @@ from signoff.domain.actions import Action
 from signoff.domain.errors import Conflict, GrantRefused, InvalidTransition
 from signoff.domain.requests import Decision, Status
 from signoff.services import requests as use_cases
+from signoff.services import views
 from signoff.services.ports import FixedClock
 from signoff.services.views import verify_audit
 from tests.conftest import reload
@@ -144,3 +145,35 @@ def test_only_the_requester_executors_and_the_targets_enforcement_points_redeem(
             sa.select(t.audit_events.c.actor).where(t.audit_events.c.type == "grant.refused")
         ).scalars()
         assert sorted(refusals) == ["alice", "bob"]
+
+
+def test_audit_verify_finds_state_edited_behind_the_logs_back(clocked) -> None:
+    """The chain stays intact when someone edits the tables directly; replaying each
+    request's history against its stored state finds them: a denied request turned
+    approved, a grant given more uses, a vote removed."""
+    app, _ = clocked
+    svc = app.services
+    frank, dave, bob, carol = (svc.directory.user(u) for u in ("frank", "dave", "bob", "carol"))
+    used = use_cases.submit_request(svc, frank, HTTP, "", None, {})
+    use_cases.redeem_grant(svc, frank, svc.signer.issue(used), HTTP)
+    denied = use_cases.submit_request(svc, frank, Action("sql.drop", "pg/prod", {}), "", None, {})
+    voted = use_cases.submit_request(
+        svc, dave, Action("sql.execute", "pg/prod", {"sql": "UPDATE t SET a = 1"}), "r", "OPS-1", {}
+    )
+    use_cases.cast_vote(svc, bob, voted.id, Decision.APPROVE, "")
+    use_cases.cast_vote(svc, carol, voted.id, Decision.APPROVE, "")
+    report = views.full_audit(svc)
+    assert report.ok and report.state.checked == 3
+    with app.engine.begin() as conn:
+        conn.execute(
+            t.requests.update().where(t.requests.c.id == denied.id).values(status="approved")
+        )
+        conn.execute(t.grants.update().where(t.grants.c.request_id == used.id).values(uses_left=3))
+        conn.execute(t.votes.delete().where(t.votes.c.voter == "carol"))
+    report = views.full_audit(svc)
+    assert report.chain.ok and not report.ok
+    text = "\n".join(report.state.mismatches)
+    assert f"request {denied.id} is stored as 'approved' but its history says 'denied'" in text
+    assert f"request {used.id}'s grant has 3 of 3 uses stored but 2 of 3" in text
+    assert f"request {voted.id} has votes [('bob', 'approve', 0)] stored" in text
+    assert len(report.state.mismatches) == 3

@@ -270,6 +270,11 @@ class DatabaseRequestRepository:
         )
         return self.conn.execute(q).scalar()
 
+    def ids_after(self, after: str, limit: int) -> list[str]:
+        """Request ids in id order, after ``after`` (a walk over every request)."""
+        q = sa.select(t.requests.c.id).where(t.requests.c.id > after)
+        return list(self.conn.execute(q.order_by(t.requests.c.id).limit(limit)).scalars())
+
     def status_of(self, request_id: str) -> str | None:
         q = sa.select(t.requests.c.status).where(t.requests.c.id == request_id)
         return self.conn.execute(q).scalar()
