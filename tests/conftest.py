@@ -19,6 +19,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.conninfo import make_conninfo
 
 from signoff.adapters.db import tables as t
@@ -98,8 +100,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     return url
 
 
+# One signing key for the whole test session, given as SIGNOFF_SIGNING_KEYS would be:
+# the PostgreSQL test database outlives each test's data folder, and registers its
+# public key once. Tests of the key file itself pass signing_keys="".
+TEST_SIGNING_KEYS = (
+    Ed25519PrivateKey.generate()
+    .private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    .decode()
+)
+# ... and the servers and CLI commands the end-to-end tests start inherit it.
+os.environ["SIGNOFF_SIGNING_KEYS"] = TEST_SIGNING_KEYS
+
+
 def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
+        "signing_keys": TEST_SIGNING_KEYS,
         "database_url": database_url,
         "data_dir": tmp_path,
         "policies_dir": FIXTURES / "policies",

@@ -25,7 +25,7 @@ from signoff.adapters.directory_file import load_directory
 from signoff.adapters.event_bus import InProcessEventBus
 from signoff.adapters.metrics import PrometheusObserver
 from signoff.adapters.policy_files import load_policy_set
-from signoff.adapters.signing import DatabaseKeyStore, Ed25519GrantSigner, VoteLinkSigner
+from signoff.adapters.signing import Ed25519GrantSigner, KeyRing, VoteLinkSigner
 from signoff.adapters.targets_file import load_targets
 from signoff.config import Settings
 from signoff.domain.actions import Action
@@ -49,7 +49,7 @@ class App:
     settings: Settings
     engine: Engine
     services: Services
-    keys: DatabaseKeyStore
+    keys: KeyRing
     bus: InProcessEventBus
     directory: Directory
     channels: Mapping[str, Channel]
@@ -214,7 +214,7 @@ def _assemble(
 ) -> App:
     if migrate:
         upgrade(engine)
-    keys = DatabaseKeyStore(engine, clock.now)
+    keys = KeyRing(engine, clock.now, settings.effective_signing_keys_file(), settings.signing_keys)
     keys.ensure_key()
 
     def uow(write: bool = True, snapshot: bool = False) -> DatabaseUnitOfWork:

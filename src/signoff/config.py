@@ -116,6 +116,21 @@ class Settings(BaseSettings):
         description='JSON {"slack user id": "signoff user"}; others are matched by email.',
     )
 
+    signing_keys_file: Path | None = Field(
+        None,
+        description="File of the Ed25519 private keys that sign grants and approval links "
+        "(PEM, newest last; mode 0600); default DATA_DIR/signing-keys.pem, made at first "
+        "start. Replicas share one (a mounted secret). Never stored in the database.",
+    )
+    signing_keys: str = Field(
+        "",
+        description="The same keys as PEM text (instead of the file), for containers; when "
+        "set, the file is neither read nor written.",
+    )
+
+    def effective_signing_keys_file(self) -> Path:
+        return self.signing_keys_file or self.data_dir / "signing-keys.pem"
+
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -209,7 +209,9 @@ signing_keys = sa.Table(
     "signing_keys",
     metadata,
     sa.Column("kid", sa.String(64), primary_key=True),
-    sa.Column("private_pem", sa.Text, nullable=False),
+    # Empty: private keys live outside the database (a key file); rows written before
+    # that held them here, and are emptied at start once moved out.
+    sa.Column("private_pem", sa.Text, nullable=True),
     sa.Column("public_jwk", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
