@@ -14,11 +14,8 @@ from sqlalchemy.engine import Engine
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-from signoff.adapters.channels.email import EmailChannel
 from signoff.adapters.channels.log import LogChannel
 from signoff.adapters.channels.messages import VoteLinks
-from signoff.adapters.channels.teams import TeamsDirectChannel, TeamsRoomChannel
-from signoff.adapters.channels.webhook import WebhookChannel
 from signoff.adapters.db.engine import create_db_engine, upgrade
 from signoff.adapters.db.repositories import DatabaseUnitOfWork
 from signoff.adapters.directory_file import load_directory
@@ -109,6 +106,8 @@ def build_channels(
         if name == "log":
             channels[name] = LogChannel()
         elif name == "email":
+            from signoff.adapters.channels.email import EmailChannel
+
             channels[name] = EmailChannel(
                 directory=directory,
                 vote_links=vote_links,
@@ -139,8 +138,12 @@ def build_channels(
                 name, slack_client(), read_request, MessageRefs(engine), settings.public_url
             )
         elif name == "teams:dm":
+            from signoff.adapters.channels.teams import TeamsDirectChannel
+
             channels[name] = TeamsDirectChannel(directory, vote_links, settings.public_url)
         elif kind == "teams" and rest in settings.teams_webhooks:
+            from signoff.adapters.channels.teams import TeamsRoomChannel
+
             channels[name] = TeamsRoomChannel(
                 name, settings.teams_webhooks[rest], settings.public_url
             )
@@ -152,6 +155,8 @@ def build_channels(
             except ValueError as exc:
                 raise InvalidInput(f"SIGNOFF_APPRISE: {exc}") from None
         elif kind == "webhook" and rest in settings.webhooks:
+            from signoff.adapters.channels.webhook import WebhookChannel
+
             hook = settings.webhooks[rest]
             channels[name] = WebhookChannel(name, hook.url, hook.secret)
         else:

@@ -1,4 +1,8 @@
-"""Settings, read once from the environment (prefix ``SIGNOFF_``) by bootstrap."""
+"""Settings, read once from the environment (prefix ``SIGNOFF_``) by bootstrap.
+
+The CLI's client side (``SIGNOFF_URL``, ``SIGNOFF_TOKEN``) is read by
+``entrypoints/cli/client.py``, so that commands which only talk HTTP need not load this.
+"""
 
 from __future__ import annotations
 
@@ -135,12 +139,3 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'signoff.db').resolve()}"
-
-
-class ClientSettings(BaseSettings):
-    """What the CLI needs to reach a server."""
-
-    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="ignore")
-
-    url: str = Field("http://127.0.0.1:8000", description="Base URL of the Signoff server.")
-    token: str = Field("", description="API token (create one with `signoff token create`).")

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import cel
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from signoff.adapters.yaml_positions import Located, load_located, validate_located
@@ -30,6 +29,7 @@ from signoff.domain.policy import (
     PolicySet,
     RequestRules,
     Stage,
+    cel,
 )
 from signoff.domain.quorum import first_unstaffable
 

@@ -35,10 +35,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from signoff.adapters.executors.command import CommandExecutor
-from signoff.adapters.executors.http import HttpExecutor
 from signoff.adapters.executors.masking import Mask
-from signoff.adapters.executors.postgres import PostgresExecutor
 from signoff.adapters.executors.scrubbing import ScrubbedExecutor
 from signoff.adapters.yaml_positions import Located, load_model_file
 from signoff.domain.durations import parse_duration
@@ -174,7 +171,10 @@ class _Reader:
         path: tuple[str | int, ...] = ("targets", i)
         mask = self.mask((*path, "mask"), t.mask)
         timeout = self.seconds((*path, "timeout"), t.timeout)
+        # each kind's module (psycopg and its pool, httpx) loads only when a target needs it
         if t.executor == "postgres":
+            from signoff.adapters.executors.postgres import PostgresExecutor
+
             if t.dsn is None:
                 self.err(path, f"target {t.name}: a postgres target needs `dsn`")
                 return None
@@ -185,6 +185,8 @@ class _Reader:
                 t.name, dsn, ms, t.max_rows, mask, t.read_only, t.pool_size, connect
             )
         if t.executor == "command":
+            from signoff.adapters.executors.command import CommandExecutor
+
             if not t.allow:
                 self.err(path, f"target {t.name}: a command target needs `allow`")
             for j, exe in enumerate(t.allow):
@@ -197,6 +199,8 @@ class _Reader:
             if not cwd.is_dir():
                 self.err((*path, "cwd"), f"{cwd} is not a directory")
             return CommandExecutor(t.name, t.allow, cwd, env, timeout, t.max_output, mask)
+        from signoff.adapters.executors.http import HttpExecutor
+
         if t.base_url is None:
             self.err(path, f"target {t.name}: an http target needs `base_url`")
             return None

@@ -13,18 +13,40 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import cel
-import cel.stdlib
-
 from signoff.domain.actions import Action
 from signoff.domain.identity import User
 from signoff.domain.sql import analyse
+
+
+def _import_cel() -> types.ModuleType:
+    """The ``cel`` package (with ``cel.stdlib``), without its command line.
+
+    ``cel/__init__.py`` also imports ``cel.cli`` (typer, prompt_toolkit, pygments: about
+    110 ms of CPU at every server start), which Signoff never uses. A placeholder stands
+    in for it while the package loads and is taken out after, so ``import cel.cli`` still
+    finds the real one."""
+    if "cel" in sys.modules:
+        return sys.modules["cel"]
+    placeholder = types.ModuleType("cel.cli")
+    sys.modules.setdefault("cel.cli", placeholder)
+    try:
+        import cel
+        import cel.stdlib
+    finally:
+        if sys.modules.get("cel.cli") is placeholder:
+            del sys.modules["cel.cli"]
+    return cel
+
+
+cel = _import_cel()
 
 CEL_VARIABLES = frozenset({"action", "requester", "context", "labels", "risk", "now", "ticket"})
 CEL_FUNCTIONS = frozenset(
@@ -174,6 +196,29 @@ class EvaluationInput:
     labels: Mapping[str, str] = field(default_factory=dict)
     risk: str | None = None
     ticket: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        action: Action,
+        requester: User,
+        now: datetime,
+        context: Mapping[str, Any],
+        ticket: str | None,
+    ) -> EvaluationInput:
+        """What policies judge for one ask: its labels and risk are read from its
+        context (free-form, so only the expected types count)."""
+        labels = context.get("labels") or {}
+        risk = context.get("risk")
+        return cls(
+            action=action,
+            requester=requester,
+            now=now,
+            context=context,
+            labels=labels if isinstance(labels, dict) else {},
+            risk=risk if isinstance(risk, str) else None,
+            ticket=ticket,
+        )
 
     def cel_context(self, functions: Mapping[str, Any] | None = None) -> Any:
         """The CEL activation; ``functions`` are the extension functions to register

@@ -10,33 +10,52 @@ which a policy should treat as dangerous.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
+if TYPE_CHECKING:
+    from sqlglot import exp
 
-_WRITES: tuple[type[exp.Expression], ...] = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
-_DDL: tuple[type[exp.Expression], ...] = tuple(
-    getattr(exp, name)
-    for name in ("Create", "Drop", "Alter", "AlterTable", "TruncateTable", "Comment", "Grant")
-    if hasattr(exp, name)
-)
+# sqlglot (its parser and dialects) is imported at the first classification, not with
+# the domain: policies without SQL, the CLI and most tests never need it.
 
 
-_STATEMENTS: tuple[type[exp.Expr], ...] = tuple(
-    getattr(exp, name)
-    for name in ("Command", "Set", "Transaction", "Commit", "Rollback", "Copy", "Use", "Pragma")
-    if hasattr(exp, name)
-)
+@dataclass(frozen=True)
+class _Nodes:
+    """The sqlglot expression classes the classification looks for."""
+
+    writes: tuple[type[exp.Expr], ...]
+    ddl: tuple[type[exp.Expr], ...]
+    statements: tuple[type[exp.Expr], ...]
+    truncate: tuple[type[exp.Expr], ...]
+
+
+@functools.cache
+def _nodes() -> _Nodes:
+    from sqlglot import exp
+
+    def present(*names: str) -> tuple[type[exp.Expr], ...]:
+        return tuple(getattr(exp, name) for name in names if hasattr(exp, name))
+
+    return _Nodes(
+        writes=(exp.Insert, exp.Update, exp.Delete, exp.Merge),
+        ddl=present("Create", "Drop", "Alter", "AlterTable", "TruncateTable", "Comment", "Grant"),
+        statements=present(
+            "Command", "Set", "Transaction", "Commit", "Rollback", "Copy", "Use", "Pragma"
+        ),
+        truncate=present("TruncateTable"),
+    )
 
 
 def _kind(statement: exp.Expr) -> str:
-    if not isinstance(statement, (exp.Query, *_WRITES, *_DDL, *_STATEMENTS)):
+    from sqlglot import exp
+
+    n = _nodes()
+    if not isinstance(statement, (exp.Query, *n.writes, *n.ddl, *n.statements)):
         return "unknown"  # e.g. a bare expression, which the parser accepts and SQL does not
-    if isinstance(statement, _DDL):
+    if isinstance(statement, n.ddl):
         return "ddl"
-    if isinstance(statement, _WRITES) or any(statement.find_all(*_WRITES)):
+    if isinstance(statement, n.writes) or any(statement.find_all(*n.writes)):
         return "write"
     if isinstance(statement, exp.Query):
         if statement.args.get("into") is not None:  # SELECT ... INTO creates a table
@@ -45,12 +64,12 @@ def _kind(statement: exp.Expr) -> str:
     return "other"  # SET, VACUUM, COPY, CALL, EXPLAIN, ...: a policy decides
 
 
-_TRUNCATE = tuple(getattr(exp, n) for n in ("TruncateTable",) if hasattr(exp, n))
-
-
 def _unbounded(statement: exp.Expr) -> bool:
     """An UPDATE or DELETE without WHERE, or a TRUNCATE: every row of a table."""
-    if _TRUNCATE and isinstance(statement, _TRUNCATE):
+    from sqlglot import exp
+
+    truncate = _nodes().truncate
+    if truncate and isinstance(statement, truncate):
         return True
     return any(
         node.args.get("where") is None for node in statement.find_all(exp.Update, exp.Delete)
@@ -58,6 +77,8 @@ def _unbounded(statement: exp.Expr) -> bool:
 
 
 def _tables(statement: exp.Expr) -> set[str]:
+    from sqlglot import exp
+
     ctes = {c.alias_or_name for c in statement.find_all(exp.CTE)}
     out = set()
     for t in statement.find_all(exp.Table):
@@ -80,6 +101,9 @@ def _classify(sql: str) -> dict[str, Any]:
     ``tables`` (schema-qualified when written so; CTE names left out);
     ``unbounded_write``: an UPDATE or DELETE without WHERE, or a TRUNCATE;
     ``statements``: how many; ``error``: why it could not be read."""
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
     try:
         statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
     except SqlglotError as exc:

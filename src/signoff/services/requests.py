@@ -28,17 +28,7 @@ def evaluation_input(
     ticket: str | None,
 ) -> EvaluationInput:
     """What the policies judge: the action, the requester, now, and the request's context."""
-    labels = context.get("labels") or {}
-    risk = context.get("risk")
-    return EvaluationInput(
-        action=action,
-        requester=user,
-        now=svc.clock.now(),
-        context=context,
-        labels=labels if isinstance(labels, dict) else {},
-        risk=risk if isinstance(risk, str) else None,
-        ticket=ticket,
-    )
+    return EvaluationInput.of(action, user, svc.clock.now(), context, ticket)
 
 
 def explain(

@@ -164,6 +164,11 @@ def outbox_rows(svc: Services, status: str | None, limit: int) -> list[dict[str,
         return uow.outbox.rows(status, limit)
 
 
+def outbox_counts(svc: Services) -> dict[str, int]:
+    with svc.uow(write=False) as uow:
+        return uow.outbox.counts()
+
+
 def never_signed_in(svc: Services, people: list[str]) -> bool:
     """True before anyone of ``people`` has an API token (the server's first start)."""
     with svc.uow(write=False) as uow:

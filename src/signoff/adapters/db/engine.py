@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,6 +55,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -59,8 +64,48 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; safe to run from several replicas at once."""
+    """Bring the schema to ``revision``; safe to run from several replicas at once.
+
+    A database already at the newest migration is left alone without loading Alembic
+    (most starts: it saves the import of Alembic and every migration script)."""
+    if revision == "head" and _stored_revisions(engine) == _script_heads():
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
+
+
+_ASSIGNMENT = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
+
+
+def _script_heads() -> frozenset[str] | None:
+    """The newest revisions of the migration scripts, read from their text (``revision =``
+    and ``down_revision =`` lines, as Alembic writes them); None if a script does not
+    read that way, and then Alembic decides."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        text = script.read_text("utf-8")
+        found = {m[1]: m[2] for m in _ASSIGNMENT.finditer(text)}
+        try:
+            rev = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        if not isinstance(rev, str):
+            return None
+        revisions.add(rev)
+        parents.update([down] if isinstance(down, str) else down or ())
+    return frozenset(revisions - parents) or None
+
+
+def _stored_revisions(engine: Engine) -> frozenset[str]:
+    """The revisions recorded in the database's ``alembic_version`` (none if new)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return frozenset()
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+        return frozenset(rows)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from httpx_sse import connect_sse
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the CLI needs to reach a server: ``SIGNOFF_URL`` and ``SIGNOFF_TOKEN``.
+
+    Read like the server's settings (``signoff.config``: the prefix, names in any case),
+    without loading pydantic-settings, which commands that only talk HTTP do not need.
+    """
+
+    url: str = "http://127.0.0.1:8000"
+    token: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
+        env = {k.lower(): v for k, v in (os.environ if environ is None else environ).items()}
+        return cls(
+            url=env.get("signoff_url", cls.url),
+            token=env.get("signoff_token", cls.token),
+        )
 
 
 class ApiError(Exception):

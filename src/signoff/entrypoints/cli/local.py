@@ -1,0 +1,268 @@
+"""Commands that work on the local installation: they read the server settings, build the
+application (migrating the database first) or load the policy files, and never talk HTTP.
+
+``serve``, ``worker``, ``db upgrade``, ``token create``, ``policy check``,
+``policy explain``, ``outbox list``, ``audit verify``, ``audit export``; ``main.py``
+registers them. Everything heavy is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from signoff.entrypoints.cli.output import EXIT_DENIED, err, fail, guarded, out, parse_pairs
+
+if TYPE_CHECKING:
+    from signoff.bootstrap import App
+    from signoff.config import Settings
+
+
+def _settings() -> Settings:
+    from signoff.config import Settings
+
+    return Settings()
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Run the server (migrates the database first; prints an admin token at first start)."""
+    import uvicorn
+
+    from signoff.bootstrap import build
+    from signoff.entrypoints.api.app import create_app
+    from signoff.services import views
+    from signoff.services.auth import create_token
+
+    settings = _settings()
+    signoff_app = guarded(lambda: build(settings))
+    admins = [u.name for u in signoff_app.directory.users.values() if u.admin]
+    if admins and views.never_signed_in(signoff_app.services, admins):
+        token = create_token(signoff_app.services, admins[0], "first start")
+        err.print(
+            f"Admin API token for {admins[0]} (shown once, keep it safe):\n{token}",
+            markup=False,
+            highlight=False,
+        )
+    api = create_app(signoff_app)
+    worker = signoff_app.worker().start() if settings.worker_in_server else None
+    listener = None
+    if signoff_app.engine.dialect.name == "postgresql":
+        from signoff.adapters.pg_notify import PostgresListener
+
+        listener = PostgresListener(settings.effective_database_url(), signoff_app.bus).start()
+    try:
+        uvicorn.run(
+            api,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=2,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        if listener is not None:
+            listener.stop()
+        signoff_app.close()
+
+
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="One sweep, then exit.")] = False,
+) -> None:
+    """Run only the deadline worker (reminders, escalations, timeouts, grant expiry),
+    for deployments that separate web and background roles."""
+    import signal
+
+    from signoff.bootstrap import build
+    from signoff.services.scheduler import sweep
+
+    settings = _settings()
+    signoff_app = guarded(lambda: build(settings))
+    try:
+        if once:
+            fired = sweep(signoff_app.services, settings.worker_batch)
+            sent = signoff_app.dispatch(settings.worker_batch)
+            out.print(
+                f"fired {fired} event(s); notifications: {sent.delivered} delivered, "
+                f"{sent.retried} to retry, {sent.dead} dead-lettered"
+            )
+            return
+        runner = signoff_app.worker()
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+        err.print("deadline worker running", markup=False)
+        runner.run()
+    finally:
+        signoff_app.close()
+
+
+def db_upgrade() -> None:
+    """Apply Alembic migrations to the configured database."""
+    from signoff.adapters.db.engine import create_db_engine, current_revision, upgrade
+
+    settings = _settings()
+    engine = create_db_engine(settings.effective_database_url(), 1)
+    try:
+        upgrade(engine)
+        out.print(f"database at revision {current_revision(engine)}")
+    except Exception as exc:
+        fail(f"migration failed: {type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+
+
+def token_create(
+    user: Annotated[str, typer.Option(help="The user the token acts as.")],
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "",
+) -> None:
+    """Create an API token for a user; it is printed once and stored hashed."""
+    from signoff.services.auth import create_token
+
+    signoff_app = _local_app()
+    try:
+        token = guarded(lambda: create_token(signoff_app.services, user, label))
+    finally:
+        signoff_app.close()
+    out.print(token, markup=False, highlight=False)
+
+
+def policy_check(
+    directory: Annotated[Path | None, typer.Argument(help="Policy folder.")] = None,
+    users: Annotated[Path | None, typer.Option(help="Users and groups file.")] = None,
+) -> None:
+    """Validate a policy folder; print every problem as file:line:column."""
+    from signoff.adapters.directory_file import load_directory
+    from signoff.adapters.policy_files import load_policy_set
+
+    settings = _settings()
+    folder = directory or settings.policies_dir
+
+    def load() -> Any:
+        return load_policy_set(folder, load_directory(users or settings.users_file))
+
+    ps = guarded(load)
+    out.print(f"ok: {len(ps)} policies, default {ps.default.outcome.value}, digest {ps.digest}")
+
+
+def policy_explain(
+    action: Annotated[str, typer.Option("--action", "--type", help="Action type.")],
+    target: Annotated[str, typer.Option(help="Action target.")],
+    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", help="Evaluate as this user.")] = None,
+    ticket: Annotated[str | None, typer.Option(help="Ticket.")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    risk: Annotated[str | None, typer.Option(help="low, medium, high, critical.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show which policy decides an action and why every earlier one did not."""
+    from signoff.bootstrap import load_rules
+    from signoff.domain.actions import Action
+    from signoff.domain.policy import EvaluationInput
+
+    settings = _settings()
+    directory, ps = guarded(lambda: load_rules(settings))
+    if as_user is None:
+        admins = [u for u in directory.users.values() if u.admin]
+        as_user = admins[0].name if admins else next(iter(directory.users))
+    user = guarded(lambda: directory.user(as_user or ""))
+    act = guarded(lambda: Action(action, target, dict(parse_pairs(param, "--param"))))
+    context: dict[str, Any] = {"labels": parse_pairs(label, "--label")}
+    if risk:
+        context["risk"] = risk
+    decision = ps.explain(EvaluationInput.of(act, user, datetime.now(UTC), context, ticket))
+    data = decision.as_dict()
+    if as_json:
+        out.print_json(json.dumps({"as": user.name, **data}))
+        return
+    for miss in decision.misses:
+        out.print(f"  skip  {miss.policy}: {miss.clause}: {miss.detail}", markup=False)
+    where = f" ({decision.policy.file}:{decision.policy.line})" if decision.policy.file else ""
+    out.print(
+        f"{decision.outcome.value.upper()}  {decision.policy.name}{where}: {decision.reason}",
+        markup=False,
+    )
+    if decision.error:
+        out.print(f"  error: {decision.error}", markup=False)
+    for i, s in enumerate(decision.policy.stages, 1):
+        people = sorted(directory.resolve(s.users, s.groups) - {user.name})
+        out.print(
+            f"  stage {i} {s.name}: quorum {s.quorum} of {', '.join(people) or 'nobody'}",
+            markup=False,
+        )
+
+
+def _local_app() -> App:
+    from signoff.bootstrap import build
+
+    return guarded(lambda: build(_settings()))
+
+
+def outbox_list(
+    dead: Annotated[bool, typer.Option("--dead", help="Only dead-lettered rows.")] = False,
+    status: Annotated[str | None, typer.Option(help="pending, delivered or dead.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List outbox rows (local database)."""
+    from signoff.services import views
+
+    signoff_app = _local_app()
+    try:
+        rows = views.outbox_rows(signoff_app.services, "dead" if dead else status, limit)
+        counts = views.outbox_counts(signoff_app.services)
+    finally:
+        signoff_app.close()
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    out.print(
+        ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "the outbox is empty",
+        markup=False,
+    )
+    for r in rows:
+        out.print(
+            f"#{r['id']} {r['status']} {r['topic']} {r['payload'].get('event')} "
+            f"request {r['request_id']} attempts {r['attempts']}"
+            + (f" error: {r['last_error']}" if r["last_error"] else ""),
+            markup=False,
+            highlight=False,
+        )
+
+
+def audit_verify() -> None:
+    """Walk the hash chain of the configured database; report the first broken link."""
+    from signoff.services.views import verify_audit
+
+    signoff_app = _local_app()
+    try:
+        report = verify_audit(signoff_app.services)
+    finally:
+        signoff_app.close()
+    if report.ok:
+        out.print(f"ok: {report.checked} events, chain intact")
+        return
+    fail(f"audit chain broken at event {report.broken_at}: {report.problem}", EXIT_DENIED)
+
+
+def audit_export(
+    format_: Annotated[str, typer.Option("--format", help="Only jsonl for now.")] = "jsonl",
+    after: Annotated[int, typer.Option(help="Start after this sequence number.")] = 0,
+) -> None:
+    """Stream the audit log as JSON lines."""
+    from signoff.services.views import export_audit
+
+    if format_ != "jsonl":
+        fail(f"unknown format {format_!r}; supported: jsonl")
+    signoff_app = _local_app()
+    try:
+        for ev in export_audit(signoff_app.services, after):
+            sys.stdout.write(json.dumps(ev.as_dict(), ensure_ascii=False) + "\n")
+    finally:
+        signoff_app.close()

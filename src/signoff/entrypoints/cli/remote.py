@@ -1,0 +1,469 @@
+"""Commands that talk to a Signoff server over HTTP (``SIGNOFF_URL``, ``SIGNOFF_TOKEN``).
+
+``request``, ``run``, ``execute``, ``approve``, ``deny``, ``cancel``, ``inbox``,
+``list``, ``show``, ``grant verify``, ``grant redeem``, ``grant revoke``; ``main.py``
+registers them. The HTTP client (httpx) is imported when a command runs, not for
+``--help``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from signoff.domain.errors import SignoffError
+from signoff.entrypoints.cli.output import (
+    EXIT_DENIED,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    err,
+    fail,
+    guarded,
+    out,
+    parse_pairs,
+)
+
+if TYPE_CHECKING:
+    from signoff.entrypoints.cli.client import SignoffClient
+
+
+@contextmanager
+def client() -> Iterator[SignoffClient]:
+    from signoff.entrypoints.cli.client import ApiError, ClientSettings, SignoffClient
+
+    cs = ClientSettings.from_env()
+    c = SignoffClient(cs.url, cs.token)
+    try:
+        yield c
+    except ApiError as exc:
+        code = EXIT_DENIED if exc.status == 403 else EXIT_ERROR
+        fail(exc.detail, code)
+    finally:
+        c.close()
+
+
+def _summary(r: dict[str, Any]) -> str:
+    a = r["action"]
+    return f"{r['id']}  {r['status']}  {a['type']} {a['target']}  by {r['requester']}"
+
+
+def _progress(r: dict[str, Any]) -> str:
+    if r["status"] != "pending":
+        return f"request {r['id']} is {r['status']}"
+    votes = ", ".join(f"{v['voter']} {v['decision']}d" for v in r.get("votes", [])) or "no votes"
+    stage_total = len(r.get("stages", [])) if "stages" in r else 1
+    return (
+        f"pending: stage {r['current_stage'] + 1}/{max(stage_total, 1)}, "
+        f"{r['still_needed']} more approval(s) needed; {votes}; "
+        f"can vote: {', '.join(r.get('awaiting', [])) or 'nobody'}"
+    )
+
+
+def _finish(r: dict[str, Any], as_json: bool) -> NoReturn:
+    status = r["status"]
+    if as_json:
+        out.print_json(json.dumps(r))
+    elif status == "approved":
+        grant = r.get("grant") or {}
+        err.print(
+            f"approved: grant {grant.get('id')} expires {grant.get('expires_at')}, "
+            f"{grant.get('uses_left')} use(s)",
+            markup=False,
+        )
+        out.print(grant.get("token") or "", markup=False, highlight=False, soft_wrap=True)
+    else:
+        err.print(f"request {r['id']} is {status}", markup=False)
+        denials = [v for v in r.get("votes", []) if v["decision"] == "deny"]
+        for v in denials:
+            err.print(f"  denied by {v['voter']}: {v['comment']}", markup=False)
+    code = {
+        "approved": EXIT_OK,
+        "executed": EXIT_OK,
+        "denied": EXIT_DENIED,
+        "timed_out": EXIT_TIMEOUT,
+        "cancelled": EXIT_TIMEOUT,
+        "expired": EXIT_TIMEOUT,
+        "revoked": EXIT_DENIED,
+    }.get(status, EXIT_ERROR)
+    raise typer.Exit(code)
+
+
+def _wait(c: SignoffClient, r: dict[str, Any], as_json: bool) -> NoReturn:
+    """Follow the request's event stream until it is decided."""
+    _finish(_follow(c, r), as_json)
+
+
+def _follow(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
+    """Follow the request's event stream until it is decided; the decided request."""
+    from signoff.domain.events import EventType
+    from signoff.entrypoints.cli.client import ApiError
+
+    interactive = err.is_terminal
+    last_id: str | None = None
+    status_line = _progress(r)
+    if not interactive:
+        err.print(f"waiting: {status_line}", markup=False)
+    status_ctx = err.status(status_line) if interactive else None
+    attempts = 0
+    try:
+        if status_ctx is not None:
+            status_ctx.start()
+        while True:
+            try:
+                for ev in c.events(r["id"], last_id):
+                    last_id = str(ev["seq"])
+                    snap = ev["request"]
+                    merged = {**r, **snap}
+                    line = f"{ev['type']} by {ev['actor']}: {_progress(merged)}"
+                    if status_ctx is not None:
+                        status_ctx.update(line)
+                    elif ev["type"] != EventType.REQUEST_SUBMITTED:
+                        err.print(line, markup=False)
+                    if snap["status"] != "pending":
+                        return c.get_request(r["id"])
+                attempts = 0
+            except ApiError as exc:
+                if exc.status != 0:
+                    raise
+                attempts += 1
+                if attempts > 20:
+                    raise
+                time.sleep(min(5.0, 0.2 * 2**attempts))  # reconnect with Last-Event-ID
+            current = c.get_request(r["id"])
+            if current["status"] != "pending":
+                return current
+    finally:
+        if status_ctx is not None:
+            status_ctx.stop()
+
+
+TypeOpt = Annotated[str, typer.Option("--type", help="Action type, e.g. sql.execute.")]
+TargetOpt = Annotated[str, typer.Option(help="Action target, e.g. pg/prod.")]
+ParamOpt = Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")]
+ArgOpt = Annotated[
+    list[str] | None, typer.Option(help="One argv element of a command (repeatable).")
+]
+ReasonOpt = Annotated[str, typer.Option(help="Why you need this.")]
+TicketOpt = Annotated[str | None, typer.Option(help="Ticket, e.g. OPS-42.")]
+
+
+def _action_params(param: list[str] | None, arg: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = dict(parse_pairs(param, "--param"))
+    if arg:
+        params["argv"] = list(arg)
+    return params
+
+
+def request(
+    type_: TypeOpt,
+    target: TargetOpt,
+    param: ParamOpt = None,
+    arg: ArgOpt = None,
+    reason: ReasonOpt = "",
+    ticket: TicketOpt = None,
+    link: Annotated[list[str] | None, typer.Option(help="A link for context.")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    risk: Annotated[str | None, typer.Option(help="low, medium, high, critical.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the decision.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Ask for approval of an action; with --wait, follow it until it is decided."""
+    body: dict[str, Any] = {
+        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
+        "reason": reason,
+        "ticket": ticket,
+        "context": {"links": link or [], "labels": parse_pairs(label, "--label")},
+    }
+    if risk:
+        body["context"]["risk"] = risk
+    with client() as c:
+        r = c.create_request(body)
+        if r["status"] != "pending" or not wait:
+            if wait or r["status"] != "pending":
+                _finish(r, as_json)
+            if as_json:
+                out.print_json(json.dumps(r))
+            else:
+                out.print(r["id"], markup=False, highlight=False)
+                err.print(_progress(r), markup=False)
+            return
+        err.print(f"request {r['id']} submitted under policy {r['policy']}", markup=False)
+        _wait(c, r, as_json)
+
+
+def _show_execution(x: dict[str, Any], as_json: bool) -> NoReturn:
+    """Print what ran, as a user reads it; exit 0 if it succeeded, 2 if not."""
+    if as_json:
+        out.print_json(json.dumps(x))
+    else:
+        output = x.get("output") or {}
+        if "columns" in output:
+            from rich.table import Table
+
+            table = Table(*output["columns"], show_lines=False)
+            for row in output["rows"]:
+                table.add_row(*("NULL" if v is None else str(v) for v in row))
+            out.print(table)
+        elif "stdout" in output:
+            out.print(output.get("stdout", ""), markup=False, highlight=False, end="")
+            if output.get("stderr"):
+                err.print(output["stderr"], markup=False, highlight=False, end="")
+        elif "body" in output:
+            out.print(output["body"], markup=False, highlight=False)
+        err.print(
+            f"{'executed' if x['ok'] else 'failed'}: {x['summary']} "
+            f"(request {x['request_id']} is {x.get('request_status')}; "
+            f"output sha256 {str(x.get('output_digest'))[:12]})",
+            markup=False,
+        )
+    raise typer.Exit(EXIT_OK if x["ok"] else EXIT_ERROR)
+
+
+def execute(
+    request_id: Annotated[str, typer.Argument(help="An approved request.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Have Signoff perform an approved request's action on its target; print the result."""
+    with client() as c:
+        x = c.execute(request_id)
+    _show_execution(x, as_json)
+
+
+def run(
+    type_: TypeOpt,
+    target: TargetOpt,
+    param: ParamOpt = None,
+    arg: ArgOpt = None,
+    reason: ReasonOpt = "",
+    ticket: TicketOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Ask, wait for the decision, and have Signoff run the action: one command."""
+    body: dict[str, Any] = {
+        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
+        "reason": reason,
+        "ticket": ticket,
+    }
+    with client() as c:
+        r = c.create_request(body)
+        if r["status"] == "pending":
+            err.print(f"request {r['id']} submitted under policy {r['policy']}", markup=False)
+            r = _follow(c, r)
+        if r["status"] != "approved":
+            _finish(r, as_json)
+        x = c.execute(r["id"])
+    _show_execution(x, as_json)
+
+
+def _vote(request_id: str, decision: str, comment: str, as_json: bool) -> None:
+    with client() as c:
+        r = c.vote(request_id, decision, comment)
+    if as_json:
+        out.print_json(json.dumps(r))
+    else:
+        out.print(f"{decision}d: {_summary(r)}", markup=False)
+        if r["status"] == "pending":
+            out.print(_progress(r), markup=False)
+
+
+def approve(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Approve a request."""
+    _vote(request_id, "approve", comment, as_json)
+
+
+def deny(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Deny a request (ends it)."""
+    _vote(request_id, "deny", comment, as_json)
+
+
+def cancel(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+) -> None:
+    """Cancel a pending or approved request (requester or admin)."""
+    with client() as c:
+        r = c.cancel(request_id, comment)
+    out.print(f"cancelled: {_summary(r)}", markup=False)
+
+
+def inbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Requests awaiting your vote."""
+    with client() as c:
+        page = c.list_requests(awaiting="me", limit=200)
+    if as_json:
+        out.print_json(json.dumps(page))
+        return
+    if not page["items"]:
+        out.print("nothing awaits you")
+        return
+    from rich.table import Table
+
+    table = Table("id", "action", "target", "requester", "reason", "needed", "deadline")
+    for r in page["items"]:
+        table.add_row(
+            r["id"],
+            r["action"]["type"],
+            r["action"]["target"],
+            r["requester"],
+            r["reason"],
+            str(r["still_needed"]),
+            r.get("deadline_at") or "-",
+        )
+    out.print(table)
+
+
+def list_(
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    requester: Annotated[str | None, typer.Option(help="Only this requester.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List requests, newest first."""
+    with client() as c:
+        page = c.list_requests(status=status, requester=requester, limit=limit)
+    if as_json:
+        out.print_json(json.dumps(page))
+        return
+    for r in page["items"]:
+        out.print(_summary(r), markup=False)
+
+
+def show(
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Everything about one request: action, context, policy, stages, votes, timeline."""
+    with client() as c:
+        r = c.get_request(request_id)
+    if as_json:
+        out.print_json(json.dumps(r))
+        return
+    a = r["action"]
+    lines = [
+        f"request   {r['id']}  [{r['status']}]",
+        f"action    {a['type']} on {a['target']}  (digest {r['action_digest'][:16]}…)",
+    ]
+    for k, v in a["params"].items():
+        lines.append(f"  param   {k} = {v}")
+    lines += [
+        f"requester {r['requester']}",
+        f"reason    {r['reason'] or '-'}",
+        f"ticket    {r['ticket'] or '-'}",
+    ]
+    ctx = r.get("context") or {}
+    for link in ctx.get("links", []):
+        lines.append(f"link      {link}")
+    if ctx.get("labels"):
+        lines.append("labels    " + ", ".join(f"{k}={v}" for k, v in ctx["labels"].items()))
+    if ctx.get("risk"):
+        lines.append(f"risk      {ctx['risk']}")
+    lines.append(f"policy    {r['policy']}  (set {r['policy_set_digest'][:12]})")
+    for i, s in enumerate(r["stages"]):
+        mark = "→" if i == r["current_stage"] and r["status"] == "pending" else " "
+        lines.append(
+            f"{mark} stage {i + 1} {s['name']}: {len(s['approvals'])}/{s['quorum']} "
+            f"approvals from {', '.join(s['approvers'])}"
+        )
+    for v in r["votes"]:
+        lines.append(f"vote      {v['voter']} {v['decision']}d: {v['comment']}")
+    if r.get("grant"):
+        g = r["grant"]
+        lines.append(
+            f"grant     {g['id']} expires {g['expires_at']} uses left {g['uses_left']}"
+            + (" (revoked)" if g["revoked"] else "")
+        )
+    for e in r.get("timeline") or []:
+        lines.append(f"  {e['at']}  #{e['seq']} {e['type']} by {e['actor']}")
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+
+
+def _action_body(type_: str, target: str, param: list[str] | None) -> dict[str, Any]:
+    return {"type": type_, "target": target, "params": parse_pairs(param, "--param")}
+
+
+def grant_verify(
+    token: Annotated[str, typer.Argument(help="The grant token.")],
+    type_: Annotated[str, typer.Option("--type", "--action", help="Action type.")],
+    target: Annotated[str, typer.Option(help="Action target.")],
+    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    jwks: Annotated[
+        str | None, typer.Option(help="JWKS file or URL (default: the server's).")
+    ] = None,
+) -> None:
+    """Check a token offline against the JWKS: signature, expiry and the action's digest.
+
+    This does not consume a use; redemption does (``signoff grant redeem``)."""
+    from signoff.adapters.signing import verify_with_jwks
+    from signoff.domain.actions import Action
+
+    body = _action_body(type_, target, param)
+    if jwks and not jwks.startswith(("http://", "https://")):
+        try:
+            keys = json.loads(Path(jwks).read_text())
+        except (OSError, ValueError) as exc:
+            fail(f"cannot read JWKS file {jwks}: {exc}")
+    elif jwks:  # a JWKS URL elsewhere is fetched without our API token
+        import httpx
+
+        try:
+            keys = httpx.get(jwks, timeout=10).raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as exc:
+            fail(f"cannot fetch JWKS from {jwks}: {exc}")
+    else:
+        with client() as c:
+            keys = c.jwks()
+    try:
+        claims = verify_with_jwks(token, keys, datetime.now(UTC))
+    except SignoffError as exc:
+        fail(f"invalid: {exc.detail}", EXIT_DENIED)
+    digest = guarded(lambda: Action(body["type"], body["target"], body["params"]).digest)
+    if claims["act"] != digest:
+        fail("invalid: the action differs from the approved action", EXIT_DENIED)
+    exp = datetime.fromtimestamp(claims["exp"], UTC).isoformat()
+    out.print(
+        f"valid: grant {claims['jti']} for request {claims['rid']} by {claims['sub']}, "
+        f"{claims['uses']} use(s), expires {exp}",
+        markup=False,
+    )
+
+
+def grant_redeem(
+    token: Annotated[str, typer.Argument(help="The grant token.")],
+    type_: Annotated[str, typer.Option("--type", "--action", help="Action type.")],
+    target: Annotated[str, typer.Option(help="Action target.")],
+    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+) -> None:
+    """Consume one use of a grant for exactly this action."""
+    with client() as c:
+        r = c.redeem(token, _action_body(type_, target, param))
+    out.print(
+        f"redeemed: grant {r['grant_id']}, {r['uses_left']} use(s) left, request {r['status']}",
+        markup=False,
+    )
+
+
+def grant_revoke(
+    grant_id: Annotated[str, typer.Argument(help="Grant id.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+) -> None:
+    """Revoke a grant (admins)."""
+    with client() as c:
+        r = c.revoke(grant_id, comment)
+    out.print(f"revoked: {_summary(r)}", markup=False)

@@ -1,0 +1,72 @@
+"""Start-up loads only what it uses: `signoff --help` and the HTTP commands load no server
+parts, and the server loads no parser, driver or tool that its configuration does not
+call for. A new top-level import of one of these fails here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CLI_NEVER = [
+    "httpx",
+    "pydantic_settings",
+    "sqlalchemy",
+    "alembic",
+    "fastapi",
+    "uvicorn",
+    "cel",
+    "sqlglot",
+    "psycopg",
+    "jwt",
+    "yaml",
+    "signoff.config",
+    "signoff.bootstrap",
+]
+# on SQLite, with no targets file and a database already migrated
+SERVER_NEVER = [
+    "sqlglot",
+    "psycopg",
+    "psycopg_pool",
+    "alembic",
+    "prompt_toolkit",
+    "cel.cli",
+    "httpx",
+    "aiosmtplib",
+]
+
+
+def loaded_after(code: str, names: list[str]) -> list[str]:
+    probe = (
+        f"{code}; import json, sys; print(json.dumps([m for m in {names!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    found: list[str] = json.loads(out.splitlines()[-1])
+    return found
+
+
+def test_the_cli_module_loads_no_server_parts() -> None:
+    assert loaded_after("import signoff.entrypoints.cli.main", CLI_NEVER) == []
+
+
+def test_the_server_loads_no_unused_parts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'signoff.db'}"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from signoff.adapters.db.engine import "
+            f"create_db_engine, upgrade; upgrade(create_db_engine({url!r}, 1))",
+        ],
+        check=True,
+    )
+    code = (
+        "from signoff.bootstrap import build; from signoff.config import Settings; "
+        "from signoff.entrypoints.api.app import create_app; "
+        f"app = build(Settings(database_url={url!r}, channels='log')); create_app(app); "
+        "app.close()"
+    )
+    assert loaded_after(code, SERVER_NEVER) == []
