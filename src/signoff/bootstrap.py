@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 from signoff.adapters.channels.log import LogChannel
 from signoff.adapters.channels.messages import VoteLinks
+from signoff.adapters.checkpoints import CheckpointSink, build_sinks, signature_ok
+from signoff.adapters.checkpoints import sign as sign_checkpoint
 from signoff.adapters.db.engine import create_db_engine, upgrade
 from signoff.adapters.db.repositories import DatabaseUnitOfWork
 from signoff.adapters.directory_file import load_directory
@@ -26,12 +28,14 @@ from signoff.adapters.signing import Ed25519GrantSigner, KeyRing, VoteLinkSigner
 from signoff.adapters.targets_file import load_targets
 from signoff.config import Settings
 from signoff.domain.actions import Action
+from signoff.domain.audit import Checkpoint
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import InvalidInput, PolicyError, PolicyProblem
 from signoff.domain.identity import Directory
 from signoff.domain.policy import PolicySet
 from signoff.domain.quiet_hours import QuietHours
 from signoff.services import views
+from signoff.services.anchoring import check_checkpoints, write_checkpoint
 from signoff.services.dependencies import Services
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
 from signoff.services.ports import Channel, Clock, Executor, RequestReader, SystemClock
@@ -55,6 +59,7 @@ class App:
     quiet: Mapping[str, QuietHours]
     executors: Mapping[str, Executor]
     observer: PrometheusObserver
+    checkpoint_sinks: Sequence[CheckpointSink]
     # Set after a commit that wrote outbox rows; the worker delivers at once.
     dispatch_wanted: threading.Event
 
@@ -66,14 +71,33 @@ class App:
         """Deliver one batch of due notifications."""
         return dispatch_due(self.services, self.channels, self.retry, limit, self.quiet)
 
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the audit chain's head now and write it to the checkpoint sinks."""
+        key = self.keys.private(self.keys.active_kid)
+        return write_checkpoint(
+            self.services,
+            lambda c: sign_checkpoint(c, key),
+            self.checkpoint_sinks,
+            self.keys.active_kid,
+        )
+
+    def check_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> list[str]:
+        """How the chain disagrees with checkpoints kept elsewhere (empty: it agrees)."""
+        publics = self.keys.signing_publics()
+        return check_checkpoints(self.services, checkpoints, lambda c: signature_ok(c, publics))
+
     def worker(self) -> DeadlineWorker:
         s = self.settings
+        every: list[tuple[float, Callable[[], object]]] = []
+        if self.checkpoint_sinks:
+            every.append((parse_duration(s.checkpoint_every).total_seconds(), self.checkpoint))
         return DeadlineWorker(
             self.services,
             s.worker_interval_seconds,
             s.worker_batch,
             self.dispatch,
             wake=self.dispatch_wanted,
+            every=every,
         )
 
     def close(self) -> None:
@@ -231,6 +255,7 @@ def _assemble(
     )
     check_configured_channels(settings, policy_set, directory, channels)
     quiet = quiet_hours(settings, channels)
+    checkpoint_sinks = build_sinks(settings.checkpoints)
     bus = InProcessEventBus()
     observer = PrometheusObserver()
     dispatch_wanted = threading.Event()
@@ -270,6 +295,7 @@ def _assemble(
         executors=executors,
         observer=observer,
         dispatch_wanted=dispatch_wanted,
+        checkpoint_sinks=checkpoint_sinks,
     )
 
 

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         1.0, description="How often the worker looks for due deadlines."
     )
     worker_batch: int = Field(100, description="Due requests claimed per transaction.")
+    checkpoints: str = Field(
+        "",
+        description="Where signed audit checkpoints go, comma-separated: file:PATH (outside "
+        "the data folder), webhook:URL, syslog: or syslog:HOST:PORT; empty: none.",
+    )
+    checkpoint_every: str = Field(
+        "1h", description="How often the worker writes a checkpoint (when CHECKPOINTS is set)."
+    )
     channels: str = Field(
         "log",
         description="Comma-separated channels (policies choose among them with `notify:`; "

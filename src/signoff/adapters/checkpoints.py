@@ -15,36 +15,14 @@ import json
 import logging
 import logging.handlers
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from signoff.domain.actions import canonical_json
+from signoff.domain.audit import Checkpoint
 from signoff.domain.errors import InvalidInput
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    seq: int
-    hash: str
-    at: str
-    kid: str
-    signature: str = ""
-
-    def body(self) -> bytes:
-        return canonical_json({"seq": self.seq, "hash": self.hash, "at": self.at, "kid": self.kid})
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "hash": self.hash,
-            "at": self.at,
-            "kid": self.kid,
-            "signature": self.signature,
-        }
 
 
 def sign(checkpoint: Checkpoint, key: Ed25519PrivateKey) -> Checkpoint:

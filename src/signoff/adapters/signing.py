@@ -151,6 +151,11 @@ class KeyRing:
                 self._public[kid] = key
         self._jwks = [dict(jwk) for _, jwk in rows]
 
+    def signing_publics(self) -> dict[str, Ed25519PublicKey]:
+        """The public halves of the private keys at hand (from the key file or the
+        environment, not from the database): what checkpoints are verified with."""
+        return {kid: key.public_key() for kid, key in self._private.items()}
+
     def jwks(self) -> dict[str, Any]:
         return {"keys": list(self._jwks)}
 

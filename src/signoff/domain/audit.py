@@ -10,7 +10,7 @@ names the first sequence number where the chain no longer holds.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +76,54 @@ def chain_next(
     body = canonical_json(payload).decode("utf-8")
     digest = event_hash(seq, when, actor, type_, request_id, body, head_hash)
     return AuditEvent(seq, when, actor, type_, request_id, body, head_hash, digest)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement, kept outside the database, that the chain had ``hash`` at
+    ``seq`` at time ``at``; ``kid`` names the signing key."""
+
+    seq: int
+    hash: str
+    at: str
+    kid: str
+    signature: str = ""
+
+    def body(self) -> bytes:
+        return canonical_json({"seq": self.seq, "hash": self.hash, "at": self.at, "kid": self.kid})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": self.at,
+            "kid": self.kid,
+            "signature": self.signature,
+        }
+
+
+def check_anchors(
+    anchors: Iterable[tuple[int, str]], hash_at: Callable[[int], str | None], head_seq: int
+) -> list[str]:
+    """Compare the chain with checkpoints kept elsewhere, each (seq, hash): a hash that
+    differs at the same seq means the chain was rewritten (every hash recomputed); a
+    chain shorter than a checkpoint was cut back, or wiped."""
+    problems = []
+    for seq, expected in sorted(anchors):
+        if seq > head_seq:
+            what = "was wiped" if head_seq == 0 else f"ends at event {head_seq}"
+            problems.append(
+                f"a checkpoint vouches for event {seq}, but the log {what}: events were removed"
+            )
+            continue
+        found = hash_at(seq)
+        if found is None:
+            problems.append(f"event {seq}, vouched for by a checkpoint, is missing")
+        elif found != expected:
+            problems.append(
+                f"event {seq} differs from its checkpoint: the chain was rewritten at or before it"
+            )
+    return problems
 
 
 @dataclass(frozen=True)

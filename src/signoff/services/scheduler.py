@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,7 @@ class DeadlineWorker:
         limit: int = 100,
         dispatch: Callable[[], Any] | None = None,
         wake: threading.Event | None = None,
+        every: Sequence[tuple[float, Callable[[], Any]]] = (),
     ) -> None:
         self.svc = svc
         self.interval = interval
@@ -81,6 +83,10 @@ class DeadlineWorker:
         self._stop = threading.Event()
         # Set by whoever wants a round now (``Services.wake_dispatcher`` after a commit).
         self._wake = wake if wake is not None else threading.Event()
+        # Periodic work (audit checkpoints): (seconds, task), first run one period in.
+        start = time.monotonic()
+        self._every = list(every)
+        self._next_run = [start + seconds for seconds, _ in every]
         self._thread = threading.Thread(target=self.run, name="signoff-deadlines", daemon=True)
 
     def wake(self) -> None:
@@ -105,7 +111,18 @@ class DeadlineWorker:
                             break
                 except Exception:
                     log.exception("outbox dispatch failed")
+            self._run_periodic()
             self._wake.wait(self.interval)
+
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for i, (seconds, task) in enumerate(self._every):
+            if now >= self._next_run[i]:
+                self._next_run[i] = now + seconds
+                try:
+                    task()
+                except Exception:
+                    log.exception("periodic task failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -236,19 +236,82 @@ def outbox_list(
         )
 
 
-def audit_verify() -> None:
-    """Walk the hash chain of the configured database; report the first broken link."""
-    from signoff.services.views import verify_audit
+def audit_verify(
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(
+            help="Signed checkpoints (JSON lines) kept outside the database: finds a "
+            "rewritten chain, a cut tail or a wiped log."
+        ),
+    ] = None,
+) -> None:
+    """Check the audit log: the hash chain, every request's state against its history,
+    and (with --checkpoints) the chain against checkpoints kept elsewhere."""
+    from signoff.adapters.checkpoints import read_checkpoints
+    from signoff.services.views import full_audit
 
+    anchors = guarded(lambda: read_checkpoints(checkpoints)) if checkpoints else None
     signoff_app = _local_app()
     try:
-        report = verify_audit(signoff_app.services)
+        report = full_audit(signoff_app.services)
+        anchored = signoff_app.check_checkpoints(anchors) if anchors is not None else []
     finally:
         signoff_app.close()
-    if report.ok:
-        out.print(f"ok: {report.checked} events, chain intact")
+    problems = []
+    if not report.chain.ok:
+        problems.append(
+            f"audit chain broken at event {report.chain.broken_at}: {report.chain.problem}"
+        )
+    problems += report.state.mismatches
+    problems += anchored
+    if not problems:
+        against = f", {len(anchors)} checkpoint(s) agree" if anchors else ""
+        out.print(
+            f"ok: {report.chain.checked} events, chain intact; {report.state.checked} "
+            f"requests agree with their history{against}"
+        )
         return
-    fail(f"audit chain broken at event {report.broken_at}: {report.problem}", EXIT_DENIED)
+    for problem in problems[1:]:
+        err.print(problem, markup=False, highlight=False)
+    fail(problems[0], EXIT_DENIED)
+
+
+def audit_checkpoint() -> None:
+    """Sign the audit chain's head now and write it to SIGNOFF_CHECKPOINTS."""
+    signoff_app = _local_app()
+    try:
+        if not signoff_app.checkpoint_sinks:
+            fail("SIGNOFF_CHECKPOINTS is not set: name a file:PATH, webhook:URL or syslog:")
+        made = guarded(signoff_app.checkpoint)
+    finally:
+        signoff_app.close()
+    if made is None:
+        out.print("the audit log is empty: nothing to vouch for yet")
+        return
+    out.print(f"checkpoint: event {made.seq} {made.hash} at {made.at} (key {made.kid})")
+
+
+def keys_list() -> None:
+    """The signing keys the database knows (public), and which one signs now."""
+    signoff_app = _local_app()
+    try:
+        active = signoff_app.keys.active_kid
+        for key in signoff_app.keys.jwks()["keys"]:
+            mark = "  (signs now)" if key["kid"] == active else ""
+            out.print(f"{key['kid']}{mark}", markup=False)
+    finally:
+        signoff_app.close()
+
+
+def keys_rotate() -> None:
+    """Make a new signing key (appended to the key file); old keys keep verifying what
+    they signed. Replicas need the new key file before they sign with it."""
+    signoff_app = _local_app()
+    try:
+        kid = guarded(signoff_app.keys.rotate)
+    finally:
+        signoff_app.close()
+    out.print(f"new signing key {kid}; copy the key file to every replica", markup=False)
 
 
 def audit_export(

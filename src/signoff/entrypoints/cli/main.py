@@ -35,12 +35,16 @@ grant_app = typer.Typer(help="Verify, redeem and revoke grants.", no_args_is_hel
 audit_app = typer.Typer(help="Verify and export the audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Notifications waiting, delivered or dead.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Signing keys (kept outside the database, in the key file).", no_args_is_help=True
+)
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
 app.add_typer(grant_app, name="grant")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(keys_app, name="keys")
 
 # The order here is the order `signoff --help` lists them in.
 app.command()(local.serve)
@@ -66,6 +70,9 @@ grant_app.command("revoke")(remote.grant_revoke)
 outbox_app.command("list")(local.outbox_list)
 audit_app.command("verify")(local.audit_verify)
 audit_app.command("export")(local.audit_export)
+audit_app.command("checkpoint")(local.audit_checkpoint)
+keys_app.command("list")(local.keys_list)
+keys_app.command("rotate")(local.keys_rotate)
 
 
 def main() -> None:
