@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ from signoff.config import Settings
 from signoff.domain.actions import Action
 from signoff.domain.audit import Checkpoint
 from signoff.domain.durations import parse_duration
-from signoff.domain.errors import InvalidInput, PolicyError, PolicyProblem
+from signoff.domain.errors import DatabaseUnavailable, InvalidInput, PolicyError, PolicyProblem
 from signoff.domain.identity import Directory
 from signoff.domain.policy import PolicySet
 from signoff.domain.quiet_hours import QuietHours
@@ -227,9 +228,24 @@ def build(
     engine = create_db_engine(settings.effective_database_url(), settings.db_pool_size)
     try:
         return _assemble(settings, clock, directory, policy_set, executors, engine, migrate)
+    except sa_exc.DBAPIError as exc:
+        engine.dispose()
+        raise database_unavailable(engine, exc) from None
     except BaseException:
         engine.dispose()
         raise
+
+
+def database_unavailable(engine: Engine, exc: sa_exc.DBAPIError) -> DatabaseUnavailable:
+    """One line that names the database (its password hidden) and the driver's reason,
+    scrubbed of the password too."""
+    url = engine.url
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return DatabaseUnavailable(
+        f"cannot use the database at {url.render_as_string(hide_password=True)}: {reason}"
+    )
 
 
 def _assemble(

@@ -14,24 +14,33 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import psycopg
+from sqlalchemy.engine import make_url
 
 from signoff.adapters.db.repositories import NOTIFY_CHANNEL as CHANNEL
 from signoff.adapters.event_bus import InProcessEventBus
+from signoff.adapters.executors.scrubbing import Scrubber
 
 log = logging.getLogger("signoff.pg_notify")
 
 
-def libpq_url(sqlalchemy_url: str) -> str:
-    """``postgresql+psycopg://...`` (SQLAlchemy) to ``postgresql://...`` (libpq)."""
-    scheme, rest = sqlalchemy_url.split("://", 1)
-    return "postgresql://" + rest if scheme.startswith("postgresql") else sqlalchemy_url
+def connect_args(sqlalchemy_url: str) -> dict[str, Any]:
+    """The connection parameters of a SQLAlchemy URL, as psycopg keywords: parsed once
+    by SQLAlchemy, as the engine does, so a password with a space or a ``%`` works the
+    same here and never appears in a parse error."""
+    url = make_url(sqlalchemy_url)
+    args: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    args.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+    return args
 
 
 class PostgresListener:
     def __init__(self, url: str, bus: InProcessEventBus) -> None:
-        self.url = libpq_url(url)
+        self.args = connect_args(url)
+        secret = self.args.get("password")
+        self.scrub = Scrubber([str(secret)] if secret else [])
         self.bus = bus
         self._stop = threading.Event()
         self.ready = threading.Event()
@@ -51,7 +60,7 @@ class PostgresListener:
         first = True
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True) as conn:
+                with psycopg.connect(autocommit=True, **self.args) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.ready.set()
                     if not first:
@@ -62,6 +71,6 @@ class PostgresListener:
                         for note in conn.notifies(timeout=0.5):
                             self.bus.publish(note.payload)
             except psycopg.Error as exc:
-                log.warning("LISTEN connection lost (%s); reconnecting", exc)
+                log.warning("LISTEN connection lost (%s); reconnecting", self.scrub.text(str(exc)))
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)

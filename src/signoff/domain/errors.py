@@ -11,6 +11,7 @@
     │   └── Refused             refused for a stated ``reason`` (a machine-readable word)
     │       ├── GrantRefused    an invalid, expired, revoked, used-up or mismatched grant
     │       └── LinkRefused     an approval link that is forged, expired or already used
+    ├── DatabaseUnavailable     the database cannot be reached or used (503)
     └── Conflict                the request is not in a state that allows this (409)
         ├── InvalidTransition   a state move the state machine does not have
         ├── AlreadyVoted        one person, one vote per request
@@ -134,6 +135,12 @@ class AlreadyVoted(Conflict):
 class QuorumUnreachable(Conflict):
     code = "quorum-unreachable"
     title = "Quorum unreachable"
+
+
+class DatabaseUnavailable(SignoffError):
+    code = "database-unavailable"
+    status = 503
+    title = "Database unavailable"
 
 
 @dataclass

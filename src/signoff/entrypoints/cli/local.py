@@ -105,15 +105,20 @@ def worker(
 
 def db_upgrade() -> None:
     """Apply Alembic migrations to the configured database."""
+    from sqlalchemy import exc as sa_exc
+
     from signoff.adapters.db.engine import create_db_engine, current_revision, upgrade
+    from signoff.bootstrap import database_unavailable
 
     settings = _settings()
     engine = create_db_engine(settings.effective_database_url(), 1)
     try:
         upgrade(engine)
         out.print(f"database at revision {current_revision(engine)}")
+    except sa_exc.DBAPIError as exc:
+        fail(database_unavailable(engine, exc).detail)
     except Exception as exc:
-        fail(f"migration failed: {type(exc).__name__}: {exc}")
+        fail(f"migration failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     finally:
         engine.dispose()
 
