@@ -8,6 +8,7 @@ import base64
 import json
 import socket
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -168,3 +169,40 @@ def test_raw_socket_garbage_gets_an_answer_not_a_crash(server) -> None:
         answer = sock.recv(1000)
     assert answer.startswith(b"HTTP/1.1 4")
     assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_approval_links_answer_every_token_with_a_page(server) -> None:
+    """Tokens from nowhere, and tokens signed correctly that name unknown people,
+    requests or decisions: every answer is a page for people (HTML, 4xx), never a 500."""
+    from datetime import UTC, datetime, timedelta
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    links = server.app.links
+    text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+
+    @st.composite
+    def signed(draw: st.DrawFn) -> str:
+        return links.issue(
+            draw(st.sampled_from(["bob", "nobody", "", "bob\u202e"])),
+            draw(text),
+            draw(st.sampled_from(["approve", "deny"])),
+            datetime.now(UTC) + timedelta(minutes=draw(st.integers(-5, 5))),
+        )
+
+    tokens = st.one_of(text, signed(), signed().map(lambda t: t[:-4] + "AAAA"))
+
+    @given(token=tokens, post=st.booleans(), comment=text)
+    @settings(
+        max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    def probe(token: str, post: bool, comment: str) -> None:
+        url = f"{server.url}/links/{quote(token, safe='')}"
+        with httpx.Client(timeout=10) as web:
+            resp = web.post(url, data={"comment": comment}) if post else web.get(url)
+        assert resp.status_code < 500, (token, resp.text[:300])
+        if resp.status_code != 404:  # (a token with "/" reaches no page: a plain 404)
+            assert resp.headers["content-type"].startswith("text/html"), resp.text[:200]
+
+    probe()
