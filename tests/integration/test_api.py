@@ -366,3 +366,16 @@ def test_only_those_involved_see_a_request(as_user) -> None:
     # a vote by someone who may not see it is refused as well (not an approver)
     resp = as_user["frank"].post(f"{path}/votes", json={"decision": "approve"})
     assert resp.status_code in (403, 404)
+
+
+def test_a_policy_lets_more_people_see_its_requests(as_user) -> None:
+    """visible_to: erin (security) follows production deploys without voting on them."""
+    r = submit(as_user["frank"], {"type": "deploy", "target": "prod/web"})
+    assert as_user["erin"].get(f"/v1/requests/{r['id']}").status_code == 200
+    listed = as_user["erin"].get("/v1/requests").json()["items"]
+    assert r["id"] in [item["id"] for item in listed]
+    assert r["id"] not in [
+        i["id"] for i in as_user["erin"].get("/v1/requests?awaiting=me").json()["items"]
+    ]
+    resp = as_user["erin"].post(f"/v1/requests/{r['id']}/votes", json={"decision": "approve"})
+    assert resp.status_code == 403  # seeing is not voting

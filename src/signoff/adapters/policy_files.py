@@ -112,6 +112,8 @@ class DefaultDoc(_Strict):
     review: ReviewDoc | None = None
     grant: GrantDoc = GrantDoc()
     request: RequestDoc = RequestDoc()
+    # who may see its requests besides the requester, approvers, executors and admins
+    visible_to: ApproversDoc = ApproversDoc()
 
 
 class PolicyDoc(DefaultDoc):
@@ -304,6 +306,8 @@ class _Builder:
         self.check_names(doc, (*path, "grant", "executors"), ex.users, ex.groups)
         rd = d.grant.redeemers
         self.check_names(doc, (*path, "grant", "redeemers"), rd.users, rd.groups)
+        vt = d.visible_to
+        self.check_names(doc, (*path, "visible_to"), vt.users, vt.groups)
         digest_every = None
         if d.notify_mode == "digest":
             if d.every is None:
@@ -348,6 +352,8 @@ class _Builder:
                 redeemer_groups=tuple(rd.groups),
             ),
             rules=RequestRules(d.request.reason_required, d.request.ticket_pattern),
+            viewer_users=tuple(vt.users),
+            viewer_groups=tuple(vt.groups),
             description=d.description if isinstance(d, PolicyDoc) else "default outcome",
             file=doc.file,
             line=line,

@@ -155,6 +155,9 @@ class Policy:
     digest_every: timedelta | None = None  # approvers are told in one batch per period
     grant: GrantRule = field(default_factory=GrantRule)
     rules: RequestRules = field(default_factory=RequestRules)
+    # who may see its requests besides those involved (visible_to)
+    viewer_users: tuple[str, ...] = ()
+    viewer_groups: tuple[str, ...] = ()
     description: str = ""
     file: str = ""
     line: int = 0

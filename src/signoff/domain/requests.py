@@ -179,6 +179,7 @@ class Request:
     read_only: bool = False  # executions through Signoff run READ ONLY (policy grant)
     executors: frozenset[str] = frozenset()  # who else may execute (policy grant.executors)
     redeemers: frozenset[str] = frozenset()  # the target's enforcement points (grant.redeemers)
+    viewers: frozenset[str] = frozenset()  # may see it too (policy visible_to)
     expiry_warned: bool = False  # the requester was told the unused grant expires soon
 
     # ----- queries -------------------------------------------------------------------
@@ -415,11 +416,13 @@ class Request:
     def may_read(self, person: str, is_admin: bool) -> bool:
         """Who may see a request at all (its action, reason, votes and timeline): the
         requester, everyone asked to vote on it, the people the policy names as
-        executors, and admins. Everyone else is told it does not exist."""
+        executors or lets see it (``visible_to``), and admins. Everyone else is told it
+        does not exist."""
         return (
             is_admin
             or person == self.requester
             or person in self.executors
+            or person in self.viewers
             or person in self.asked()
         )
 

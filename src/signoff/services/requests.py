@@ -156,6 +156,7 @@ def _new_request(
         read_only=policy.grant.read_only,
         executors=svc.directory.resolve(policy.grant.executor_users, policy.grant.executor_groups),
         redeemers=svc.directory.resolve(policy.grant.redeemer_users, policy.grant.redeemer_groups),
+        viewers=svc.directory.resolve(policy.viewer_users, policy.viewer_groups),
         created_at=now,
         on_timeout=policy.on_timeout,
         expires_at=now + svc.max_pending,

@@ -20,6 +20,8 @@ from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status, Vote
 from signoff.services.ports import Notification, Page
 
+VIEWING = -1  # request_approvers.stage of those who may only see a request
+
 
 class DatabaseRequestRepository:
     def __init__(self, conn: Connection) -> None:
@@ -34,6 +36,12 @@ class DatabaseRequestRepository:
             {"request_id": r.id, "stage": i, "person": p}
             for i, s in enumerate(r.stages)
             for p in s.approvers
+        ]
+        # stage -1: people who may see it without voting (visible_to, executors), so a
+        # person's list is one indexed lookup
+        rows += [
+            {"request_id": r.id, "stage": VIEWING, "person": p}
+            for p in sorted(r.viewers | r.executors)
         ]
         if rows:
             self.conn.execute(t.request_approvers.insert(), rows)
@@ -62,6 +70,7 @@ class DatabaseRequestRepository:
             "read_only": r.read_only,
             "executors": sorted(r.executors),
             "redeemers": sorted(r.redeemers),
+            "viewers": sorted(r.viewers),
             "created_at": r.created_at,
             "stage_started_at": r.stage_started_at,
             "decided_at": r.decided_at,
@@ -189,6 +198,7 @@ class DatabaseRequestRepository:
             read_only=bool(row["read_only"]),
             executors=frozenset(row["executors"] or ()),
             redeemers=frozenset(row["redeemers"] or ()),
+            viewers=frozenset(row["viewers"] or ()),
             created_at=row["created_at"],
             status=Status(row["status"]),
             current_stage=row["current_stage"],

@@ -68,6 +68,8 @@ requests = sa.Table(
     sa.Column("executors", sa.JSON, nullable=False, server_default="[]"),
     # Who besides the requester and executors may redeem its grant (grant.redeemers).
     sa.Column("redeemers", sa.JSON, nullable=False, server_default="[]"),
+    # Who may see it besides those involved (policy visible_to).
+    sa.Column("viewers", sa.JSON, nullable=False, server_default="[]"),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("stage_started_at", UTCDateTime),
     sa.Column("decided_at", UTCDateTime),
