@@ -343,3 +343,59 @@ def test_a_deny_click_while_slack_is_unreachable_says_so(
         server.stop()
         app.close()
         closed.close()
+
+
+def test_generated_payloads_signed_or_not_never_break_the_endpoint(
+    database_url: str, tmp_path: Path, slack: FakeSlack
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    server = slack_app(database_url, tmp_path, slack)
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20))
+    shaped = st.fixed_dictionaries(
+        {"type": st.sampled_from(["block_actions", "view_submission", "shortcut"])},
+        optional={
+            "user": st.one_of(
+                leaf, st.fixed_dictionaries({"id": st.sampled_from(["U_BOB", "U_X"])})
+            ),
+            "actions": st.lists(
+                st.one_of(leaf, st.dictionaries(st.text(max_size=10), leaf)), max_size=2
+            ),
+            "view": st.one_of(
+                leaf, st.dictionaries(st.sampled_from(["private_metadata", "state"]), leaf)
+            ),
+            "trigger_id": leaf,
+        },
+    )
+    payloads = st.one_of(
+        st.recursive(leaf, lambda c: st.lists(c, max_size=3), max_leaves=5), shaped
+    )
+
+    @given(payload=payloads, signed=st.booleans(), stamp=st.sampled_from(["now", "x", "", "1e9"]))
+    @settings(
+        max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    def probe(payload: Any, signed: bool, stamp: str) -> None:
+        body = urlencode({"payload": json.dumps(payload)})
+        ts = str(int(time.time())) if stamp == "now" else stamp
+        sig = (
+            SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
+            if signed
+            else "v0=0"
+        )
+        resp = httpx.post(
+            f"{server.url}/slack/interactions",
+            content=body,
+            headers={"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig},
+            timeout=10,
+        )
+        assert resp.status_code in (200, 400, 401), resp.text[:300]
+        if not (signed and stamp == "now"):
+            assert resp.status_code == 401
+
+    try:
+        probe()
+    finally:
+        server.stop()
+        server.app.close()
