@@ -266,16 +266,22 @@ def test_audit_verify_names_the_tampered_event(cli: Cli, database_url: str) -> N
             )
         edited = cli.run("audit", "verify")
         assert edited.returncode == 1
-        assert edited.stderr.strip() == (
+        first, *more = edited.stderr.strip().splitlines()
+        assert first == (
             f"error: audit chain broken at event {seq}: event {seq} was altered: "
             "its hash does not match"
         )
+        # the edited vote also disagrees with the votes stored: the replay says so
+        assert more == [
+            f"also: request {rid} has votes [('carol', 'approve', 0)] stored but "
+            "[('bob', 'approve', 0)] in its history"
+        ]
         with engine.begin() as conn:
             conn.execute(t.audit_events.delete().where(t.audit_events.c.seq == seq))
         deleted = cli.run("audit", "verify")
         assert deleted.returncode == 1
         # the vote was the newest event: the stored head still names it
-        assert deleted.stderr.strip() == (
+        assert deleted.stderr.strip().splitlines()[0] == (
             f"error: audit chain broken at event {seq}: the log ends at event {seq - 1} but "
             f"the head records event {seq}: events were removed from the end"
         )

@@ -5,16 +5,30 @@
 - the body: more than ``max_bytes`` is 413, whether or not Content-Length was sent (a
   chunked body is read up to the limit, then refused); a JSON body must be UTF-8
   without a byte-order mark (400), as the API documents.
-Each answer is problem+json."""
+Each answer is problem+json, or a small page on the paths meant for people (the pages
+behind links in messages, and the web app to come)."""
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_HEADER_BYTES = 32 * 1024
+# Paths of the API and of machines; everything else is a page for people.
+MACHINE_PATHS = (
+    "/v1/",
+    "/slack/",
+    "/integrations/",
+    "/.well-known/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+)
 
 
 class BodySizeLimit:
@@ -29,10 +43,14 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        people = not str(scope.get("path", "")).startswith(MACHINE_PATHS)
+
+        async def refuse(status: int, code: str, title: str, detail: str) -> None:
+            await _refuse(send, status, code, title, detail, page=people)
+
         headers = scope.get("headers", [])
         if sum(len(k) + len(v) for k, v in headers) > self.max_header_bytes:
-            await _refuse(
-                send,
+            await refuse(
                 431,
                 "headers-too-large",
                 "Request headers too large",
@@ -42,8 +60,7 @@ class BodySizeLimit:
         raw_path = scope.get("raw_path") or scope.get("path", "").encode()
         query = scope.get("query_string", b"")
         if b"\x00" in raw_path or b"%00" in raw_path or b"\x00" in query or b"%00" in query:
-            await _refuse(
-                send,
+            await refuse(
                 400,
                 "invalid-characters",
                 "Invalid characters",
@@ -61,7 +78,7 @@ class BodySizeLimit:
             elif name == b"content-type":
                 content_type = value.lower()
         if declared is not None and declared > self.max_bytes:
-            await self._too_large(send)
+            await refuse(413, "too-large", "Request body too large", self._too_large_detail())
             return
         if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE") and not declared:
             await self.app(scope, receive, send)
@@ -77,15 +94,14 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._too_large(send)
+                await refuse(413, "too-large", "Request body too large", self._too_large_detail())
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
         if b"json" in content_type and body and not _utf8_json(body):
-            await _refuse(
-                send,
+            await refuse(
                 400,
                 "invalid-body",
                 "Bad request",
@@ -95,14 +111,8 @@ class BodySizeLimit:
             return
         await self.app(scope, _replay(body, None, receive), send)
 
-    async def _too_large(self, send: Send) -> None:
-        await _refuse(
-            send,
-            413,
-            "too-large",
-            "Request body too large",
-            f"the request body is larger than {self.max_bytes} bytes",
-        )
+    def _too_large_detail(self) -> str:
+        return f"the request body is larger than {self.max_bytes} bytes"
 
 
 def _utf8_json(body: bytes) -> bool:
@@ -132,22 +142,30 @@ def _replay(body: bytes, then: Message | None, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int, code: str, title: str, detail: str) -> None:
-    body: dict[str, Any] = {
-        "type": f"https://signoff.dev/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    data = json.dumps(body).encode()
+async def _refuse(
+    send: Send, status: int, code: str, title: str, detail: str, page: bool = False
+) -> None:
+    if page:
+        e = html.escape
+        data = (
+            f"<!doctype html><html><head><meta charset=utf-8><title>{e(title)} · Signoff"
+            f"</title></head><body><h1>{e(title)}</h1><p>{e(detail)}</p></body></html>"
+        ).encode()
+        kind = b"text/html; charset=utf-8"
+    else:
+        body: dict[str, Any] = {
+            "type": f"https://signoff.dev/problems/{code}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+        }
+        data = json.dumps(body).encode()
+        kind = b"application/problem+json"
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(data)).encode()),
-            ],
+            "headers": [(b"content-type", kind), (b"content-length", str(len(data)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": data})

@@ -276,9 +276,10 @@ def audit_verify(
             f"requests agree with their history{against}"
         )
         return
+    err.print(f"error: {problems[0]}", markup=False, highlight=False)
     for problem in problems[1:]:
-        err.print(problem, markup=False, highlight=False)
-    fail(problems[0], EXIT_DENIED)
+        err.print(f"also: {problem}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_DENIED)
 
 
 def audit_checkpoint() -> None:
