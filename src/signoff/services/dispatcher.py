@@ -28,7 +28,6 @@ from signoff.services.ports import (
     DeliveryError,
     DigestChannel,
     Notification,
-    asks_to_vote,
 )
 
 log = logging.getLogger("signoff.dispatcher")
@@ -67,7 +66,7 @@ def dispatch_due(
         stale = {
             n.id
             for n in claimed
-            if asks_to_vote(n.payload)
+            if n.message.asks_to_vote
             and n.request_id is not None
             and uow.requests.status_of(n.request_id) != "pending"
         }
@@ -86,8 +85,8 @@ def dispatch_due(
             outcomes.append((n, None))
         elif n.id in waiting:
             continue
-        elif n.payload.get("digest") and n.payload.get("to"):
-            batches.setdefault((n.channel, n.payload["to"][0]), []).append(n)
+        elif n.message.digest and n.message.to:
+            batches.setdefault((n.channel, n.message.to[0]), []).append(n)
         else:
             outcomes += _deliver(channels.get(n.channel), n.channel, [n], None)
     for (name, person), batch in batches.items():
@@ -112,7 +111,7 @@ def dispatch_due(
                             channel=n.channel,
                             attempts=n.attempt,
                             error=error,
-                            event=n.payload.get("event"),
+                            event=n.message.event,
                         ),
                     )
                     dead += 1

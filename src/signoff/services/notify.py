@@ -33,6 +33,14 @@ from signoff.domain.events import (
 from signoff.domain.requests import Request
 from signoff.domain.sql import analyse
 from signoff.domain.sql import describe as describe_sql
+from signoff.services.messages import (
+    APPROVERS,
+    REQUESTER,
+    Details,
+    GrantSummary,
+    Message,
+    RequestSummary,
+)
 
 if TYPE_CHECKING:
     from signoff.services.dependencies import Services
@@ -65,12 +73,12 @@ def audiences(request: Request, ev: DomainEvent) -> list[tuple[str, list[str]]]:
     if ev.type not in NOTIFY_EVENTS:
         return []
     if isinstance(ev, RequestSubmitted | StageAdvanced):
-        return [("approvers", sorted(request.awaiting()))]
+        return [(APPROVERS, sorted(request.awaiting()))]
     if isinstance(ev, StageEscalated):
-        return [("approvers", list(ev.added)), ("requester", [request.requester])]
+        return [(APPROVERS, list(ev.added)), (REQUESTER, [request.requester])]
     if isinstance(ev, RequestReminded):
-        return [("approvers", list(ev.to))]
-    return [("requester", [request.requester])]
+        return [(APPROVERS, list(ev.to))]
+    return [(REQUESTER, [request.requester])]
 
 
 def digest_slot(now: datetime, every: timedelta) -> datetime:
@@ -84,7 +92,7 @@ def channels_for(svc: Services, request: Request, audience: str) -> tuple[str, .
     """The requester is told on the channels their profile prefers (among those
     configured), else everyone on the request's channels (its policy's, else the
     server's)."""
-    if audience == "requester":
+    if audience == REQUESTER:
         user = svc.directory.users.get(request.requester)
         preferred = tuple(c for c in (user.notify if user else ()) if c in svc.channels)
         if preferred:
@@ -92,37 +100,37 @@ def channels_for(svc: Services, request: Request, audience: str) -> tuple[str, .
     return request.notify or svc.channels
 
 
-def message(request: Request, ev: DomainEvent, seq: int) -> dict[str, Any]:
-    """An outbox row's payload: the event and the request as it was at that moment."""
+def message(request: Request, ev: DomainEvent, seq: int) -> Message:
+    """What an outbox row says: the event and the request as it was at that moment
+    (addressed later, per audience, with ``Message.to_people``)."""
     analysis = analyse(request.action.params)
-    return {
-        "event": ev.type.value,
-        "audit_seq": seq,
-        "status": request.status.value,
-        "actor": ev.actor,
-        "details": _details(ev),
-        "request": {
-            "id": request.id,
-            "requester": request.requester,
-            "action": {
-                "type": request.action.type,
-                "target": request.action.target,
-                "params": _preview(request.action.params),
-            },
-            "reason": request.reason,
-            "ticket": request.ticket,
-            "policy": request.policy_name,
-            "analysis": describe_sql(analysis["sql"]) if "sql" in analysis else None,
-            "grant": (
-                {
-                    "expires_at": request.grant.expires_at.isoformat(),
-                    "uses_left": request.grant.uses_left,
-                }
-                if request.grant is not None
+    grant = request.grant
+    details = _details(ev)
+    if "added" in details:
+        details["added"] = tuple(details["added"])
+    return Message(
+        event=ev.type.value,
+        audit_seq=seq,
+        status=request.status.value,
+        actor=ev.actor,
+        details=Details(**details),
+        request=RequestSummary(
+            id=request.id,
+            requester=request.requester,
+            type=request.action.type,
+            target=request.action.target,
+            params=_preview(request.action.params),
+            reason=request.reason,
+            ticket=request.ticket,
+            policy=request.policy_name,
+            analysis=describe_sql(analysis["sql"]) if "sql" in analysis else None,
+            grant=(
+                GrantSummary(grant.expires_at.isoformat(), grant.uses_left)
+                if grant is not None
                 else None
             ),
-        },
-    }
+        ),
+    )
 
 
 def _details(ev: DomainEvent) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from signoff.domain.actions import Action
 from signoff.domain.audit import AuditEvent
 from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Request
+from signoff.services.messages import Message
 
 
 class GrantSigner(Protocol):
@@ -203,6 +204,11 @@ class Notification:
     payload: dict[str, Any]
     attempt: int
 
+    @property
+    def message(self) -> Message:
+        """What the row says, typed (the payload is its JSON form)."""
+        return Message.from_payload(self.payload)
+
 
 class DeliveryError(Exception):
     """Delivery failed; the dispatcher retries with backoff, then dead-letters."""
@@ -225,11 +231,6 @@ class DigestChannel(Channel, Protocol):
     """A personal channel that can tell one person of several requests in one message."""
 
     def send_digest(self, person: str, notifications: list[Notification]) -> None: ...
-
-
-def asks_to_vote(payload: dict[str, Any]) -> bool:
-    """Whether a notification asks approvers to act (pointless once decided)."""
-    return bool(payload.get("audience") == "approvers")
 
 
 @dataclass(frozen=True)

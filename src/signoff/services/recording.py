@@ -5,11 +5,12 @@ after the commit, the wake-ups of live streams and of the dispatcher."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from signoff.domain.events import DomainEvent
 from signoff.domain.requests import Request
 from signoff.services import notify
+from signoff.services.messages import APPROVERS, WATCHERS, Message
 from signoff.services.ports import UnitOfWork
 
 if TYPE_CHECKING:
@@ -42,27 +43,27 @@ def record_changes(
     Channels that keep one message up to date get a row for the last change of the
     transaction, whoever it concerns."""
     told: set[str] = set()
-    last: dict[str, Any] = {}
+    last: Message | None = None
     for ev in events:
         audited = uow.audit.append(now, request.id, ev)
         last = notify.message(request, ev, audited.seq)
         for audience, to in notify.audiences(request, ev):
             if not to:
                 continue  # e.g. no approver hears of a request a policy decided outright
-            every = request.digest_every if audience == "approvers" else None
+            every = request.digest_every if audience == APPROVERS else None
             slot = notify.digest_slot(now, every) if every else None
             for channel in notify.channels_for(svc, request, audience):
                 told.add(channel)
                 if slot is not None and channel in svc.personal_channels:
                     for person in to:
-                        row = {**last, "audience": audience, "to": [person], "digest": True}
-                        uow.outbox.add(channel, request.id, row, now, not_before=slot)
+                        row = last.to_people(audience, [person], digest=True)
+                        uow.outbox.add(channel, request.id, row.payload(), now, not_before=slot)
                 else:
-                    row = {**last, "audience": audience, "to": to}
-                    uow.outbox.add(channel, request.id, row, now, not_before=slot)
+                    row = last.to_people(audience, to)
+                    uow.outbox.add(channel, request.id, row.payload(), now, not_before=slot)
     for channel in request.notify or svc.channels:
-        if channel in svc.tracking_channels and channel not in told and last:
-            uow.outbox.add(channel, request.id, {**last, "audience": "watchers", "to": []}, now)
+        if channel in svc.tracking_channels and channel not in told and last is not None:
+            uow.outbox.add(channel, request.id, last.to_people(WATCHERS, []).payload(), now)
     uow.touched.add(request.id)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import apprise
 
 from signoff.adapters.channels import messages
-from signoff.services.ports import DeliveryError, Notification, asks_to_vote
+from signoff.services.ports import DeliveryError, Notification
 
 
 class AppriseChannel:
@@ -22,13 +22,13 @@ class AppriseChannel:
             raise ValueError(f"{name}: Apprise does not understand the URL(s) {bad}")
 
     def send(self, n: Notification) -> None:
-        p = n.payload
+        p = n.message
         if not messages.for_room(p):
             return
         lines = messages.news(p)[:1]  # who decided; the requester's next steps are theirs
         lines += [f"{k}: {v}" for k, v in messages.context_rows(p)]
-        if asks_to_vote(p):
-            lines.append(f"Waiting for: {', '.join(p.get('to', []))}")
+        if p.asks_to_vote:
+            lines.append(f"Waiting for: {', '.join(p.to)}")
         lines.append(f"Details: {messages.view_url(self.public_url, p)}")
         sender = apprise.Apprise()
         sender.add(self.urls)

@@ -18,6 +18,7 @@ import aiosmtplib
 
 from signoff.adapters.channels import messages
 from signoff.domain.identity import Directory
+from signoff.services.messages import Message
 from signoff.services.ports import DeliveryError, Notification
 
 
@@ -78,18 +79,18 @@ class EmailChannel:
         return user.email if user is not None else None
 
     def messages(self, n: Notification) -> list[EmailMessage]:
-        p = n.payload
+        p = n.message
         out = []
-        for person in p.get("to", []):
+        for person in p.to:
             address = self._address(person)
             if address:
                 out.append(self._compose(address, p, self.vote_links(person, p)))
         return out
 
-    def _section(self, p: dict[str, Any], links: dict[str, str] | None) -> tuple[list[str], str]:
+    def _section(self, p: Message, links: dict[str, str] | None) -> tuple[list[str], str]:
         """One request's part of a message: text lines and HTML."""
         rows = messages.context_rows(p)
-        params = p["request"]["action"].get("params") or {}
+        params = p.request.params
         view = messages.view_url(self.public_url, p)
         news = messages.news(p)
         text = [*news, *([""] if news else [])]
@@ -124,7 +125,7 @@ class EmailChannel:
         msg.add_alternative(f"<html><body>{part}</body></html>", subtype="html")
         return msg
 
-    def _compose(self, to: str, p: dict[str, Any], links: dict[str, str] | None) -> EmailMessage:
+    def _compose(self, to: str, p: Message, links: dict[str, str] | None) -> EmailMessage:
         text, part = self._section(p, links)
         head = messages.headline(p)
         return self._message(
@@ -144,12 +145,11 @@ class EmailChannel:
         text = [f"{count} requests await your approval.", ""]
         parts = [f"<h2>{count} requests await your approval</h2>"]
         for i, n in enumerate(notifications, 1):
-            lines, part = self._section(n.payload, self.vote_links(person, n.payload))
-            a = n.payload["request"]["action"]
-            text += [f"{i}. {a['type']} on {a['target']}", *lines, "", "-" * 40, ""]
-            parts.append(
-                f"<hr><h3>{i}. {html.escape(a['type'])} on {html.escape(a['target'])}</h3>"
-            )
+            m = n.message
+            lines, part = self._section(m, self.vote_links(person, m))
+            a = m.request
+            text += [f"{i}. {one_line(a.type)} on {one_line(a.target)}", *lines, "", "-" * 40, ""]
+            parts.append(f"<hr><h3>{i}. {html.escape(a.type)} on {html.escape(a.target)}</h3>")
             parts.append(part)
         self._deliver(
             [self._message(address, f"{count} requests await your approval", text, "".join(parts))]

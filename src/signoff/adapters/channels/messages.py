@@ -1,7 +1,7 @@
 """What every channel says about an event, as plain text; each channel adds its markup.
 
-Built from an outbox row's payload only (see ``core.record_changes``), so a message
-reads the same whenever it is delivered.
+Built from the typed ``Message`` of an outbox row only (see ``services.messages``), so a
+message reads the same whenever it is delivered.
 """
 
 from __future__ import annotations
@@ -9,21 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from signoff.adapters.signing import VoteLinkSigner
 from signoff.domain.events import EventType
-from signoff.services.ports import asks_to_vote
-
-
-def event_of(p: dict[str, Any]) -> EventType | None:
-    """The event an outbox row's payload is about (None: a name this version does not
-    know)."""
-    try:
-        return EventType(str(p.get("event")))
-    except ValueError:
-        return None
-
+from signoff.services.messages import Message
 
 HEADLINES: dict[EventType, str] = {
     EventType.REQUEST_SUBMITTED: "Approval needed",
@@ -42,12 +31,12 @@ HEADLINES: dict[EventType, str] = {
 }
 
 
-def headline(p: dict[str, Any]) -> str:
-    event = event_of(p)
-    if event is EventType.STAGE_ESCALATED and not asks_to_vote(p):
+def headline(m: Message) -> str:
+    event = m.kind
+    if event is EventType.STAGE_ESCALATED and not m.asks_to_vote:
         return "Your request was escalated"
     found = HEADLINES.get(event) if event is not None else None
-    return found if found is not None else str(p.get("event"))
+    return found if found is not None else m.event
 
 
 # A shared room hears of what needs a vote and of how it ended, not of a requester's
@@ -61,87 +50,80 @@ ROOM_HEADLINES: dict[EventType, str] = {
 ROOM_EVENTS = frozenset(ROOM_HEADLINES)
 
 
-def for_room(p: dict[str, Any]) -> bool:
+def for_room(m: Message) -> bool:
     """Whether a shared room (Teams channel, Apprise) should hear of this."""
-    return asks_to_vote(p) or event_of(p) in ROOM_EVENTS
+    return m.asks_to_vote or m.kind in ROOM_EVENTS
 
 
-def title(p: dict[str, Any], room: bool = False) -> str:
+def title(m: Message, room: bool = False) -> str:
     """One line: what happened and to which action; ``room``: worded for a shared
     channel rather than for the requester."""
-    a = p["request"]["action"]
-    event = event_of(p)
-    head = headline(p)
+    event = m.kind
+    head = headline(m)
     if room and event is not None and event in ROOM_HEADLINES:
         head = ROOM_HEADLINES[event]
-    return f"{head}: {a['type']} on {a['target']}"
+    return f"{head}: {m.request.type} on {m.request.target}"
 
 
-def context_rows(p: dict[str, Any]) -> list[tuple[str, str]]:
-    r = p["request"]
-    a = r["action"]
+def context_rows(m: Message) -> list[tuple[str, str]]:
+    r = m.request
     rows = [
-        ("Action", f"{a['type']} on {a['target']}"),
-        ("Requester", r["requester"]),
-        ("Reason", r.get("reason") or "-"),
-        ("Ticket", r.get("ticket") or "-"),
-        ("Policy", r["policy"]),
-        ("Status", p["status"]),
+        ("Action", f"{r.type} on {r.target}"),
+        ("Requester", r.requester),
+        ("Reason", r.reason or "-"),
+        ("Ticket", r.ticket or "-"),
+        ("Policy", r.policy),
+        ("Status", m.status),
     ]
-    if r.get("analysis"):
-        rows.append(("Analysis", r["analysis"]))
+    if r.analysis:
+        rows.append(("Analysis", r.analysis))
     return rows
 
 
-def view_url(public_url: str, p: dict[str, Any]) -> str:
-    return f"{public_url.rstrip('/')}/v1/requests/{p['request']['id']}"
+def view_url(public_url: str, m: Message) -> str:
+    return f"{public_url.rstrip('/')}/v1/requests/{m.request.id}"
 
 
-def news(p: dict[str, Any]) -> list[str]:
+def news(m: Message) -> list[str]:
     """What happened, for the requester: who decided and why, and what to do next."""
-    event = event_of(p)
-    d: dict[str, Any] = p.get("details") or {}
-    r = p["request"]
-    a = r["action"]
-    comment = f": {d['comment']}" if d.get("comment") else ""
+    event = m.kind
+    d = m.details
+    r = m.request
+    comment = f": {d.comment}" if d.comment else ""
     if event is EventType.REQUEST_APPROVED:
-        grant = r.get("grant") or {}
-        by = "by policy" if p.get("actor") == "policy" else f"by {p.get('actor')}"
+        by = "by policy" if m.actor == "policy" else f"by {m.actor}"
         lines = [f"Approved {by}."]
-        if grant:
-            lines.append(f"Your grant: {grant['uses_left']} use(s) until {grant['expires_at']}.")
+        if r.grant is not None:
+            lines.append(f"Your grant: {r.grant.uses_left} use(s) until {r.grant.expires_at}.")
         lines += [
             "To use it, get the token and redeem it for exactly this action:",
-            f"  signoff request show {r['id']}",
-            f"  signoff grant redeem TOKEN --type {a['type']} --target {a['target']}",
+            f"  signoff request show {r.id}",
+            f"  signoff grant redeem TOKEN --type {r.type} --target {r.target}",
         ]
         return lines
     if event is EventType.REQUEST_DENIED:
-        denier = d.get("by") or p.get("actor")
+        denier = d.by or m.actor
         if denier == "timeout":
             return [f"Denied: nobody approved in time{comment}."]
         if denier == "policy":
-            return [f"Denied by policy {r['policy']}{comment}."]
+            return [f"Denied by policy {r.policy}{comment}."]
         return [f"Denied by {denier}{comment}."]
     if event is EventType.REQUEST_CANCELLED:
-        return [f"Cancelled by {p.get('actor')}{comment}."]
+        return [f"Cancelled by {m.actor}{comment}."]
     if event is EventType.REQUEST_REVOKED:
-        return [f"The grant was revoked by {p.get('actor')}{comment}."]
+        return [f"The grant was revoked by {m.actor}{comment}."]
     if event is EventType.REQUEST_EXECUTED:
-        done = f" ({d['summary']})" if d.get("summary") else ""
+        done = f" ({d.summary})" if d.summary else ""
         return [f"The grant has been used up{done}."]
     if event is EventType.REQUEST_FAILED:
-        return [f"Signoff ran the approved action and it failed: {d.get('summary')}."]
+        return [f"Signoff ran the approved action and it failed: {d.summary}."]
     if event is EventType.REQUEST_TIMED_OUT:
         return [f"Timed out{comment}."]
     if event is EventType.STAGE_ESCALATED:
-        added = ", ".join(d.get("added") or []) or "more approvers"
+        added = ", ".join(d.added or ()) or "more approvers"
         return [f"Nobody answered in time; {added} can now approve it too."]
     if event is EventType.GRANT_EXPIRING:
-        return [
-            f"Your unused grant expires at {d.get('expires_at')} "
-            f"({d.get('uses_left')} use(s) left)."
-        ]
+        return [f"Your unused grant expires at {d.expires_at} ({d.uses_left} use(s) left)."]
     if event is EventType.REQUEST_EXPIRED:
         return ["The grant expired before it was used; ask again if you still need it."]
     return []
@@ -157,12 +139,12 @@ class VoteLinks:
     public_url: str
     ttl: timedelta
 
-    def __call__(self, person: str, p: dict[str, Any]) -> dict[str, str] | None:
+    def __call__(self, person: str, m: Message) -> dict[str, str] | None:
         """This person's links, when the message asks them to vote."""
-        if not asks_to_vote(p):
+        if not m.asks_to_vote:
             return None
         expires = self.clock_now() + self.ttl
-        rid = p["request"]["id"]
+        rid = m.request.id
         base = self.public_url.rstrip("/")
         return {
             d: f"{base}/links/{self.signer.issue(person, rid, d, expires)}"

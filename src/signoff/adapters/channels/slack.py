@@ -25,7 +25,8 @@ from signoff.adapters.channels import messages
 from signoff.adapters.db import tables as t
 from signoff.domain.identity import Directory, User
 from signoff.domain.requests import Request, Status
-from signoff.services.ports import DeliveryError, Notification, RequestReader, asks_to_vote
+from signoff.services.messages import REQUESTER, Message
+from signoff.services.ports import DeliveryError, Notification, RequestReader
 
 CODE_LIMIT = 2500
 log = logging.getLogger("signoff.slack")
@@ -287,14 +288,14 @@ class SlackDirectChannel:
         request = current(self.read, n)
         if request is None:
             return
-        p = n.payload
+        p = n.message
         view = f"{self.public_url}/v1/requests/{request.id}"
         text, blocks = render(request, view)
         with slack_errors():
             stored = self._stored(request.id)
             posted = set()
-            if asks_to_vote(p) and request.status is Status.PENDING:
-                for person in p.get("to", []):
+            if p.asks_to_vote and request.status is Status.PENDING:
+                for person in p.to:
                     if person in stored:  # a reminder or escalation: in its thread
                         where, ts = stored[person]
                         self.client.chat_postMessage(
@@ -308,8 +309,8 @@ class SlackDirectChannel:
                     key = DM_PREFIX + person
                     self.refs.add(request.id, key, str(resp["channel"]), str(resp["ts"]))
                     posted.add(person)
-            elif p.get("audience") == "requester":
-                for person in p.get("to", []):
+            elif p.audience == REQUESTER:
+                for person in p.to:
                     target = self.slack_id(person)
                     if target is not None:
                         self.client.chat_postMessage(channel=target, **news_message(p, view))
@@ -348,7 +349,7 @@ class SlackDirectChannel:
                 self.client.chat_postMessage(channel=target, text=head, blocks=blocks)
 
 
-def news_message(p: dict[str, Any], view: str) -> dict[str, Any]:
+def news_message(p: Message, view: str) -> dict[str, Any]:
     """A requester's news: what happened, who decided and why, what to do next."""
     lines = "\n".join(escape(line) for line in messages.news(p))
     head = escape(messages.title(p))

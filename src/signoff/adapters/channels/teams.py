@@ -19,7 +19,8 @@ import httpx
 
 from signoff.adapters.channels import messages
 from signoff.domain.identity import Directory
-from signoff.services.ports import DeliveryError, Notification, asks_to_vote
+from signoff.services.messages import Message
+from signoff.services.ports import DeliveryError, Notification
 
 CARD = "application/vnd.microsoft.card.adaptive"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!<>~|])")
@@ -55,7 +56,7 @@ def open_url(title: str, url: str) -> dict[str, Any]:
     return {"type": "Action.OpenUrl", "title": title, "url": url}
 
 
-def section(p: dict[str, Any], room: bool = False) -> list[dict[str, Any]]:
+def section(p: Message, room: bool = False) -> list[dict[str, Any]]:
     """One request: what happened, the facts, the parameters as monospace text. A room
     hears only the first line of the news (who decided), not the requester's next steps."""
     news = messages.news(p)[:1] if room else messages.news(p)
@@ -68,7 +69,7 @@ def section(p: dict[str, Any], room: bool = False) -> list[dict[str, Any]]:
             "facts": [{"title": k, "value": escape(str(v))} for k, v in messages.context_rows(p)],
         }
     )
-    for k, v in (p["request"]["action"].get("params") or {}).items():
+    for k, v in p.request.params.items():
         text = str(v)
         if len(text) > PARAM_LIMIT:
             text = text[:PARAM_LIMIT] + "…"
@@ -112,12 +113,12 @@ class TeamsRoomChannel(_Poster):
         self.public_url = public_url
 
     def send(self, n: Notification) -> None:
-        p = n.payload
+        p = n.message
         if not messages.for_room(p):
             return
         body = [heading(messages.title(p, room=True)), *section(p, room=True)]
-        if asks_to_vote(p):
-            who = ", ".join(p.get("to", []))
+        if p.asks_to_vote:
+            who = ", ".join(p.to)
             body.append(
                 {
                     "type": "TextBlock",
@@ -141,7 +142,7 @@ class TeamsDirectChannel(_Poster):
     def __init__(
         self,
         directory: Directory,
-        vote_links: Callable[[str, dict[str, Any]], dict[str, str] | None],
+        vote_links: Callable[[str, Message], dict[str, str] | None],
         public_url: str,
         timeout: float = 10.0,
     ) -> None:
@@ -154,7 +155,7 @@ class TeamsDirectChannel(_Poster):
         user = self.directory.users.get(person)
         return user.teams_webhook if user is not None else None
 
-    def _actions(self, person: str, p: dict[str, Any]) -> list[dict[str, Any]]:
+    def _actions(self, person: str, p: Message) -> list[dict[str, Any]]:
         actions = []
         links = self.vote_links(person, p)
         if links:
@@ -162,8 +163,8 @@ class TeamsDirectChannel(_Poster):
         return [*actions, open_url("Details", messages.view_url(self.public_url, p))]
 
     def send(self, n: Notification) -> None:
-        p = n.payload
-        for person in p.get("to", []):
+        p = n.message
+        for person in p.to:
             hook = self._hook(person)
             if hook:
                 body = [heading(messages.title(p)), *section(p)]
@@ -175,9 +176,8 @@ class TeamsDirectChannel(_Poster):
             return
         body = [heading(f"{len(notifications)} requests await your approval")]
         for n in notifications:
-            p = n.payload
-            a = p["request"]["action"]
-            body.append(heading(f"{a['type']} on {a['target']}"))
+            p = n.message
+            body.append(heading(f"{p.request.type} on {p.request.target}"))
             body += section(p)
             body.append({"type": "ActionSet", "actions": self._actions(person, p)})
         self.post(hook, card(body, []))
