@@ -4,19 +4,20 @@ store the new state, its audit events and its outbox rows together, and commit o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from signoff.domain.actions import Action
 from signoff.domain.errors import GrantRefused, InvalidInput, LinkRefused, NotFound
-from signoff.domain.events import GrantRefusal
+from signoff.domain.events import DomainEvent, GrantRefusal
 from signoff.domain.identity import User
 from signoff.domain.policy import Decision as PolicyDecision
 from signoff.domain.policy import EvaluationInput, Outcome, Policy
 from signoff.domain.requests import MAX_TEXT, Decision, Request, StagePlan, Status
 from signoff.services.dependencies import Services
+from signoff.services.ports import UnitOfWork
 from signoff.services.recording import publish_changes, record_changes, save_changes
 
 
@@ -206,24 +207,33 @@ def _vote(
 
 
 def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> Request:
-    with svc.uow() as uow:
-        now = svc.clock.now()
-        request = uow.requests.get(request_id, for_update=True)
-        version = request.version
-        events = request.cancel(user.name, user.admin, now, comment)
-        save_changes(svc, uow, now, request, version, events)
-        uow.commit()
-    publish_changes(svc, uow)
-    return request
+    return _change(
+        svc,
+        lambda uow: uow.requests.get(request_id, for_update=True),
+        lambda request, now: request.cancel(user.name, user.admin, now, comment),
+    )
 
 
 def revoke_grant(svc: Services, user: User, grant_id: str, comment: str) -> Request:
+    return _change(
+        svc,
+        lambda uow: uow.requests.get_by_grant(grant_id, for_update=True),
+        lambda request, now: request.revoke(user.name, user.admin, now, comment),
+    )
+
+
+def _change(
+    svc: Services,
+    load: Callable[[UnitOfWork], Request],
+    command: Callable[[Request, datetime], list[DomainEvent]],
+) -> Request:
+    """One unit of work: load the request (locked), run a domain command on it, save
+    the state with its audit events and outbox rows, commit, then publish."""
     with svc.uow() as uow:
         now = svc.clock.now()
-        request = uow.requests.get_by_grant(grant_id, for_update=True)
+        request = load(uow)
         version = request.version
-        events = request.revoke(user.name, user.admin, now, comment)
-        save_changes(svc, uow, now, request, version, events)
+        save_changes(svc, uow, now, request, version, command(request, now))
         uow.commit()
     publish_changes(svc, uow)
     return request

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 MASK = "****"
+
+
+def map_text(value: Any, fn: Callable[[str], str], keys: bool = False) -> Any:
+    """A JSON-able value with ``fn`` applied to every string in it (and to object keys
+    when ``keys``)."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [map_text(v, fn, keys) for v in value]
+    if isinstance(value, dict):
+        return {(fn(str(k)) if keys else k): map_text(v, fn, keys) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -21,13 +34,7 @@ class Mask:
 
     def value(self, value: Any) -> Any:
         """A JSON-able value with every string masked by the patterns."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
-        return value
+        return map_text(value, self.text)
 
     def rows(self, columns: list[str], rows: list[list[Any]]) -> list[list[Any]]:
         hidden = [c.lower() in self.columns for c in columns]

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, unquote
 
+from signoff.adapters.executors.masking import map_text
 from signoff.domain.actions import Action
 from signoff.services.ports import ExecutionOutcome, Executor
 
@@ -41,13 +42,7 @@ class Scrubber:
         return value
 
     def value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        if isinstance(value, dict):
-            return {self.text(str(k)): self.value(v) for k, v in value.items()}
-        return value
+        return map_text(value, self.text, keys=True)
 
 
 class ScrubbedExecutor:
