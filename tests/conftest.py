@@ -252,7 +252,10 @@ class HttpRecorder:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # a short poll: shutdown() waits for serve_forever's next poll (0.5 s by default)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
 
     def at(self, path: str) -> list[dict[str, Any]]:
         """The JSON bodies received at ``path``."""
