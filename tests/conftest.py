@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -41,25 +42,38 @@ def _pg_reachable() -> str | None:
         return str(exc).strip().splitlines()[0]
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+def skip_unless_pg_reachable() -> None:
     problem = _pg_reachable()
     if problem is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} and CI=true: {problem}")
         pytest.skip(f"PostgreSQL unreachable: {problem}")
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new PostgreSQL database at the head revision, dropped afterwards."""
+    skip_unless_pg_reachable()
     name = f"signoff_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = create_db_engine(url, 2)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_db_engine(url, 2)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -198,11 +212,7 @@ SCRATCH_SECRET = "s3cret-dsn-password-7f1c"  # trust auth ignores it; it must ap
 def scratch() -> Iterator[str]:
     """A scratch database on the real PostgreSQL, for one test module; its DSN carries a
     password that trust auth ignores and that must show up nowhere."""
-    problem = _pg_reachable()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} and CI=true: {problem}")
-        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    skip_unless_pg_reachable()
     name = f"signoff_scratch_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
