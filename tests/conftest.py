@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import sqlalchemy as sa
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -47,25 +47,38 @@ def _pg_reachable() -> str | None:
         return str(exc).strip().splitlines()[0]
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+def skip_unless_pg_reachable() -> None:
     problem = _pg_reachable()
     if problem is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} and CI=true: {problem}")
         pytest.skip(f"PostgreSQL unreachable: {problem}")
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new PostgreSQL database at the head revision, dropped afterwards."""
+    skip_unless_pg_reachable()
     name = f"signoff_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = create_db_engine(url, 2)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_db_engine(url, 2)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -77,15 +90,30 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _reset_statements() -> str:
+    """One batch that empties every table but the signing keys, restarts the serial ids
+    and puts the audit head back at the start (as a fresh database has it)."""
+    kept = {"signing_keys"}
+    tables = [tbl for tbl in reversed(t.metadata.sorted_tables) if tbl.name not in kept]
+    parts = [f"DELETE FROM {tbl.name}" for tbl in tables]  # children before parents
+    parts += [
+        f"SELECT setval(pg_get_serial_sequence('{tbl.name}', '{col.name}'), 1, false)"
+        for tbl in tables
+        for col in tbl.primary_key.columns
+        if col.autoincrement is True
+    ]
+    parts.append(f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{'0' * 64}')")
+    return ";\n".join(parts)
+
+
+RESET_POSTGRES = _reset_statements()
+
+
 def _reset_postgres(url: str) -> None:
-    engine = create_db_engine(url, 1)
-    with engine.begin() as conn:
-        names = ", ".join(
-            tbl.name for tbl in t.metadata.sorted_tables if tbl.name != "signing_keys"
-        )
-        conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        conn.execute(t.audit_head.insert().values(id=1, seq=0, hash="0" * 64))
-    engine.dispose()
+    """Empty the test database between tests. One DELETE batch on one raw connection:
+    about 30 ms, where TRUNCATE of the twelve tables took about 250 ms a test."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        conn.execute(RESET_POSTGRES)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -204,11 +232,7 @@ SCRATCH_SECRET = "s3cret-dsn-password-7f1c"  # trust auth ignores it; it must ap
 def scratch() -> Iterator[str]:
     """A scratch database on the real PostgreSQL, for one test module; its DSN carries a
     password that trust auth ignores and that must show up nowhere."""
-    problem = _pg_reachable()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} and CI=true: {problem}")
-        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    skip_unless_pg_reachable()
     name = f"signoff_scratch_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -272,7 +296,10 @@ class HttpRecorder:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # a short poll: shutdown() waits for serve_forever's next poll (0.5 s by default)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
 
     def at(self, path: str) -> list[dict[str, Any]]:
         """The JSON bodies received at ``path``."""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,20 +16,15 @@ from signoff.bootstrap import build
 from signoff.services.auth import create_token
 
 from ..conftest import make_settings
+from .conftest import SIGNOFF, free_port, start_server, stop
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
-SIGNOFF = [sys.executable, "-m", "signoff"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Cli:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], database_url: str = "") -> None:
         self.env = env
+        self.database_url = database_url
         self.tokens: dict[str, str] = {}
 
     def run(self, *args: str, user: str | None = None, timeout: float = 60):
@@ -49,42 +42,37 @@ class Cli:
         )
 
 
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path) -> Iterator[Cli]:
-    port = free_port()
+def cli_env(database_url: str, data_dir: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "SIGNOFF_DATABASE_URL": database_url,
-        "SIGNOFF_DATA_DIR": str(tmp_path),
+        "SIGNOFF_DATA_DIR": str(data_dir),
         "SIGNOFF_POLICIES_DIR": str(FIXTURES / "policies"),
         "SIGNOFF_USERS_FILE": str(FIXTURES / "users.yaml"),
-        "SIGNOFF_URL": f"http://127.0.0.1:{port}",
-        "SIGNOFF_PORT": str(port),
         "COLUMNS": "200",
     }
     env.pop("SIGNOFF_TOKEN", None)
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen([*SIGNOFF, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    c = Cli(env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cli(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """One server on a database of its own for the module's tests (each works on requests
+    of its own), and the CLI pointed at it."""
+    data_dir = tmp_path_factory.mktemp("cli")
+    env = cli_env(module_database_url, data_dir)
+    server, url = start_server(env, data_dir, "server")
+    env["SIGNOFF_URL"] = url
+    c = Cli(env, module_database_url)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{env['SIGNOFF_URL']}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError((tmp_path / "server.log").read_text())
-            time.sleep(0.1)
-        admin_line = (tmp_path / "server.log").read_text()
+        admin_line = (data_dir / "server.log").read_text()
         assert "Admin API token for alice" in admin_line
         c.tokens["alice"] = admin_line.split("keep it safe):\n", 1)[1].split()[0]
         made = c.run("token", "create", "--user", "bob")  # the command, once
         assert made.returncode == 0, made.stderr
         c.tokens["bob"] = made.stdout.strip()
         # the others in this process: a CLI start costs seconds of imports each
-        app = build(make_settings(database_url, tmp_path), migrate=False)
+        app = build(make_settings(module_database_url, data_dir), migrate=False)
         try:
             for user in ("carol", "dave", "frank"):
                 c.tokens[user] = create_token(app.services, user, "tests")
@@ -92,9 +80,37 @@ def cli(database_url: str, tmp_path: Path) -> Iterator[Cli]:
             app.close()
         yield c
     finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+        stop([server])
+
+
+@pytest.fixture
+def local_cli(tmp_path: Path) -> Cli:
+    """The CLI for commands that read only the policy and user files: no server, and no
+    database to run them on twice."""
+    return Cli(cli_env(f"sqlite:///{tmp_path}/unused.db", tmp_path))
+
+
+def listed_on(cli: Cli, user: str, params: dict[str, str], target: str) -> str:
+    """The id of the one request on ``target`` that ``user`` sees listed with ``params``,
+    once there is one (asked over HTTP: a CLI start per poll costs a second)."""
+    deadline = time.monotonic() + 30
+    while True:
+        page = httpx.get(
+            f"{cli.env['SIGNOFF_URL']}/v1/requests",
+            params=params,
+            headers={"Authorization": f"Bearer {cli.tokens[user]}"},
+        ).json()
+        ids = [r["id"] for r in page["items"] if r["action"]["target"] == target]
+        if ids:
+            [rid] = ids
+            return rid
+        assert time.monotonic() < deadline, f"{user} sees nothing on {target}"
+        time.sleep(0.05)
+
+
+def ids_in(listed: subprocess.CompletedProcess[str]) -> list[str]:
+    assert listed.returncode == 0, listed.stderr
+    return [r["id"] for r in json.loads(listed.stdout)["items"]]
 
 
 def test_request_wait_is_decided_by_votes_from_other_processes(cli: Cli) -> None:
@@ -113,14 +129,8 @@ def test_request_wait_is_decided_by_votes_from_other_processes(cli: Cli) -> None
         "--wait",
         user="frank",
     )
-    inbox = None
-    for _ in range(100):
-        inbox = cli.run("inbox", "--json", user="bob")
-        if json.loads(inbox.stdout)["items"]:
-            break
-        time.sleep(0.1)
-    assert inbox is not None
-    rid = json.loads(inbox.stdout)["items"][0]["id"]
+    rid = listed_on(cli, "bob", {"awaiting": "me"}, "pg/prod")
+    assert rid in ids_in(cli.run("inbox", "--json", user="bob"))
     own = cli.run("approve", rid, user="frank")
     assert (
         own.returncode == 1 and own.stderr.strip() == "error: you cannot vote on your own request"
@@ -177,35 +187,37 @@ def test_denied_and_cancelled_exit_codes(cli: Cli) -> None:
     waiting = cli.start(
         "request", "--type", "deploy", "--target", "prod/api", "--wait", "--json", user="frank"
     )
-    rid = None
-    for _ in range(100):
-        listed = json.loads(cli.run("list", "--status", "pending", "--json", user="frank").stdout)
-        if listed["items"]:
-            rid = listed["items"][0]["id"]
-            break
-        time.sleep(0.1)
-    assert rid is not None
+    rid = listed_on(cli, "frank", {"status": "pending"}, "prod/api")
+    assert rid in ids_in(cli.run("list", "--status", "pending", "--json", user="frank"))
     assert cli.run("cancel", rid, user="frank").returncode == 0
     stdout, _ = waiting.communicate(timeout=30)
     assert waiting.returncode == 3
     assert json.loads(stdout)["status"] == "cancelled"
 
 
-def test_usage_and_server_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
-    bad = cli.run(
-        "request", "--type", "deploy", "--target", "prod/x", "--param", "novalue", user="frank"
-    )
+def test_usage_and_unreachable_server_errors_are_one_line(local_cli: Cli) -> None:
+    # both are found before any database is read: once, not once per database
+    cli = local_cli
+    env = {**cli.env, "SIGNOFF_TOKEN": "unused"}
+    bad = subprocess.run(
+        [*SIGNOFF, "request", "--type", "deploy", "--target", "prod/x", "--param", "novalue"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --param must look like")
-    missing = cli.run("approve", "no-such-id", user="bob")
-    assert missing.returncode == 2
-    assert missing.stderr.strip() == "error: no request with id 'no-such-id'"
-    env = {**cli.env, "SIGNOFF_URL": f"http://127.0.0.1:{free_port()}"}
+    env["SIGNOFF_URL"] = f"http://127.0.0.1:{free_port()}"
     unreachable = subprocess.run([*SIGNOFF, "inbox"], env=env, capture_output=True, text=True)
     assert unreachable.returncode == 2 and unreachable.stderr.startswith("error: cannot reach")
     assert "Traceback" not in unreachable.stderr
 
 
-def test_policy_check_and_explain(cli: Cli, tmp_path: Path) -> None:
+def test_an_unknown_request_is_one_line(cli: Cli) -> None:
+    missing = cli.run("approve", "no-such-id", user="bob")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "error: no request with id 'no-such-id'"
+
+
+def test_policy_check_and_explain(local_cli: Cli, tmp_path: Path) -> None:
+    cli = local_cli
     good = cli.run("policy", "check", str(FIXTURES / "policies"))
     assert good.returncode == 0 and good.stdout.startswith("ok: 10 policies")
     broken = tmp_path / "broken"
@@ -245,7 +257,7 @@ def test_server_refuses_to_start_on_invalid_policies(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_audit_verify_names_the_tampered_event(cli: Cli, database_url: str) -> None:
+def test_audit_verify_names_the_tampered_event(cli: Cli) -> None:
     import sqlalchemy as sa
 
     from signoff.adapters.db import tables as t
@@ -255,15 +267,22 @@ def test_audit_verify_names_the_tampered_event(cli: Cli, database_url: str) -> N
     rid = made.stdout.strip()
     assert cli.run("approve", rid, user="carol").returncode == 0
     assert cli.run("audit", "verify").returncode == 0
-    engine = create_db_engine(database_url, 1)
+    engine = create_db_engine(cli.database_url, 1)
+    events = t.audit_events
+    original = None
     try:
         with engine.begin() as conn:
-            seq = conn.execute(
-                sa.select(t.audit_events.c.seq).where(t.audit_events.c.type == "vote.cast")
-            ).scalar_one()
-            conn.execute(
-                t.audit_events.update().where(t.audit_events.c.seq == seq).values(actor="bob")
+            original = (
+                conn.execute(
+                    sa.select(events).where(
+                        events.c.type == "vote.cast", events.c.request_id == rid
+                    )
+                )
+                .mappings()
+                .one()
             )
+            seq = original["seq"]
+            conn.execute(events.update().where(events.c.seq == seq).values(actor="bob"))
         edited = cli.run("audit", "verify")
         assert edited.returncode == 1
         first, *more = edited.stderr.strip().splitlines()
@@ -277,7 +296,7 @@ def test_audit_verify_names_the_tampered_event(cli: Cli, database_url: str) -> N
             "[('bob', 'approve', 0)] in its history"
         ]
         with engine.begin() as conn:
-            conn.execute(t.audit_events.delete().where(t.audit_events.c.seq == seq))
+            conn.execute(events.delete().where(events.c.seq == seq))
         deleted = cli.run("audit", "verify")
         assert deleted.returncode == 1
         # the vote was the newest event: the stored head still names it
@@ -286,16 +305,20 @@ def test_audit_verify_names_the_tampered_event(cli: Cli, database_url: str) -> N
             f"the head records event {seq}: events were removed from the end"
         )
     finally:
+        if original is not None:  # the module's other tests share this log: mend it
+            with engine.begin() as conn:
+                conn.execute(events.delete().where(events.c.seq == original["seq"]))
+                conn.execute(events.insert().values(**original))
         engine.dispose()
 
 
 def test_db_upgrade_is_idempotent(cli: Cli) -> None:
-    first = cli.run("db", "upgrade")
-    second = cli.run("db", "upgrade")
-    assert first.returncode == second.returncode == 0
+    # the server migrated this database when it started: this is already a second run
+    again = cli.run("db", "upgrade")
+    assert again.returncode == 0, again.stderr
     from alembic.script import ScriptDirectory
 
     from signoff.adapters.db.engine import MIGRATIONS
 
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-    assert second.stdout.strip() == f"database at revision {head}"
+    assert again.stdout.strip() == f"database at revision {head}"

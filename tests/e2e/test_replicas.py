@@ -4,11 +4,9 @@ nothing and fires nothing twice."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,85 +21,31 @@ from signoff.adapters.db import tables as t
 from signoff.bootstrap import build
 from signoff.domain.actions import Action
 from signoff.services import requests as use_cases
-from signoff.services.auth import create_token
-from signoff.services.views import verify_audit
+from signoff.services.views import due_queue, verify_audit
 
-from ..conftest import FIXTURES, _reset_postgres, make_settings
-from .test_cli import free_port
-
-SIGNOFF = [sys.executable, "-m", "signoff"]
+from ..conftest import make_settings
+from .conftest import SIGNOFF, auth, base_env, in_process_tokens, start_servers, stop
 
 
-def base_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "SIGNOFF_DATABASE_URL": database_url,
-        "SIGNOFF_DATA_DIR": str(tmp_path),
-        "SIGNOFF_POLICIES_DIR": str(FIXTURES / "policies"),
-        "SIGNOFF_USERS_FILE": str(FIXTURES / "users.yaml"),
-        "SIGNOFF_WORKER_INTERVAL_SECONDS": "0.2",
-    }
-    env.pop("SIGNOFF_TOKEN", None)
-    return env
-
-
-def start_server(env: dict[str, str], tmp_path: Path, name: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [*SIGNOFF, "serve"],
-        env={**env, "SIGNOFF_PORT": str(port)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError((tmp_path / f"{name}.log").read_text())
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def replicas(pg_database: str, tmp_path: Path) -> Iterator[dict]:
-    _reset_postgres(pg_database)
-    env = base_env(pg_database, tmp_path)
+@pytest.fixture(scope="module")
+def replicas(module_pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Two servers and a worker on one PostgreSQL database of the module's own, shared by
+    its tests (each works on requests of its own)."""
+    data_dir = tmp_path_factory.mktemp("replicas")
+    env = base_env(module_pg_database, data_dir)
+    # tokens first: that makes the signing key before the servers start side by side
+    tokens = in_process_tokens(module_pg_database, data_dir, ("frank", "bob", "carol"))
     procs = []
     try:
-        a, url_a = start_server(env, tmp_path, "a")
-        procs.append(a)
-        b, url_b = start_server(env, tmp_path, "b")
-        procs.append(b)
+        (a, url_a), (b, url_b) = start_servers(env, data_dir, ("a", "b"))
+        procs += [a, b]
         worker = subprocess.Popen(
             [*SIGNOFF, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         procs.append(worker)
-        tokens = in_process_tokens(pg_database, tmp_path, ("frank", "bob", "carol"))
-        yield {"a": url_a, "b": url_b, "tokens": tokens, "db": pg_database}
+        yield {"a": url_a, "b": url_b, "tokens": tokens, "db": module_pg_database}
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
-
-
-def in_process_tokens(database_url: str, tmp_path: Path, users: tuple[str, ...]) -> dict[str, str]:
-    """API tokens made in this process (the CLI's `token create` is tested in test_cli;
-    each CLI start costs seconds of imports)."""
-    app = build(make_settings(database_url, tmp_path), migrate=False)
-    try:
-        return {u: create_token(app.services, u, "tests") for u in users}
-    finally:
-        app.close()
-
-
-def auth(tokens: dict[str, str], user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens[user]}"}
+        stop(procs)
 
 
 def test_a_vote_on_replica_b_reaches_a_client_waiting_on_replica_a(replicas) -> None:
@@ -192,6 +136,20 @@ def denials(engine: sa.Engine, ids: list[str]) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
+def older_transactions(engine: sa.Engine, than: object) -> int:
+    """How many other sessions on this database are in a transaction begun before ``than``."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND xact_start < :than"
+                ),
+                {"than": than},
+            ).scalar_one()
+        )
+
+
 def test_each_deadline_fires_once_across_replicas_and_a_worker(replicas) -> None:
     tokens = replicas["tokens"]
     ids = []
@@ -206,8 +164,15 @@ def test_each_deadline_fires_once_across_replicas_and_a_worker(replicas) -> None
     try:
         deadline = time.monotonic() + 20
         while len(denials(engine, ids)) < len(ids) and time.monotonic() < deadline:
-            time.sleep(0.3)
-        time.sleep(1.5)  # let every worker sweep again: nothing may fire twice
+            time.sleep(0.05)
+        # Every one has fired; a second firing could only come from a sweep whose
+        # transaction was already open (one that starts now sees them all decided). Wait
+        # until every such transaction has ended, then count.
+        with engine.connect() as conn:
+            seen_all = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+        while older_transactions(engine, seen_all) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not older_transactions(engine, seen_all)
         denied = denials(engine, ids)
     finally:
         engine.dispose()
@@ -225,7 +190,10 @@ def test_killing_the_worker_mid_sweep_loses_nothing_and_fires_nothing_twice(
         use_cases.submit_request(svc, frank, Action("quick.flag", f"f{i}", {}), "", None, {}).id
         for i in range(600)
     ]
-    time.sleep(1.1)  # every one is now due
+    deadline = time.monotonic() + 10
+    while due_queue(svc)[0] < len(ids):  # one second after its submission, each is due
+        assert time.monotonic() < deadline, due_queue(svc)
+        time.sleep(0.05)
     env = {**base_env(database_url, tmp_path), "SIGNOFF_WORKER_BATCH": "5"}
     rng = random.Random(7)
 

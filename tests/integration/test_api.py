@@ -308,8 +308,12 @@ def test_readyz_and_metrics_report_the_due_queue(server, as_user) -> None:
     from signoff.services.scheduler import sweep
 
     as_user["frank"].post("/v1/requests", json={"action": {"type": "quick.flag", "target": "x"}})
-    time.sleep(1.2)  # the policy's one-second deadline passes; no worker runs here
+    deadline = time.monotonic() + 10  # the policy's one-second deadline passes...
     ready = as_user["anonymous"].get("/readyz").json()
+    while ready["due"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        ready = as_user["anonymous"].get("/readyz").json()
+    # ...and as no worker runs here, it stays due
     assert ready["due"] == 1 and ready["worker_lag_seconds"] > 0
     assert "signoff_due_requests 1.0" in as_user["anonymous"].get("/metrics").text
     assert sweep(server.app.services) == 1

@@ -37,7 +37,13 @@ HTTP_TOKEN = "deploy-token-9d2e"
 
 def targets_file(tmp_path: Path, receiver_url: str = "http://127.0.0.1:9") -> Path:
     script = tmp_path / "restart-app"
-    script.write_text('#!/bin/sh\necho "restarting $1 in $(pwd)"\necho "token=$TOKEN" >&2\n')
+    script.write_text(
+        "#!/bin/sh\n"
+        'echo "restarting $1 in $(pwd)"\n'
+        'echo "token=$TOKEN" >&2\n'
+        'echo "path=$PATH"\n'
+        "echo \"names: $(env | cut -d= -f1 | sort | tr '\\n' ' ')\"\n"  # what it was given
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     doc = {
         "targets": [
@@ -322,8 +328,11 @@ def test_bad_params_are_refused_at_submission(gateway) -> None:
         )
 
 
-def test_a_command_runs_with_its_fixed_environment(gateway, tmp_path: Path) -> None:
+def test_a_command_runs_with_its_fixed_environment(gateway, tmp_path: Path, monkeypatch) -> None:
     app = gateway
+    # the server's own environment (the scratch DSN, the deploy token, this sentinel) must
+    # not reach the command: it gets the target's env and nothing else
+    monkeypatch.setenv("SIGNOFF_TEST_SENTINEL", "sentinel-value-4b1d")
     script = str(tmp_path / "restart-app")
     r = ask(app, "dave", Action("command.run", "ops/restart", {"argv": [script, "billing"]}))
     use_cases.cast_vote(
@@ -331,7 +340,13 @@ def test_a_command_runs_with_its_fixed_environment(gateway, tmp_path: Path) -> N
     )
     done = run(app, "dave", r.id)
     assert done.ok and done.summary == "exit 0"
-    assert done.output["stdout"] == f"restarting billing in {tmp_path}\n"
+    restarting, path, names = done.output["stdout"].splitlines()
+    assert restarting == f"restarting billing in {tmp_path}"
+    assert path == "path=/usr/bin:/bin"
+    seen = set(names.removeprefix("names:").split())
+    assert "SIGNOFF_TEST_SENTINEL" not in seen and "SCRATCH_DSN" not in seen
+    assert seen - {"PWD", "SHLVL", "_"} == {"PATH", "TOKEN"}  # what /bin/sh adds aside
+    assert "sentinel-value-4b1d" not in done.output["stdout"] + done.output["stderr"]
     assert done.output["stderr"] == "****\n"  # the secret printed by the script is masked
 
 
