@@ -97,9 +97,14 @@ class _Reader:
         line, col = self.doc.where(path)
         self.errors.add(self.doc.file, line, col, message)
 
-    def secret(self, path: tuple[str | int, ...], value: Value) -> str:
+    def secret(
+        self, path: tuple[str | int, ...], value: Value, plain_is_secret: bool = True
+    ) -> str:
+        """A value that may come from the environment or a file. Values read that way
+        are secrets, scrubbed from every output; so are plain values where the field
+        is a credential (a header, a DSN), but not a command's plain env (PATH)."""
         found = self._read_secret(path, value)
-        if found:
+        if found and (plain_is_secret or not isinstance(value, str)):
             self.secrets.append(found)
         return found
 
@@ -194,7 +199,7 @@ class _Reader:
                     self.err(
                         (*path, "allow", j), f"{exe!r}: allow-listed executables are absolute paths"
                     )
-            env = {k: self.secret((*path, "env", k), v) for k, v in t.env.items()}
+            env = {k: self.secret((*path, "env", k), v, False) for k, v in t.env.items()}
             cwd = Path(t.cwd or "/")
             if not cwd.is_dir():
                 self.err((*path, "cwd"), f"{cwd} is not a directory")
