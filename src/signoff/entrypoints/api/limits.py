@@ -148,8 +148,12 @@ async def _refuse(
     if page:
         e = html.escape
         data = (
-            f"<!doctype html><html><head><meta charset=utf-8><title>{e(title)} · Signoff"
-            f"</title></head><body><h1>{e(title)}</h1><p>{e(detail)}</p></body></html>"
+            "<!doctype html><html><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width'>"
+            f"<title>{e(title)} · Signoff</title><style>body{{font-family:system-ui,"
+            "sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem}</style></head>"
+            f"<body><h1>{e(title)}</h1><p>{e(detail)}</p><p>Nothing was changed.</p>"
+            "</body></html>"
         ).encode()
         kind = b"text/html; charset=utf-8"
     else:
