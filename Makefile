@@ -20,8 +20,8 @@ install: ## Install uv (if missing) and the locked dependencies into .venv, comp
 run: install ## Start the server on the embedded default (SQLite, example policies and users)
 	$(UV) run --frozen signoff serve
 
-test: install lint typecheck ## Install everything and run the whole test suite (SQLite and PostgreSQL)
-	$(UV) run --frozen pytest -q
+test: install lint typecheck ## Install everything and run the whole test suite (SQLite and PostgreSQL) on two workers
+	$(UV) run --frozen pytest -q -n 2 --dist loadfile
 
 lint: install ## ruff lint and format check
 	$(UV) run --frozen ruff check src tests benchmarks

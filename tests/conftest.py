@@ -39,6 +39,27 @@ PG_ADMIN_URL = os.environ.get("SIGNOFF_TEST_PG", "postgresql://postgres@127.0.0.
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` runs on two pytest-xdist workers with ``--dist loadfile``: a module's
+    tests stay on one worker, so its module-scoped servers start once. The end-to-end
+    modules are the slow ones, and their SQLite and PostgreSQL halves share no process:
+    there, the ``[sqlite]`` tests make a scope of their own that may go to the other
+    worker."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SplitEndToEndBySQLite(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope: str = super()._split_scope(nodeid)
+            if scope.startswith("tests/e2e/") and "[sqlite]" in nodeid:
+                return f"{scope}::sqlite"
+            return scope
+
+    return SplitEndToEndBySQLite(config, log)
+
+
 def _pg_reachable() -> str | None:
     try:
         with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):

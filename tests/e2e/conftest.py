@@ -45,22 +45,27 @@ def base_env(database_url: str, tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def spawn_server(
+    env: dict[str, str], tmp_path: Path, name: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `signoff serve` (log in ``tmp_path/<name>.log``); see wait_ready."""
+    port = free_port()
+    with open(tmp_path / f"{name}.log", "w") as log:
+        proc = subprocess.Popen(
+            [*SIGNOFF, "serve"],
+            env={**env, "SIGNOFF_PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def start_servers(
     env: dict[str, str], tmp_path: Path, names: tuple[str, ...]
 ) -> list[tuple[subprocess.Popen[bytes], str]]:
-    """Start one `signoff serve` per name at once (logs in ``tmp_path/<name>.log``) and
-    return (process, URL) pairs once every one answers /readyz."""
-    started = []
-    for name in names:
-        port = free_port()
-        with open(tmp_path / f"{name}.log", "w") as log:
-            proc = subprocess.Popen(
-                [*SIGNOFF, "serve"],
-                env={**env, "SIGNOFF_PORT": str(port)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        started.append((proc, f"http://127.0.0.1:{port}"))
+    """Start one `signoff serve` per name at once and return (process, URL) pairs once
+    every one answers /readyz."""
+    started = [spawn_server(env, tmp_path, name) for name in names]
     try:
         for name, (proc, url) in zip(names, started, strict=True):
             wait_ready(proc, url, tmp_path / f"{name}.log")

@@ -12,11 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from signoff.bootstrap import build
-from signoff.services.auth import create_token
-
-from ..conftest import make_settings
-from .conftest import SIGNOFF, free_port, start_server, stop
+from .conftest import SIGNOFF, free_port, in_process_tokens, spawn_server, stop, wait_ready
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -61,23 +57,20 @@ def cli(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     of its own), and the CLI pointed at it."""
     data_dir = tmp_path_factory.mktemp("cli")
     env = cli_env(module_database_url, data_dir)
-    server, url = start_server(env, data_dir, "server")
-    env["SIGNOFF_URL"] = url
     c = Cli(env, module_database_url)
+    # Tokens for three users in this process (a CLI start costs seconds of imports each);
+    # this makes the signing key too. None is an admin: the server still sees a first start.
+    c.tokens.update(in_process_tokens(module_database_url, data_dir, ("carol", "dave", "frank")))
+    server, url = spawn_server(env, data_dir, "server")
     try:
+        made = c.run("token", "create", "--user", "bob")  # the command, once, as it starts
+        wait_ready(server, url, data_dir / "server.log")
+        env["SIGNOFF_URL"] = url
+        assert made.returncode == 0, made.stderr
+        c.tokens["bob"] = made.stdout.strip()
         admin_line = (data_dir / "server.log").read_text()
         assert "Admin API token for alice" in admin_line
         c.tokens["alice"] = admin_line.split("keep it safe):\n", 1)[1].split()[0]
-        made = c.run("token", "create", "--user", "bob")  # the command, once
-        assert made.returncode == 0, made.stderr
-        c.tokens["bob"] = made.stdout.strip()
-        # the others in this process: a CLI start costs seconds of imports each
-        app = build(make_settings(module_database_url, data_dir), migrate=False)
-        try:
-            for user in ("carol", "dave", "frank"):
-                c.tokens[user] = create_token(app.services, user, "tests")
-        finally:
-            app.close()
         yield c
     finally:
         stop([server])

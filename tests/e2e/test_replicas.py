@@ -180,6 +180,7 @@ def test_each_deadline_fires_once_across_replicas_and_a_worker(replicas) -> None
     assert set(denied.values()) == {1}
 
 
+@pytest.mark.timeout(300)  # five worker starts and 600 requests: near 120 s on a loaded machine
 def test_killing_the_worker_mid_sweep_loses_nothing_and_fires_nothing_twice(
     database_url: str, tmp_path: Path
 ) -> None:
