@@ -20,6 +20,7 @@ from signoff.adapters.db import tables as t
 from signoff.bootstrap import build
 from signoff.domain.actions import Action
 from signoff.domain.audit import GENESIS_HASH, Checkpoint, event_hash
+from signoff.domain.errors import InvalidInput
 from signoff.services import requests as use_cases
 from signoff.services.views import verify_audit
 
@@ -148,3 +149,23 @@ def test_the_cli_reports_a_cut_chain_against_checkpoints(anchored_sqlite, tmp_pa
     bad = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "events were removed" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_checkpoints_reach_a_webhook_and_a_bad_sink_is_refused_at_start(
+    database_url: str, tmp_path: Path, receiver
+) -> None:
+    app = build(make_settings(database_url, tmp_path, checkpoints=f"webhook:{receiver.url}/anchor"))
+    try:
+        frank = app.directory.user("frank")
+        use_cases.submit_request(
+            app.services, frank, Action("sql.execute", "pg/x", {"sql": "select 1"}), "", None, {}
+        )
+        made = app.checkpoint()
+        assert made is not None
+        [posted] = receiver.at("/anchor")
+        assert posted == made.as_dict()
+        assert app.check_checkpoints([Checkpoint(**posted)]) == []
+    finally:
+        app.close()
+    with pytest.raises(InvalidInput, match="SIGNOFF_CHECKPOINTS"):
+        build(make_settings(database_url, tmp_path, checkpoints="s3://bucket"))
