@@ -128,10 +128,21 @@ def test_request_wait_is_decided_by_votes_from_other_processes(cli: Cli) -> None
     assert (
         own.returncode == 1 and own.stderr.strip() == "error: you cannot vote on your own request"
     )
-    first = cli.run("approve", rid, "--comment", "looks right", user="bob")
+    inbox = cli.run("inbox", user="bob")  # plain lines: the whole id, what is needed
+    assert inbox.returncode == 0, inbox.stderr
+    assert f"{rid}  sql.execute on pg/prod  by frank" in inbox.stdout
+    assert "  needs: 2 more approvals from bob or carol (stage 1 of 1: dba)" in inbox.stdout
+    assert "  sql: UPDATE users SET plan = 'pro' WHERE id = 7" in inbox.stdout
+    # the first 8 characters of the id are enough, as with git
+    first = cli.run("approve", rid[:8], "--comment", "looks right", user="bob")
     assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == (
+        f"Your approval of {rid} is recorded; 1 more approval from carol "
+        "(stage 1 of 1: dba) still needed."
+    )
     second = cli.run("approve", rid, user="carol")
     assert second.returncode == 0, second.stderr
+    assert second.stdout.strip().endswith("is recorded: the request is approved.")
     stdout, stderr = waiting.communicate(timeout=30)
     assert waiting.returncode == 0, stderr
     token = stdout.strip()
@@ -206,7 +217,12 @@ def test_usage_and_unreachable_server_errors_are_one_line(local_cli: Cli) -> Non
 def test_an_unknown_request_is_one_line(cli: Cli) -> None:
     missing = cli.run("approve", "no-such-id", user="bob")
     assert missing.returncode == 2
-    assert missing.stderr.strip() == "error: no request with id 'no-such-id'"
+    assert missing.stderr.strip() == "error: no request with an id starting 'no-such-id'"
+    short = cli.run("approve", "abc", user="bob")
+    assert short.returncode == 2
+    assert short.stderr.strip() == (
+        "error: 'abc' is too short to name a request: give at least 8 characters of its id"
+    )
 
 
 def test_policy_check_and_explain(local_cli: Cli, tmp_path: Path) -> None:

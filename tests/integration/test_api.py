@@ -295,10 +295,11 @@ def test_bad_input_never_yields_a_500(as_user) -> None:
     huge = {"action": {**WRITE, "params": {"sql": "x" * 10_000_000}}, "reason": "r"}
     problem_of(c.post("/v1/requests", json=huge), 413)
     problem_of(c.post("/v1/requests/nope/votes", json={"decision": "maybe"}), 422)
-    problem_of(c.post("/v1/requests/nope/votes", json={"decision": "approve"}), 404)
-    problem_of(c.get("/v1/requests/nope"), 404)
+    problem_of(c.post("/v1/requests/nope/votes", json={"decision": "approve"}), 422)  # short
+    problem_of(c.post("/v1/requests/nope-nope/votes", json={"decision": "approve"}), 404)
+    problem_of(c.get("/v1/requests/nope-nope"), 404)
     problem_of(c.post("/v1/grants/redeem", json={"token": "abc", "action": WRITE}), 403)
-    problem_of(c.get("/v1/requests/nope/events", headers={"Last-Event-ID": "x"}), 404)
+    problem_of(c.get("/v1/requests/nope-nope/events", headers={"Last-Event-ID": "x"}), 404)
     problem_of(c.get("/v1/nothing-here"), 404)
 
 
@@ -383,3 +384,41 @@ def test_a_policy_lets_more_people_see_its_requests(as_user) -> None:
     ]
     resp = as_user["erin"].post(f"/v1/requests/{r['id']}/votes", json={"decision": "approve"})
     assert resp.status_code == 403  # seeing is not voting
+
+
+def test_an_unambiguous_id_prefix_names_a_request(as_user) -> None:
+    """Like git: 8 or more characters of an id work wherever an id is accepted."""
+    r = write_request(as_user["dave"], row=88)
+    rid = r["id"]
+    assert as_user["bob"].get(f"/v1/requests/{rid[:8]}").json()["id"] == rid
+    voted = as_user["bob"].post(
+        f"/v1/requests/{rid[:12].upper()}/votes", json={"decision": "approve"}
+    )
+    assert voted.status_code == 200 and voted.json()["id"] == rid
+    short = problem_of(as_user["bob"].get(f"/v1/requests/{rid[:7]}"), 422)
+    assert "at least 8 characters" in short["detail"]
+    problem_of(as_user["frank"].get(f"/v1/requests/{rid[:8]}"), 404)  # not theirs to see
+    problem_of(as_user["bob"].get("/v1/requests/ffffffff-no"), 404)
+
+
+def test_an_ambiguous_prefix_lists_the_candidates(signoff_app) -> None:
+    import dataclasses
+
+    import pytest
+
+    from signoff.domain.actions import Action
+    from signoff.domain.errors import InvalidInput
+    from signoff.services import requests as use_cases
+    from signoff.services import views
+
+    ids = iter(["abcdef12-3000-4000-8000-00000000000a", "abcdef12-3000-4000-8000-00000000000b"])
+    svc = dataclasses.replace(signoff_app.services, new_id=lambda: next(ids))
+    dave = svc.directory.user("dave")
+    for n in (1, 2):
+        action = Action("sql.execute", "pg/prod", {"sql": f"UPDATE t SET x = {n}"})
+        use_cases.submit_request(svc, dave, action, "r", "OPS-1", {})
+    with pytest.raises(InvalidInput) as info:
+        views.resolve_id(svc, dave, "abcdef12-3000")
+    assert "names 2 requests: abcdef12-3000-4000-8000-00000000000a, " in info.value.detail
+    assert views.resolve_id(svc, dave, "abcdef12-3000-4000-8000-00000000000b")[-1] == "b"
+    assert views.resolve_id(svc, dave, "ABCDEF12-3000-4000-8000-00000000000A")[-1] == "a"

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from signoff.domain.audit import AuditEvent, ChainReport, verify_chain
-from signoff.domain.errors import Forbidden, NotFound
+from signoff.domain.errors import Forbidden, InvalidInput, NotFound
 from signoff.domain.identity import User
 from signoff.domain.replay import differences, replay
 from signoff.domain.requests import Request
@@ -35,6 +35,38 @@ def _visible(uow: UnitOfWork, user: User, request_id: str) -> Request:
     if not request.may_read(user.name, user.admin):
         raise NotFound(f"no request with id {request_id!r}")
     return request
+
+
+ID_LENGTH = 36  # a request id is a UUID
+MIN_PREFIX = 8  # like git: enough characters to be unambiguous in practice
+
+
+def resolve_id(svc: Services, user: User, ref: str) -> str:
+    """The full id of the request ``ref`` names: a whole id, or (like git) its first 8 or
+    more characters when only one request this person may see starts with them."""
+    ref = ref.strip().lower()
+    if len(ref) >= ID_LENGTH:
+        return ref
+    if len(ref) < MIN_PREFIX:
+        raise InvalidInput(
+            f"{ref!r} is too short to name a request: give at least {MIN_PREFIX} characters "
+            "of its id",
+            field="request_id",
+        )
+    with svc.uow(write=False) as uow:
+        found = []
+        for rid in uow.requests.ids_starting(ref, 50):
+            if uow.requests.get(rid).may_read(user.name, user.admin):
+                found.append(rid)
+    if not found:
+        raise NotFound(f"no request with an id starting {ref!r}")
+    if len(found) > 1:
+        shown_ids = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise InvalidInput(
+            f"{ref!r} names {len(found)} requests: {shown_ids}; give more of the id",
+            field="request_id",
+        )
+    return found[0]
 
 
 def request_for(svc: Services, user: User, request_id: str) -> Request:

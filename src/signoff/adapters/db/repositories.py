@@ -280,6 +280,12 @@ class DatabaseRequestRepository:
         )
         return self.conn.execute(q).scalar()
 
+    def ids_starting(self, prefix: str, limit: int) -> list[str]:
+        """Ids that start with ``prefix`` (a range on the primary key), in id order."""
+        r = t.requests.c
+        q = sa.select(r.id).where(r.id >= prefix, r.id < prefix + "\x7f").order_by(r.id)
+        return list(self.conn.execute(q.limit(limit)).scalars())
+
     def ids_after(self, after: str, limit: int) -> list[str]:
         """Request ids in id order, after ``after`` (a walk over every request)."""
         q = sa.select(t.requests.c.id).where(t.requests.c.id > after)

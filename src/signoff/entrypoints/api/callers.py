@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
 from signoff.bootstrap import App
 from signoff.domain.errors import Unauthenticated
 from signoff.domain.identity import User
-from signoff.services import auth
+from signoff.services import auth, views
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -38,3 +38,18 @@ async def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def request_ref(
+    request: Request,
+    user: Annotated[User, Depends(current_user)],
+    request_id: Annotated[
+        str, Path(max_length=100, description="a request id, or its first 8+ characters")
+    ],
+) -> str:
+    """The full id of the request a path names: a whole id, or an unambiguous prefix."""
+    app: App = request.app.state.signoff
+    return views.resolve_id(app.services, user, request_id)
+
+
+RequestRef = Annotated[str, Depends(request_ref)]

@@ -20,7 +20,7 @@ from signoff.domain.identity import User
 from signoff.domain.limits import MAX_INT, shown
 from signoff.domain.requests import FINAL, Decision, Status
 from signoff.domain.requests import Request as SignoffRequest
-from signoff.entrypoints.api.callers import ERRORS, CurrentUser
+from signoff.entrypoints.api.callers import ERRORS, CurrentUser, RequestRef
 from signoff.entrypoints.api.schemas import (
     ActionIn,
     CommentIn,
@@ -157,7 +157,7 @@ def router(app: App) -> APIRouter:
     @api.get(
         "/v1/requests/{request_id}", response_model=RequestOut, tags=["requests"], responses=ERRORS
     )
-    def get_request(request_id: str, user: CurrentUser) -> RequestOut:
+    def get_request(request_id: RequestRef, user: CurrentUser) -> RequestOut:
         found = views.request_history(svc, user, request_id)
         return request_out(app, found.request, user, timeline=found.events)
 
@@ -167,7 +167,7 @@ def router(app: App) -> APIRouter:
         tags=["requests"],
         responses=ERRORS,
     )
-    def vote(request_id: str, body: VoteCreate, user: CurrentUser) -> RequestOut:
+    def vote(request_id: RequestRef, body: VoteCreate, user: CurrentUser) -> RequestOut:
         r = use_cases.cast_vote(svc, user, request_id, Decision(body.decision), body.comment)
         return request_out(app, r, user)
 
@@ -177,7 +177,9 @@ def router(app: App) -> APIRouter:
         tags=["requests"],
         responses=ERRORS,
     )
-    def cancel(request_id: str, user: CurrentUser, body: CommentIn | None = None) -> RequestOut:
+    def cancel(
+        request_id: RequestRef, user: CurrentUser, body: CommentIn | None = None
+    ) -> RequestOut:
         r = use_cases.cancel_request(svc, user, request_id, body.comment if body else "")
         return request_out(app, r, user)
 
@@ -187,7 +189,7 @@ def router(app: App) -> APIRouter:
         tags=["execution"],
         responses=ERRORS,
     )
-    def execute(request_id: str, user: CurrentUser) -> ExecutionOut:
+    def execute(request_id: RequestRef, user: CurrentUser) -> ExecutionOut:
         """Signoff performs the approved action on its target (one use of the grant) and
         answers with the captured, masked result."""
         done = execution.execute_request(svc, app.executors, user, request_id)
@@ -210,12 +212,12 @@ def router(app: App) -> APIRouter:
         tags=["execution"],
         responses=ERRORS,
     )
-    def executions(request_id: str, user: CurrentUser) -> list[ExecutionOut]:
+    def executions(request_id: RequestRef, user: CurrentUser) -> list[ExecutionOut]:
         return [ExecutionOut(**r) for r in views.executions_of(svc, user, request_id)]
 
     @api.get("/v1/requests/{request_id}/events", tags=["requests"], responses=ERRORS)
     async def events(
-        request_id: str,
+        request_id: RequestRef,
         user: CurrentUser,
         last_event_id: Annotated[str | None, Header()] = None,
         after: Annotated[

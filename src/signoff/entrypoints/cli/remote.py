@@ -50,15 +50,41 @@ def client() -> Iterator[SignoffClient]:
         c.close()
 
 
+VOTED = {"approve": "approved", "deny": "denied"}
+
+
+def said(status: str) -> str:
+    """A state as people say it ("timed out", not "timed_out")."""
+    return status.replace("_", " ")
+
+
 def _summary(r: dict[str, Any]) -> str:
     a = r["action"]
-    return f"{r['id']}  {r['status']}  {a['type']} {a['target']}  by {r['requester']}"
+    return f"{r['id']}  {said(r['status'])}  {a['type']} {a['target']}  by {r['requester']}"
+
+
+def _needed(r: dict[str, Any]) -> str:
+    """What a pending request still needs: "1 more approval from bob or carol (stage 2
+    of 2: security)"."""
+    stages = r.get("stages") or []
+    n = r["still_needed"]
+    who = " or ".join(r.get("awaiting") or []) or "nobody"
+    where = ""
+    if stages:
+        stage = stages[r["current_stage"]]
+        where = f" (stage {r['current_stage'] + 1} of {len(stages)}: {stage['name']})"
+    return f"{n} more approval{'s' if n != 1 else ''} from {who}{where}"
 
 
 def _progress(r: dict[str, Any]) -> str:
     if r["status"] != "pending":
-        return f"request {r['id']} is {r['status']}"
-    votes = ", ".join(f"{v['voter']} {v['decision']}d" for v in r.get("votes", [])) or "no votes"
+        return f"request {r['id']} is {said(r['status'])}"
+    votes = (
+        ", ".join(
+            f"{v['voter']} {VOTED.get(v['decision'], v['decision'])}" for v in r.get("votes", [])
+        )
+        or "no votes"
+    )
     stage_total = len(r.get("stages", [])) if "stages" in r else 1
     return (
         f"pending: stage {r['current_stage'] + 1}/{max(stage_total, 1)}, "
@@ -269,9 +295,12 @@ def _vote(request_id: str, decision: str, comment: str, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(r))
     else:
-        out.print(f"{decision}d: {_summary(r)}", markup=False)
+        what = "approval" if decision == "approve" else "denial"
         if r["status"] == "pending":
-            out.print(_progress(r), markup=False)
+            outcome = f"; {_needed(r)} still needed"
+        else:
+            outcome = f": the request is {said(r['status'])}"
+        out.print(f"Your {what} of {r['id']} is recorded{outcome}.", markup=False)
 
 
 def approve(
@@ -312,20 +341,21 @@ def inbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if not page["items"]:
         out.print("nothing awaits you")
         return
-    from rich.table import Table
-
-    table = Table("id", "action", "target", "requester", "reason", "needed", "deadline")
+    # Plain lines, never a table: the id an approver copies is never cut, at any width
+    # and when piped; what matters about each request follows it, one fact a line.
     for r in page["items"]:
-        table.add_row(
-            r["id"],
-            r["action"]["type"],
-            r["action"]["target"],
-            r["requester"],
-            r["reason"],
-            str(r["still_needed"]),
-            r.get("deadline_at") or "-",
-        )
-    out.print(table)
+        a = r["action"]
+        out.print(f"{r['id']}  {a['type']} on {a['target']}  by {r['requester']}", markup=False)
+        if r.get("reason"):
+            out.print(f"  reason: {r['reason']}", markup=False)
+        out.print(f"  needs: {_needed(r)}", markup=False)
+        if r.get("deadline_at"):
+            out.print(f"  deadline: {r['deadline_at']}", markup=False)
+        for key, value in (a.get("params") or {}).items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            first, *rest = text.splitlines() or [""]
+            more = f" (+{len(rest)} more lines: signoff show {r['id'][:8]})" if rest else ""
+            out.print(f"  {key}: {first}{more}", markup=False)
 
 
 def list_(
@@ -339,6 +369,9 @@ def list_(
         page = c.list_requests(status=status, requester=requester, limit=limit)
     if as_json:
         out.print_json(json.dumps(page))
+        return
+    if not page["items"]:
+        out.print("no requests" + (" match" if status or requester else ""))
         return
     for r in page["items"]:
         out.print(_summary(r), markup=False)
@@ -381,7 +414,9 @@ def show(
             f"approvals from {', '.join(s['approvers'])}"
         )
     for v in r["votes"]:
-        lines.append(f"vote      {v['voter']} {v['decision']}d: {v['comment']}")
+        lines.append(
+            f"vote      {v['voter']} {VOTED.get(v['decision'], v['decision'])}: {v['comment']}"
+        )
     if r.get("grant"):
         g = r["grant"]
         lines.append(
