@@ -296,11 +296,11 @@ def _vote(request_id: str, decision: str, comment: str, as_json: bool) -> None:
         out.print_json(json.dumps(r))
     else:
         what = "approval" if decision == "approve" else "denial"
+        out.print(f"Your {what} of {r['id']} is recorded.", markup=False)
         if r["status"] == "pending":
-            outcome = f"; {_needed(r)} still needed"
+            out.print(f"Still needed: {_needed(r)}.", markup=False)
         else:
-            outcome = f": the request is {said(r['status'])}"
-        out.print(f"Your {what} of {r['id']} is recorded{outcome}.", markup=False)
+            out.print(f"The request is {said(r['status'])}.", markup=False)
 
 
 def approve(
