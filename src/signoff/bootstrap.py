@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 from signoff.adapters.channels.log import LogChannel
 from signoff.adapters.channels.messages import VoteLinks
-from signoff.adapters.checkpoints import CheckpointSink, build_sinks, signature_ok
+from signoff.adapters.checkpoints import build_sinks, signature_ok
 from signoff.adapters.checkpoints import sign as sign_checkpoint
 from signoff.adapters.db.engine import create_db_engine, upgrade
 from signoff.adapters.db.repositories import DatabaseUnitOfWork
@@ -32,11 +32,11 @@ from signoff.domain.actions import Action
 from signoff.domain.audit import Checkpoint
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import DatabaseUnavailable, InvalidInput, PolicyError, PolicyProblem
-from signoff.domain.identity import Directory
+from signoff.domain.identity import Directory, User
 from signoff.domain.policy import PolicySet
 from signoff.domain.quiet_hours import QuietHours
 from signoff.services import views
-from signoff.services.anchoring import check_checkpoints, write_checkpoint
+from signoff.services.anchoring import CheckpointSink, check_checkpoints, write_checkpoint
 from signoff.services.dependencies import Services
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
 from signoff.services.ports import Channel, Clock, Executor, RequestReader, SystemClock
@@ -72,14 +72,16 @@ class App:
         """Deliver one batch of due notifications."""
         return dispatch_due(self.services, self.channels, self.retry, limit, self.quiet)
 
-    def checkpoint(self) -> Checkpoint | None:
-        """Sign the audit chain's head now and write it to the checkpoint sinks."""
+    def checkpoint(self, by: User | None = None) -> Checkpoint | None:
+        """Sign the audit chain's head now and write it to the checkpoint sinks (``by``:
+        the person asking, who must be an admin; None for the worker and the CLI)."""
         key = self.keys.private(self.keys.active_kid)
         return write_checkpoint(
             self.services,
             lambda c: sign_checkpoint(c, key),
             self.checkpoint_sinks,
             self.keys.active_kid,
+            by,
         )
 
     def check_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> list[str]:

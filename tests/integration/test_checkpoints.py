@@ -169,3 +169,47 @@ def test_checkpoints_reach_a_webhook_and_a_bad_sink_is_refused_at_start(
         app.close()
     with pytest.raises(InvalidInput, match="SIGNOFF_CHECKPOINTS"):
         build(make_settings(database_url, tmp_path, checkpoints="s3://bucket"))
+
+
+def test_the_worker_writes_checkpoints_on_its_own(database_url: str, tmp_path: Path) -> None:
+    import time
+
+    anchors = tmp_path / "elsewhere" / "checkpoints.jsonl"
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        checkpoints=f"file:{anchors}",
+        checkpoint_every="1s",
+        worker_interval_seconds=0.05,
+    )
+    app = build(settings)
+    worker = app.worker().start()
+    try:
+        frank = app.directory.user("frank")
+        use_cases.submit_request(
+            app.services, frank, Action("sql.execute", "pg/x", {"sql": "select 1"}), "", None, {}
+        )
+        deadline = time.monotonic() + 10
+        while not anchors.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [written] = read_checkpoints(anchors)
+        assert written.seq == 3 and app.check_checkpoints([written]) == []
+    finally:
+        worker.stop()
+        app.close()
+
+
+def test_only_admins_write_checkpoints_through_the_api(anchored) -> None:
+    from ..conftest import LiveServer
+
+    app, anchors = anchored
+    server = LiveServer(app).start()
+    try:
+        for user, status in (("bob", 403), ("alice", 200)):
+            with server.client(user) as web:
+                resp = web.post("/v1/audit/checkpoints")
+            assert resp.status_code == status, resp.text
+    finally:
+        server.stop()
+    [written] = read_checkpoints(anchors)
+    assert resp.json()["checkpoint"] == written.as_dict()

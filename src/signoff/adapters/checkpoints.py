@@ -14,15 +14,15 @@ import base64
 import json
 import logging
 import logging.handlers
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from signoff.domain.audit import Checkpoint
 from signoff.domain.errors import InvalidInput
+from signoff.services.anchoring import CheckpointSink
 
 
 def sign(checkpoint: Checkpoint, key: Ed25519PrivateKey) -> Checkpoint:
@@ -64,12 +64,6 @@ def read_checkpoints(path: Path) -> list[Checkpoint]:
         except (ValueError, KeyError, TypeError):
             raise InvalidInput(f"{path}:{number}: not a checkpoint") from None
     return out
-
-
-class CheckpointSink(Protocol):
-    name: str
-
-    def write(self, checkpoint: Checkpoint) -> None: ...
 
 
 class FileCheckpointSink:
@@ -126,7 +120,3 @@ def build_sinks(spec: str) -> list[CheckpointSink]:
                 f"SIGNOFF_CHECKPOINTS: {item!r} is not 'file:PATH', 'webhook:URL' or 'syslog:'"
             )
     return sinks
-
-
-def public_keys(private: Iterable[Ed25519PrivateKey], kid: Any) -> dict[str, Ed25519PublicKey]:
-    return {kid(k): k.public_key() for k in private}

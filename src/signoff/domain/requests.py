@@ -80,6 +80,11 @@ class Decision(StrEnum):
     APPROVE = "approve"
     DENY = "deny"
 
+    @property
+    def done(self) -> str:
+        """As people say it once cast: "approved", "denied"."""
+        return "approved" if self is Decision.APPROVE else "denied"
+
 
 @dataclass(frozen=True)
 class StagePlan:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from signoff.domain.audit import Checkpoint, check_anchors, format_time
+from signoff.domain.errors import Conflict
+from signoff.domain.identity import User
 from signoff.services.dependencies import Services
 
 log = logging.getLogger("signoff.checkpoints")
@@ -31,11 +33,19 @@ SignatureCheck = Callable[[Checkpoint], bool]
 
 
 def write_checkpoint(
-    svc: Services, sign: Sign, sinks: Sequence[CheckpointSink], kid: str
+    svc: Services,
+    sign: Sign,
+    sinks: Sequence[CheckpointSink],
+    kid: str,
+    by: User | None = None,
 ) -> Checkpoint | None:
     """Sign the chain's head now and write it to every sink; None while the log is
     empty. A sink that fails is logged and the others still get it; if all fail, the
-    error is raised."""
+    error is raised. ``by``: the person asking (admins only); None for the worker."""
+    if by is not None:
+        by.require_admin("write audit checkpoints")
+    if not sinks:
+        raise Conflict("no checkpoint sink is configured (SIGNOFF_CHECKPOINTS)")
     with svc.uow(write=False, snapshot=True) as uow:
         seq, head = uow.audit.head()
     if seq == 0:

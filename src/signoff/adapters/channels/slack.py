@@ -75,10 +75,7 @@ def render(request: Request, view_url: str) -> tuple[str, list[dict[str, Any]]]:
                 "text": {"type": "mrkdwn", "text": f"*{escape(str(k))}*\n{code_block(text)}"},
             }
         )
-    voted = {"approve": "approved", "deny": "denied"}
-    votes = (
-        ", ".join(f"{v.voter} {voted[v.decision.value]}" for v in request.votes) or "no votes yet"
-    )
+    votes = ", ".join(f"{v.voter} {v.decision.done}" for v in request.votes) or "no votes yet"
     if request.status is Status.PENDING:
         state = f"*Pending*: {request.still_needed()} more approval(s) needed; {votes}"
     else:

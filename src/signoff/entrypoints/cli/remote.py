@@ -50,7 +50,11 @@ def client() -> Iterator[SignoffClient]:
         c.close()
 
 
-VOTED = {"approve": "approved", "deny": "denied"}
+def voted(decision: str) -> str:
+    """A vote as the server reported it, in the past tense ("approved")."""
+    from signoff.domain.requests import Decision
+
+    return Decision(decision).done if decision in set(Decision) else decision
 
 
 def said(status: str) -> str:
@@ -80,10 +84,7 @@ def _progress(r: dict[str, Any]) -> str:
     if r["status"] != "pending":
         return f"request {r['id']} is {said(r['status'])}"
     votes = (
-        ", ".join(
-            f"{v['voter']} {VOTED.get(v['decision'], v['decision'])}" for v in r.get("votes", [])
-        )
-        or "no votes"
+        ", ".join(f"{v['voter']} {voted(v['decision'])}" for v in r.get("votes", [])) or "no votes"
     )
     stage_total = len(r.get("stages", [])) if "stages" in r else 1
     return (
@@ -414,9 +415,7 @@ def show(
             f"approvals from {', '.join(s['approvers'])}"
         )
     for v in r["votes"]:
-        lines.append(
-            f"vote      {v['voter']} {VOTED.get(v['decision'], v['decision'])}: {v['comment']}"
-        )
+        lines.append(f"vote      {v['voter']} {voted(v['decision'])}: {v['comment']}")
     if r.get("grant"):
         g = r["grant"]
         lines.append(
