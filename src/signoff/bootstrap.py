@@ -26,9 +26,8 @@ from signoff.adapters.event_bus import InProcessEventBus
 from signoff.adapters.metrics import PrometheusObserver
 from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import Ed25519GrantSigner, KeyRing, VoteLinkSigner
-from signoff.adapters.targets_file import load_targets
+from signoff.adapters.targets_file import TargetSet, load_target_set
 from signoff.config import Settings
-from signoff.domain.actions import Action
 from signoff.domain.audit import Checkpoint
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import DatabaseUnavailable, InvalidInput, PolicyError, PolicyProblem
@@ -226,10 +225,10 @@ def build(
     every problem named) when the policies, users, targets or channels are wrong."""
     clock = clock or SystemClock()
     directory, policy_set = load_rules(settings)
-    executors = load_targets(settings.targets_file)
+    target_set = load_target_set(settings.targets_file)
     engine = create_db_engine(settings.effective_database_url(), settings.db_pool_size)
     try:
-        return _assemble(settings, clock, directory, policy_set, executors, engine, migrate)
+        return _assemble(settings, clock, directory, policy_set, target_set, engine, migrate)
     except sa_exc.DBAPIError as exc:
         engine.dispose()
         raise database_unavailable(engine, exc) from None
@@ -255,10 +254,11 @@ def _assemble(
     clock: Clock,
     directory: Directory,
     policy_set: PolicySet,
-    executors: dict[str, Executor],
+    target_set: TargetSet,
     engine: Engine,
     migrate: bool,
 ) -> App:
+    executors = target_set.executors
     if migrate:
         upgrade(engine)
     keys = KeyRing(engine, clock.now, settings.effective_signing_keys_file(), settings.signing_keys)
@@ -291,7 +291,8 @@ def _assemble(
         tracking_channels=frozenset(
             name for name, c in channels.items() if c.keeps_message_updated
         ),
-        check_action=_executor_check(executors),
+        check_action=target_set.check,
+        targets=frozenset(executors),
         wake_dispatcher=dispatch_wanted.set,
     )
     retry = RetryPolicy(
@@ -315,17 +316,6 @@ def _assemble(
         dispatch_wanted=dispatch_wanted,
         checkpoint_sinks=checkpoint_sinks,
     )
-
-
-def _executor_check(executors: Mapping[str, Executor]) -> Callable[[Action], None]:
-    """An action for a configured target must be one its executor can run."""
-
-    def check_action(action: Action) -> None:
-        executor = executors.get(action.target)
-        if executor is not None:
-            executor.check(action)
-
-    return check_action
 
 
 def check_configured_channels(

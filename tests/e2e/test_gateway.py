@@ -129,7 +129,8 @@ def test_signoff_run_asks_waits_executes_and_prints(gateway, target_db: str) -> 
          "--param", "sql=DELETE FROM accounts"],
         env=dave, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert denied.returncode == 1 and "is denied" in denied.stderr
+    assert denied.returncode == 1
+    assert "denied: policy 'no-dangerous-sql' denies it: Writes to every row" in denied.stderr
 
 
 def test_fifty_executes_through_two_replicas_run_the_statement_once(

@@ -214,7 +214,7 @@ def test_teams_room_has_no_vote_links_and_personal_cards_vote(
             {
                 "type": "Action.OpenUrl",
                 "title": "Open in Signoff",
-                "url": f"{url}/v1/requests/{rid}",
+                "url": f"{url}/requests/{rid}",
             }
         ]
         assert "\\\\[click\\\\]" in room_text  # markdown in user text is escaped
@@ -284,7 +284,7 @@ def test_apprise_tells_a_room_with_a_link(
     assert app.dispatch().delivered == 1
     [body] = receiver.at("/room")
     assert body["title"] == "[Signoff] Approval needed: sql.execute on pg/prod"
-    assert f"Details: https://signoff.example/v1/requests/{rid}" in body["message"]
+    assert f"Details: https://signoff.example/requests/{rid}" in body["message"]
     assert "Waiting for: bob, carol" in body["message"]
     receiver.status = 503
     vote(app, "bob", rid, Decision.DENY, "no")

@@ -6,7 +6,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signoff.services.messages import Details, GrantSummary, Message, RequestSummary
+from signoff.services.messages import (
+    Details,
+    GrantSummary,
+    Message,
+    RequestSummary,
+    StageSummary,
+    VoteSummary,
+)
 
 text = st.text(max_size=20)
 messages = st.builds(
@@ -27,6 +34,33 @@ messages = st.builds(
         policy=text,
         analysis=st.none() | text,
         grant=st.none() | st.builds(GrantSummary, text, st.integers(0, 5)),
+        risk=st.none() | st.sampled_from(["low", "high"]),
+        links=st.lists(text, max_size=2).map(tuple),
+        labels=st.dictionaries(text, text, max_size=2),
+        stage=st.none()
+        | st.builds(
+            StageSummary,
+            number=st.integers(1, 3),
+            of=st.integers(1, 3),
+            name=text,
+            approvers=st.lists(text, max_size=2).map(tuple),
+            quorum=st.integers(1, 3),
+            deadline_at=st.none() | text,
+            then=st.none() | st.sampled_from(["escalates", "times out"]),
+            escalate_to=st.lists(text, max_size=2).map(tuple),
+            escalated=st.booleans(),
+        ),
+        votes=st.lists(
+            st.builds(
+                VoteSummary, text, st.sampled_from(["approved", "denied"]), text, st.integers(1, 3)
+            ),
+            max_size=2,
+        ).map(tuple),
+        awaiting=st.lists(text, max_size=2).map(tuple),
+        still_needed=st.integers(0, 3),
+        outcome=st.none() | text,
+        executes=st.booleans(),
+        commands=st.dictionaries(st.sampled_from(["show", "approve"]), text, max_size=2),
     ),
     details=st.builds(
         Details,
@@ -83,6 +117,15 @@ def test_the_json_keeps_the_shape_webhook_receivers_rely_on() -> None:
             "policy": "p",
             "analysis": None,
             "grant": {"expires_at": "2026-11-23T10:00:00+00:00", "uses_left": 1},
+            # Added with the one rendering of a request's context (new keys only):
+            "context": {"risk": None, "links": [], "labels": {}},
+            "stage": None,
+            "votes": [],
+            "awaiting": [],
+            "still_needed": 0,
+            "outcome": None,
+            "executes": False,
+            "commands": {},
         },
         "audience": "requester",
         "to": ["dave"],

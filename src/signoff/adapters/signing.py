@@ -314,6 +314,7 @@ def verify_with_jwks(token: str, jwks: dict[str, Any], now: datetime) -> dict[st
 
 
 LINK_AUDIENCE = "signoff-vote-link"
+VIEW_AUDIENCE = "signoff-view-link"
 
 
 class VoteLinkSigner:
@@ -350,3 +351,28 @@ class VoteLinkSigner:
         if claims.get("dec") not in ("approve", "deny"):
             raise LinkRefused("malformed", "the link names no decision")
         return claims
+
+    def issue_view(self, person: str, request_id: str, expires_at: datetime) -> str:
+        """A link that shows one request to one person (the "Details" link of their
+        message): read-only, reusable until it expires, useless for voting (its
+        audience differs)."""
+        claims = {
+            "iss": ISSUER,
+            "aud": VIEW_AUDIENCE,
+            "sub": person,
+            "rid": request_id,
+            "iat": int(self.clock_now().timestamp()),
+            "exp": int(expires_at.timestamp()),
+        }
+        return _sign(self.keys, claims)
+
+    def verify_view(self, token: str) -> dict[str, Any]:
+        return _decode(
+            token,
+            self.keys.public,
+            self.clock_now(),
+            VIEW_AUDIENCE,
+            LinkRefused,
+            "link",
+            ("sub", "rid"),
+        )

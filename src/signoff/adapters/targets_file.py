@@ -28,8 +28,11 @@ one is a configuration error that names the variable or file, never a value.
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -38,8 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from signoff.adapters.executors.masking import Mask
 from signoff.adapters.executors.scrubbing import ScrubbedExecutor
 from signoff.adapters.yaml_positions import Located, load_model_file
+from signoff.domain.actions import Action
 from signoff.domain.durations import parse_duration
-from signoff.domain.errors import ErrorList, PolicyError
+from signoff.domain.errors import ErrorList, InvalidInput, PolicyError
 from signoff.services.ports import Executor
 
 
@@ -85,6 +89,45 @@ class TargetDoc(_Strict):
 
 class TargetsDoc(_Strict):
     targets: list[TargetDoc] = []
+    # Targets of these action types that other enforcement points run (glob patterns):
+    # requests for them are not refused as unknown targets.
+    external: list[Annotated[str, Field(min_length=1, max_length=500)]] = []
+
+
+# The action type each kind of executor runs. With targets configured, a request of one
+# of these types must name a configured target (or an `external` one): a typo is refused
+# when it is asked, not after approvers said yes.
+ACTION_TYPES = {"postgres": "sql.execute", "command": "command.run", "http": "http.request"}
+
+
+@dataclass(frozen=True)
+class TargetSet:
+    executors: dict[str, Executor]
+    external: tuple[str, ...] = ()
+
+    def check(self, action: Action) -> None:
+        """Refuse (InvalidInput) an action its target could not run as given, or one of
+        an executing type on a target that is not configured, naming the close ones."""
+        executor = self.executors.get(action.target)
+        if executor is not None:
+            executor.check(action)
+            return
+        same = sorted(
+            n for n, e in self.executors.items() if ACTION_TYPES.get(e.kind) == action.type
+        )
+        if not same or any(fnmatch.fnmatchcase(action.target, p) for p in self.external):
+            return
+        close = difflib.get_close_matches(action.target, same, n=3, cutoff=0.6)
+        hint = (
+            f"did you mean {' or '.join(close)}?"
+            if close
+            else f"configured for {action.type}: {', '.join(same[:10])}"
+            + (" …" if len(same) > 10 else "")
+        )
+        raise InvalidInput(
+            f"no target named {action.target!r} is configured to run {action.type}; {hint}",
+            field="action.target",
+        )
 
 
 class _Reader:
@@ -215,8 +258,13 @@ class _Reader:
 
 def load_targets(path: Path | str | None) -> dict[str, Executor]:
     """The executors by target name; raises PolicyError listing every problem."""
+    return load_target_set(path).executors
+
+
+def load_target_set(path: Path | str | None) -> TargetSet:
+    """The targets file read: executors by name, and the external patterns."""
     if path is None or str(path) == "":
-        return {}
+        return TargetSet({})
     errors = ErrorList()
     doc, parsed = load_model_file(path, TargetsDoc, "targets file", errors)
     reader = _Reader(doc, errors)
@@ -229,4 +277,4 @@ def load_targets(path: Path | str | None) -> dict[str, Executor]:
             out[t.name] = executor
     if errors.problems:
         raise PolicyError(errors.problems)
-    return out
+    return TargetSet(out, tuple(parsed.external))

@@ -76,6 +76,37 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 FINAL = frozenset(s for s in Status if s not in TRANSITIONS)
 
 
+def outcome_line(
+    to: Status,
+    actor: str,
+    by: str | None,
+    comment: str | None,
+    uses_left: int | None,
+    result: ExecutionResult | None,
+) -> str:
+    """Why a request is in a state, as people read it: "denied by bob: too broad",
+    "denied by policy 'no-ddl': ...", "timed out: stage 'dba' reached its deadline"."""
+    said = f": {comment}" if comment else ""
+    who = by or actor
+    if to is Status.APPROVED:
+        return "approved by policy" if actor == "policy" else f"approved by {actor}"
+    if to is Status.DENIED:
+        if who == "policy":
+            return f"denied: {comment}" if comment else "denied by policy"
+        if who == "timeout":
+            return f"denied: nobody decided in time{said}"
+        return f"denied by {who}{said}"
+    if to is Status.TIMED_OUT:
+        return f"timed out{said}"
+    if to is Status.EXPIRED:
+        left = f" with {uses_left} use(s) left" if uses_left else ""
+        return f"the grant expired{left}"
+    if to in (Status.EXECUTED, Status.FAILED):
+        summary = f": {result.summary}" if result is not None and result.summary else ""
+        return f"{to.value} by {actor}{summary}"
+    return f"{to.value} by {actor}{said}"
+
+
 class Decision(StrEnum):
     APPROVE = "approve"
     DENY = "deny"
@@ -186,6 +217,7 @@ class Request:
     redeemers: frozenset[str] = frozenset()  # the target's enforcement points (grant.redeemers)
     viewers: frozenset[str] = frozenset()  # may see it too (policy visible_to)
     expiry_warned: bool = False  # the requester was told the unused grant expires soon
+    outcome: str | None = None  # why it is in its state, in one line ("denied by bob: ...")
 
     # ----- queries -------------------------------------------------------------------
 
@@ -193,10 +225,14 @@ class Request:
     def action_digest(self) -> str:
         return self.action.digest
 
+    def escalated(self, stage: int) -> bool:
+        """Whether the stage's escalation has joined its approvers."""
+        return stage == self.current_stage and self.escalation_level > 0
+
     def eligible(self, stage: int) -> frozenset[str]:
         """Who may vote in a stage now: its approvers, plus its escalation once escalated."""
         plan = self.stages[stage]
-        if stage == self.current_stage and self.escalation_level > 0:
+        if self.escalated(stage):
             return plan.approvers | plan.escalate_to
         return plan.approvers
 
@@ -613,6 +649,7 @@ class Request:
         self.version += 1
         if previous is Status.PENDING:
             self.decided_at = now
+        self.outcome = outcome_line(to, actor, by, comment, uses_left, result)
         return [
             RequestMoved(
                 actor=actor,

@@ -57,6 +57,8 @@ class Services:
     # Raises InvalidInput when an action cannot run on its target as given (a configured
     # executor's check), so nobody is asked to approve what could not run.
     check_action: Callable[[Action], None] = _no_check
+    # The configured targets: Signoff runs approved actions on these itself (gateway).
+    targets: frozenset[str] = frozenset()
     # Called after a commit that wrote outbox rows: the worker delivers at once rather
     # than at its next interval.
     wake_dispatcher: Callable[[], None] = _no_wake

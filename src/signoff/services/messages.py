@@ -8,10 +8,15 @@ the channels (``Message.from_payload``). Channels read attributes, never string 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from signoff import commands
 from signoff.domain.events import EventType
+from signoff.domain.requests import Request, Status
+from signoff.domain.sql import analyse
+from signoff.domain.sql import describe as describe_sql
 
 
 @dataclass(frozen=True)
@@ -21,8 +26,35 @@ class GrantSummary:
 
 
 @dataclass(frozen=True)
+class StageSummary:
+    """Where the review stands: stage ``number`` of ``of`` (1-based), who may approve in
+    it now, and what happens at its deadline (``then``: "escalates", "times out",
+    "is denied") if nobody decides."""
+
+    number: int
+    of: int
+    name: str
+    approvers: tuple[str, ...]
+    quorum: int
+    deadline_at: str | None = None
+    then: str | None = None
+    escalate_to: tuple[str, ...] = ()
+    escalated: bool = False
+
+
+@dataclass(frozen=True)
+class VoteSummary:
+    voter: str
+    decision: str  # "approved" or "denied"
+    comment: str
+    stage: int  # 1-based
+
+
+@dataclass(frozen=True)
 class RequestSummary:
-    """The request as the message shows it; params as text, each cut to 2,000 chars."""
+    """The request as every message and page shows it (one rendering: see
+    ``adapters/channels/messages.context_rows``); params as text, each cut to 2,000
+    characters. ``executes``: Signoff itself runs it (its target is configured)."""
 
     id: str
     requester: str
@@ -34,6 +66,111 @@ class RequestSummary:
     policy: str
     analysis: str | None = None
     grant: GrantSummary | None = None
+    risk: str | None = None
+    links: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    stage: StageSummary | None = None
+    votes: tuple[VoteSummary, ...] = ()
+    awaiting: tuple[str, ...] = ()
+    still_needed: int = 0
+    outcome: str | None = None
+    executes: bool = False
+    # The command lines a person may run about it now ("show", "approve", "deny",
+    # "cancel", "execute" or "token" and "redeem"), from ``signoff.commands``.
+    commands: dict[str, str] = field(default_factory=dict)
+
+
+def summarize(request: Request, executes: bool = False) -> RequestSummary:
+    """What messages and pages show of a request, as it is now."""
+    analysis = analyse(request.action.params)
+    grant = request.grant
+    ctx = request.context
+    risk = ctx.get("risk")
+    links = ctx.get("links")
+    labels = ctx.get("labels")
+    return RequestSummary(
+        id=request.id,
+        requester=request.requester,
+        type=request.action.type,
+        target=request.action.target,
+        params=_preview(request.action.params),
+        reason=request.reason,
+        ticket=request.ticket,
+        policy=request.policy_name,
+        analysis=describe_sql(analysis["sql"]) if "sql" in analysis else None,
+        grant=(
+            GrantSummary(grant.expires_at.isoformat(), grant.uses_left)
+            if grant is not None
+            else None
+        ),
+        risk=risk if isinstance(risk, str) else None,
+        links=tuple(str(x) for x in links) if isinstance(links, list) else (),
+        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
+        stage=_stage(request),
+        votes=tuple(
+            VoteSummary(v.voter, v.decision.done, v.comment, v.stage + 1) for v in request.votes
+        ),
+        awaiting=tuple(sorted(request.awaiting())),
+        still_needed=request.still_needed(),
+        outcome=request.outcome,
+        executes=executes,
+        commands=_commands(request, executes),
+    )
+
+
+def _commands(request: Request, executes: bool) -> dict[str, str]:
+    rid = request.id
+    found = {"show": commands.show(rid)}
+    if request.status is Status.PENDING:
+        found |= {
+            "approve": commands.approve(rid),
+            "deny": commands.deny(rid),
+            "cancel": commands.cancel(rid),
+        }
+    elif request.status is Status.APPROVED and request.grant is not None:
+        if executes:
+            found["execute"] = commands.execute(rid)
+        else:
+            a = request.action
+            found["token"] = commands.grant_token(rid)
+            redeem = commands.redeem(rid, a.type, a.target, a.params)
+            if redeem is not None:
+                found["redeem"] = redeem
+    return found
+
+
+def _stage(request: Request) -> StageSummary | None:
+    if not request.stages:
+        return None
+    i = request.current_stage
+    plan = request.stages[i]
+    deadline = request.deadline_at
+    then = None
+    if deadline is not None:
+        if not request.escalated(i) and plan.escalate_to - plan.approvers:
+            then = "escalates"
+        else:
+            then = "is denied" if request.on_timeout == "deny" else "times out"
+    return StageSummary(
+        number=i + 1,
+        of=len(request.stages),
+        name=plan.name,
+        approvers=tuple(sorted(request.eligible(i) - {request.requester})),
+        quorum=plan.quorum,
+        deadline_at=deadline.isoformat() if deadline is not None else None,
+        then=then,
+        escalate_to=tuple(sorted(plan.escalate_to - plan.approvers - {request.requester})),
+        escalated=request.escalated(i) and request.status is Status.PENDING,
+    )
+
+
+def _preview(params: dict[str, Any], limit: int = 2000) -> dict[str, str]:
+    """Params for messages: every value as text, each cut to ``limit`` characters."""
+    out = {}
+    for k, v in params.items():
+        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        out[str(k)] = text if len(text) <= limit else text[:limit] + "…"
+    return out
 
 
 @dataclass(frozen=True)
@@ -108,6 +245,14 @@ class Message:
                 "policy": r.policy,
                 "analysis": r.analysis,
                 "grant": asdict(r.grant) if r.grant is not None else None,
+                "context": {"risk": r.risk, "links": list(r.links), "labels": dict(r.labels)},
+                "stage": _stage_json(r.stage),
+                "votes": [asdict(v) for v in r.votes],
+                "awaiting": list(r.awaiting),
+                "still_needed": r.still_needed,
+                "outcome": r.outcome,
+                "executes": r.executes,
+                "commands": dict(r.commands),
             },
             "audience": self.audience,
             "to": list(self.to),
@@ -125,6 +270,7 @@ class Message:
         if "added" in d:
             d["added"] = tuple(d["added"])
         known = {k: v for k, v in d.items() if k in Details.__dataclass_fields__}
+        ctx = r.get("context") or {}
         return cls(
             event=str(p["event"]),
             audit_seq=int(p.get("audit_seq", 0)),
@@ -141,9 +287,37 @@ class Message:
                 policy=str(r.get("policy", "")),
                 analysis=r.get("analysis"),
                 grant=GrantSummary(str(g["expires_at"]), int(g["uses_left"])) if g else None,
+                risk=ctx.get("risk"),
+                links=tuple(ctx.get("links") or ()),
+                labels=dict(ctx.get("labels") or {}),
+                stage=_stage_from(r.get("stage")),
+                votes=tuple(VoteSummary(**v) for v in r.get("votes") or ()),
+                awaiting=tuple(r.get("awaiting") or ()),
+                still_needed=int(r.get("still_needed") or 0),
+                outcome=r.get("outcome"),
+                executes=bool(r.get("executes", False)),
+                commands={str(k): str(v) for k, v in (r.get("commands") or {}).items()},
             ),
             details=Details(**known),
             audience=str(p.get("audience", WATCHERS)),
             to=tuple(p.get("to") or ()),
             digest=bool(p.get("digest", False)),
         )
+
+
+def _stage_json(stage: StageSummary | None) -> dict[str, Any] | None:
+    if stage is None:
+        return None
+    out = asdict(stage)
+    out["approvers"] = list(stage.approvers)
+    out["escalate_to"] = list(stage.escalate_to)
+    return out
+
+
+def _stage_from(d: dict[str, Any] | None) -> StageSummary | None:
+    if not d:
+        return None
+    known = {k: v for k, v in d.items() if k in StageSummary.__dataclass_fields__}
+    known["approvers"] = tuple(known.get("approvers") or ())
+    known["escalate_to"] = tuple(known.get("escalate_to") or ())
+    return StageSummary(**known)

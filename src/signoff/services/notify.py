@@ -8,7 +8,6 @@ payload an outbox row carries, built from the request at the moment of the chang
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -31,15 +30,12 @@ from signoff.domain.events import (
     VoteCast,
 )
 from signoff.domain.requests import Request
-from signoff.domain.sql import analyse
-from signoff.domain.sql import describe as describe_sql
 from signoff.services.messages import (
     APPROVERS,
     REQUESTER,
     Details,
-    GrantSummary,
     Message,
-    RequestSummary,
+    summarize,
 )
 
 if TYPE_CHECKING:
@@ -100,11 +96,9 @@ def channels_for(svc: Services, request: Request, audience: str) -> tuple[str, .
     return request.notify or svc.channels
 
 
-def message(request: Request, ev: DomainEvent, seq: int) -> Message:
+def message(request: Request, ev: DomainEvent, seq: int, executes: bool = False) -> Message:
     """What an outbox row says: the event and the request as it was at that moment
     (addressed later, per audience, with ``Message.to_people``)."""
-    analysis = analyse(request.action.params)
-    grant = request.grant
     details = _details(ev)
     if "added" in details:
         details["added"] = tuple(details["added"])
@@ -114,22 +108,7 @@ def message(request: Request, ev: DomainEvent, seq: int) -> Message:
         status=request.status.value,
         actor=ev.actor,
         details=Details(**details),
-        request=RequestSummary(
-            id=request.id,
-            requester=request.requester,
-            type=request.action.type,
-            target=request.action.target,
-            params=_preview(request.action.params),
-            reason=request.reason,
-            ticket=request.ticket,
-            policy=request.policy_name,
-            analysis=describe_sql(analysis["sql"]) if "sql" in analysis else None,
-            grant=(
-                GrantSummary(grant.expires_at.isoformat(), grant.uses_left)
-                if grant is not None
-                else None
-            ),
-        ),
+        request=summarize(request, executes),
     )
 
 
@@ -167,12 +146,3 @@ def _details(ev: DomainEvent) -> dict[str, Any]:
             return {}
         case _:
             assert_never(ev)
-
-
-def _preview(params: dict[str, Any], limit: int = 2000) -> dict[str, str]:
-    """Params for messages: every value as text, each cut to ``limit`` characters."""
-    out = {}
-    for k, v in params.items():
-        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-        out[str(k)] = text if len(text) <= limit else text[:limit] + "…"
-    return out

@@ -46,7 +46,9 @@ def record_changes(
     last: Message | None = None
     for ev in events:
         audited = uow.audit.append(now, request.id, ev)
-        last = notify.message(request, ev, audited.seq)
+        last = notify.message(
+            request, ev, audited.seq, executes=request.action.target in svc.targets
+        )
         for audience, to in notify.audiences(request, ev):
             if not to:
                 continue  # e.g. no approver hears of a request a policy decided outright

@@ -82,7 +82,7 @@ def submit_or_fold(
     if decision.outcome is Outcome.ALLOW:
         events += request.approve("policy", now, svc.new_id)
     elif decision.outcome is Outcome.DENY:
-        events += request.deny_by_policy(now, decision.error or decision.reason)
+        events += request.deny_by_policy(now, _denial(svc, decision))
     with svc.uow() as uow:
         if decision.outcome is Outcome.REVIEW:
             twin = uow.requests.pending_duplicate(user.name, action.digest)
@@ -101,6 +101,21 @@ def submit_or_fold(
         svc.observer.decided(request)
     publish_changes(svc, uow)
     return request, False
+
+
+def _denial(svc: Services, decision: PolicyDecision) -> str:
+    """Why a policy denied a request, as the requester reads it."""
+    p = decision.policy
+    if decision.error is not None:
+        return f"{decision.reason} ({decision.error})"
+    if p is svc.policies.default:
+        return "no policy matched, and the default outcome is deny"
+    return f"policy {p.name!r} denies it{_said(p.description)}"
+
+
+def _said(description: str) -> str:
+    text = " ".join(description.split())
+    return f": {text}" if text else ""
 
 
 def _check_request_rules(policy: Policy, reason: str, ticket: str | None) -> None:

@@ -26,7 +26,7 @@ class AppriseChannel:
         if not messages.for_room(p):
             return
         lines = messages.news(p)[:1]  # who decided; the requester's next steps are theirs
-        lines += [f"{k}: {v}" for k, v in messages.context_rows(p)]
+        lines += [f"{k}: {v}" for k, v in messages.context_rows(p.request, p.status)]
         if p.asks_to_vote:
             lines.append(f"Waiting for: {', '.join(p.to)}")
         lines.append(f"Details: {messages.view_url(self.public_url, p)}")

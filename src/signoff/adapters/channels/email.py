@@ -40,6 +40,11 @@ def field_lines(label: str, value: str) -> list[str]:
     return [f"{label}: {one_line(value)}"]
 
 
+def _strong(label: str, text: str) -> str:
+    """The risk stands out, so nobody approves a high-risk action on autopilot."""
+    return f'<b style="color:#b00020">{text}</b>' if label == "Risk" else text
+
+
 class EmailChannel:
     name = "email"
     keeps_message_updated = False
@@ -84,14 +89,15 @@ class EmailChannel:
         for person in p.to:
             address = self._address(person)
             if address:
-                out.append(self._compose(address, p, self.vote_links(person, p)))
+                out.append(self._compose(address, p, person))
         return out
 
-    def _section(self, p: Message, links: dict[str, str] | None) -> tuple[list[str], str]:
-        """One request's part of a message: text lines and HTML."""
-        rows = messages.context_rows(p)
+    def _section(self, p: Message, person: str) -> tuple[list[str], str]:
+        """One request's part of a message to one person: text lines and HTML."""
+        links = self.vote_links(person, p)
+        rows = messages.context_rows(p.request, p.status)
         params = p.request.params
-        view = messages.view_url(self.public_url, p)
+        view = self.vote_links.view(person, p)
         news = messages.news(p)
         text = [*news, *([""] if news else [])]
         for k, v in rows:
@@ -100,10 +106,18 @@ class EmailChannel:
             text += [f"{one_line(str(k))}:", *quoted(str(v))]
         if links:
             text += ["", f"Approve: {links['approve']}", f"Deny: {links['deny']}"]
+        terminal = messages.vote_commands(p)
+        if terminal:
+            text += ["", *terminal]
         text += ["", f"Details: {view}"]
         e = html.escape
-        said = "".join(f"<p>{e(line)}</p>" for line in news)
-        cells = "".join(f"<tr><th align=left>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
+        said = "".join(
+            f"<pre>{e(line.strip())}</pre>" if line.startswith("  ") else f"<p>{e(line)}</p>"
+            for line in news
+        )
+        cells = "".join(
+            f"<tr><th align=left>{e(k)}</th><td>{_strong(k, e(str(v)))}</td></tr>" for k, v in rows
+        )
         code = "".join(
             f"<p><b>{e(str(k))}</b></p><pre>{e(str(v))}</pre>" for k, v in params.items()
         )
@@ -113,7 +127,15 @@ class EmailChannel:
             if links
             else ""
         )
-        part = f'{said}<table>{cells}</table>{code}{buttons}<p><a href="{e(view)}">Details</a></p>'
+        shell = (
+            f"<p>{e(terminal[0])}</p><pre>{e(chr(10).join(c.strip() for c in terminal[1:]))}</pre>"
+            if terminal
+            else ""
+        )
+        part = (
+            f"{said}<table>{cells}</table>{code}{buttons}{shell}"
+            f'<p><a href="{e(view)}">Details</a></p>'
+        )
         return text, part
 
     def _message(self, to: str, subject: str, text: list[str], part: str) -> EmailMessage:
@@ -125,8 +147,8 @@ class EmailChannel:
         msg.add_alternative(f"<html><body>{part}</body></html>", subtype="html")
         return msg
 
-    def _compose(self, to: str, p: Message, links: dict[str, str] | None) -> EmailMessage:
-        text, part = self._section(p, links)
+    def _compose(self, to: str, p: Message, person: str) -> EmailMessage:
+        text, part = self._section(p, person)
         head = messages.headline(p)
         return self._message(
             to,
@@ -146,7 +168,7 @@ class EmailChannel:
         parts = [f"<h2>{count} requests await your approval</h2>"]
         for i, n in enumerate(notifications, 1):
             m = n.message
-            lines, part = self._section(m, self.vote_links(person, m))
+            lines, part = self._section(m, person)
             a = m.request
             text += [f"{i}. {one_line(a.type)} on {one_line(a.target)}", *lines, "", "-" * 40, ""]
             parts.append(f"<hr><h3>{i}. {html.escape(a.type)} on {html.escape(a.target)}</h3>")

@@ -25,7 +25,7 @@ from signoff.adapters.channels import messages
 from signoff.adapters.db import tables as t
 from signoff.domain.identity import Directory, User
 from signoff.domain.requests import Request, Status
-from signoff.services.messages import REQUESTER, Message
+from signoff.services.messages import REQUESTER, Message, summarize
 from signoff.services.ports import DeliveryError, Notification, RequestReader
 
 CODE_LIMIT = 2500
@@ -44,49 +44,36 @@ def code_block(text: str) -> str:
     return f"```{body}```"
 
 
-def render(request: Request, view_url: str) -> tuple[str, list[dict[str, Any]]]:
-    """The message for a request in its current state: (fallback text, blocks)."""
-    a = request.action
+def render(
+    request: Request, view_url: str, executes: bool = False
+) -> tuple[str, list[dict[str, Any]]]:
+    """The message for a request in its current state: (fallback text, blocks), from
+    the same rows every channel shows (``messages.context_rows``)."""
+    r = summarize(request, executes)
     status = request.status.value
-    summary = f"{a.type} on {a.target} by {request.requester}: {status}"
-    fields = [
-        ("Action", a.type),
-        ("Target", a.target),
-        ("Requester", request.requester),
-        ("Policy", request.policy_name),
-        ("Reason", request.reason or "-"),
-        ("Ticket", request.ticket or "-"),
-    ]
-    risk = request.context.get("risk")
-    if isinstance(risk, str):
-        fields.append(("Risk", risk))
+    summary = f"{r.type} on {r.target} by {r.requester}: {messages.said(status)}"
+    rows = messages.context_rows(r, status)
+    lines = "\n".join(f"*{k}:* {escape(v)}" for k, v in rows)
+    head = "Approval request" + (f" · risk {r.risk.upper()}" if r.risk else "")
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Approval request"[:150]}},
-        {
-            "type": "section",
-            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{escape(str(v))}"} for k, v in fields],
-        },
+        {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": lines[:2900]}},
     ]
-    for k, v in a.params.items():
-        text = v if isinstance(v, str) else str(v)
+    for k, v in r.params.items():
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*{escape(str(k))}*\n{code_block(text)}"},
+                "text": {"type": "mrkdwn", "text": f"*{escape(str(k))}*\n{code_block(v)}"},
             }
         )
-    votes = ", ".join(f"{v.voter} {v.decision.done}" for v in request.votes) or "no votes yet"
-    if request.status is Status.PENDING:
-        state = f"*Pending*: {request.still_needed()} more approval(s) needed; {votes}"
-    else:
-        state = f"*{status.replace('_', ' ').capitalize()}*; {votes}"
+    state = f"*{messages.said(status).capitalize()}*"
     if request.fold_count:
         state += f"; asked {request.fold_count + 1} times"
     blocks.append(
         {
             "type": "context",
             "elements": [
-                {"type": "mrkdwn", "text": escape(state)[:2900]},
+                {"type": "mrkdwn", "text": state},
                 {"type": "mrkdwn", "text": f"<{view_url}|Full details>"},
             ],
         }
@@ -241,7 +228,7 @@ class SlackChannel:
         request = current(self.read, n)
         if request is None:
             return
-        text, blocks = render(request, f"{self.public_url}/v1/requests/{request.id}")
+        text, blocks = render(request, f"{self.public_url}/requests/{request.id}")
         row = self.refs.find(request.id, self.name).get(self.name)
         with slack_errors():
             if row is not None:
@@ -289,7 +276,7 @@ class SlackDirectChannel:
         if request is None:
             return
         p = n.message
-        view = f"{self.public_url}/v1/requests/{request.id}"
+        view = f"{self.public_url}/requests/{request.id}"
         text, blocks = render(request, view)
         with slack_errors():
             stored = self._stored(request.id)
@@ -336,7 +323,7 @@ class SlackDirectChannel:
             line = (
                 f"*{escape(a.type)}* on *{escape(a.target)}* by {escape(request.requester)}: "
                 f"{escape(request.reason or '-')} "
-                f"(<{self.public_url}/v1/requests/{request.id}|details>)"
+                f"(<{self.public_url}/requests/{request.id}|details>)"
             )
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": line[:2900]}})
             blocks.append(vote_buttons(request.id))

@@ -12,7 +12,6 @@ would let any reader vote in an approver's name).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -66,7 +65,10 @@ def section(p: Message, room: bool = False) -> list[dict[str, Any]]:
     blocks.append(
         {
             "type": "FactSet",
-            "facts": [{"title": k, "value": escape(str(v))} for k, v in messages.context_rows(p)],
+            "facts": [
+                {"title": k, "value": escape(str(v))}
+                for k, v in messages.context_rows(p.request, p.status)
+            ],
         }
     )
     for k, v in p.request.params.items():
@@ -142,7 +144,7 @@ class TeamsDirectChannel(_Poster):
     def __init__(
         self,
         directory: Directory,
-        vote_links: Callable[[str, Message], dict[str, str] | None],
+        vote_links: messages.VoteLinks,
         public_url: str,
         timeout: float = 10.0,
     ) -> None:
@@ -160,7 +162,7 @@ class TeamsDirectChannel(_Poster):
         links = self.vote_links(person, p)
         if links:
             actions += [open_url("Approve", links["approve"]), open_url("Deny", links["deny"])]
-        return [*actions, open_url("Details", messages.view_url(self.public_url, p))]
+        return [*actions, open_url("Details", self.vote_links.view(person, p))]
 
     def send(self, n: Notification) -> None:
         p = n.message

@@ -86,6 +86,7 @@ class DatabaseRequestRepository:
                 int(r.digest_every.total_seconds()) if r.digest_every is not None else None
             ),
             "expiry_warned": r.expiry_warned,
+            "outcome": r.outcome,
         }
 
     def _write_children(self, r: Request) -> None:
@@ -217,6 +218,7 @@ class DatabaseRequestRepository:
                 timedelta(seconds=row["digest_seconds"]) if row["digest_seconds"] else None
             ),
             expiry_warned=bool(row["expiry_warned"]),
+            outcome=row["outcome"],
         )
 
     def save(self, r: Request, expected_version: int) -> None:

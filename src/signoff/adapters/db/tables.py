@@ -88,6 +88,8 @@ requests = sa.Table(
     # Approvers are told in one batch per this many seconds (policy notify_mode: digest).
     sa.Column("digest_seconds", sa.Integer),
     sa.Column("expiry_warned", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Why it is in its state, in one line ("denied by bob: too broad"); NULL while pending.
+    sa.Column("outcome", sa.Text),
     sa.Index("ix_requests_status_created", "status", "created_at"),
     # The fold check: this requester's pending twin of this action, oldest first.
     sa.Index("ix_requests_fold", "requester", "action_digest", "status", "created_at"),

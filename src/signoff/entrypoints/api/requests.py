@@ -83,7 +83,9 @@ def request_out(
         stages=[
             StageOut(
                 name=s.name,
-                approvers=sorted(s.approvers),
+                approvers=sorted(r.eligible(i)),
+                escalate_to=sorted(s.escalate_to - s.approvers),
+                escalated=r.escalated(i),
                 quorum=s.quorum,
                 timeout_seconds=s.timeout.total_seconds() if s.timeout else None,
                 approvals=sorted(r.approvals_in(i)),
@@ -103,6 +105,7 @@ def request_out(
         created_at=r.created_at,
         decided_at=r.decided_at,
         deadline_at=r.deadline_at,
+        outcome=r.outcome,
         version=r.version,
         fold_count=r.fold_count,
         timeline=entries,

@@ -92,7 +92,15 @@ class VoteOut(BaseModel):
 
 class StageOut(BaseModel):
     name: str
-    approvers: list[str]
+    approvers: list[str] = Field(
+        description="Who may approve in this stage now: its approvers, and once the stage "
+        "has escalated, the people its escalation added."
+    )
+    escalate_to: list[str] = Field(
+        default_factory=list,
+        description="Who joins the approvers when the stage reaches its deadline unanswered.",
+    )
+    escalated: bool = False
     quorum: int
     timeout_seconds: float | None
     approvals: list[str]
@@ -137,6 +145,11 @@ class RequestOut(BaseModel):
     created_at: datetime
     decided_at: datetime | None
     deadline_at: datetime | None
+    outcome: str | None = Field(
+        None,
+        description="Why the request is in its state, in one line: who decided and their "
+        "comment, the policy that denied it and why, what timed out. Null while pending.",
+    )
     version: int
     fold_count: int = Field(
         0,

@@ -65,6 +65,7 @@ app.command("list")(remote.list_)
 app.command()(remote.show)
 grant_app.command("verify")(remote.grant_verify)
 grant_app.command("redeem")(remote.grant_redeem)
+grant_app.command("token")(remote.grant_token)
 grant_app.command("revoke")(remote.grant_revoke)
 
 outbox_app.command("list")(local.outbox_list)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from signoff import commands
 from signoff.domain.errors import SignoffError
 from signoff.entrypoints.cli.output import (
     EXIT_DENIED,
@@ -44,7 +45,9 @@ def client() -> Iterator[SignoffClient]:
     try:
         yield c
     except ApiError as exc:
-        code = EXIT_DENIED if exc.status == 403 else EXIT_ERROR
+        # One rule: the server understood and said no (not allowed, already voted, not
+        # in a state for it) is 1, like a denial; a mistake in the call or a failure is 2.
+        code = EXIT_DENIED if exc.status in (403, 409) else EXIT_ERROR
         fail(exc.detail, code)
     finally:
         c.close()
@@ -80,6 +83,14 @@ def _needed(r: dict[str, Any]) -> str:
     return f"{n} more approval{'s' if n != 1 else ''} from {who}{where}"
 
 
+def _ended(r: dict[str, Any]) -> str:
+    """Why a request is where it is: "request 1b2c… denied by bob: too broad"."""
+    outcome = r.get("outcome")
+    if outcome:
+        return f"request {r['id']} {outcome}"
+    return f"request {r['id']} is {said(r['status'])}"
+
+
 def _progress(r: dict[str, Any]) -> str:
     if r["status"] != "pending":
         return f"request {r['id']} is {said(r['status'])}"
@@ -107,10 +118,7 @@ def _finish(r: dict[str, Any], as_json: bool) -> NoReturn:
         )
         out.print(grant.get("token") or "", markup=False, highlight=False, soft_wrap=True)
     else:
-        err.print(f"request {r['id']} is {status}", markup=False)
-        denials = [v for v in r.get("votes", []) if v["decision"] == "deny"]
-        for v in denials:
-            err.print(f"  denied by {v['voter']}: {v['comment']}", markup=False)
+        err.print(_ended(r), markup=False)
     code = {
         "approved": EXIT_OK,
         "executed": EXIT_OK,
@@ -329,7 +337,7 @@ def cancel(
     """Cancel a pending or approved request (requester or admin)."""
     with client() as c:
         r = c.cancel(request_id, comment)
-    out.print(f"cancelled: {_summary(r)}", markup=False)
+    out.print(_ended(r), markup=False)
 
 
 def inbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -390,7 +398,7 @@ def show(
         return
     a = r["action"]
     lines = [
-        f"request   {r['id']}  [{r['status']}]",
+        f"request   {r['id']}  [{said(r['status'])}]",
         f"action    {a['type']} on {a['target']}  (digest {r['action_digest'][:16]}…)",
     ]
     for k, v in a["params"].items():
@@ -408,14 +416,28 @@ def show(
     if ctx.get("risk"):
         lines.append(f"risk      {ctx['risk']}")
     lines.append(f"policy    {r['policy']}  (set {r['policy_set_digest'][:12]})")
+    pending = r["status"] == "pending"
     for i, s in enumerate(r["stages"]):
-        mark = "→" if i == r["current_stage"] and r["status"] == "pending" else " "
-        lines.append(
-            f"{mark} stage {i + 1} {s['name']}: {len(s['approvals'])}/{s['quorum']} "
-            f"approvals from {', '.join(s['approvers'])}"
+        current = i == r["current_stage"] and pending
+        joined = [p for p in s.get("escalate_to", []) if p in s["approvers"]]
+        who = ", ".join(s["approvers"]) + (
+            f" (escalated: {', '.join(joined)} joined)" if s.get("escalated") and joined else ""
         )
+        lines.append(
+            f"{'→' if current else ' '} stage {i + 1} {s['name']}: "
+            f"{len(s['approvals'])}/{s['quorum']} approvals from {who}"
+        )
+        if current and r.get("deadline_at"):
+            later = [p for p in s.get("escalate_to", []) if p not in s["approvers"]]
+            then = f"escalates to {', '.join(later)}" if later else "ends"
+            lines.append(f"          until {r['deadline_at']}, then {then}")
+    if pending:
+        lines.append(f"needs     {_needed(r)}")
     for v in r["votes"]:
-        lines.append(f"vote      {v['voter']} {voted(v['decision'])}: {v['comment']}")
+        said_ = f": {v['comment']}" if v["comment"] else ""
+        lines.append(f"vote      {v['voter']} {voted(v['decision'])}{said_}")
+    if r.get("outcome"):
+        lines.append(f"outcome   {r['outcome']}")
     if r.get("grant"):
         g = r["grant"]
         lines.append(
@@ -428,8 +450,10 @@ def show(
         out.print(line, markup=False, highlight=False)
 
 
-def _action_body(type_: str, target: str, param: list[str] | None) -> dict[str, Any]:
-    return {"type": type_, "target": target, "params": parse_pairs(param, "--param")}
+def _action_body(
+    type_: str, target: str, param: list[str] | None, arg: list[str] | None
+) -> dict[str, Any]:
+    return {"type": type_, "target": target, "params": _action_params(param, arg)}
 
 
 def grant_verify(
@@ -437,6 +461,7 @@ def grant_verify(
     type_: Annotated[str, typer.Option("--type", "--action", help="Action type.")],
     target: Annotated[str, typer.Option(help="Action target.")],
     param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    arg: ArgOpt = None,
     jwks: Annotated[
         str | None, typer.Option(help="JWKS file or URL (default: the server's).")
     ] = None,
@@ -447,7 +472,7 @@ def grant_verify(
     from signoff.adapters.signing import verify_with_jwks
     from signoff.domain.actions import Action
 
-    body = _action_body(type_, target, param)
+    body = _action_body(type_, target, param, arg)
     if jwks and not jwks.startswith(("http://", "https://")):
         try:
             keys = json.loads(Path(jwks).read_text())
@@ -483,14 +508,31 @@ def grant_redeem(
     type_: Annotated[str, typer.Option("--type", "--action", help="Action type.")],
     target: Annotated[str, typer.Option(help="Action target.")],
     param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    arg: ArgOpt = None,
 ) -> None:
     """Consume one use of a grant for exactly this action."""
+    if not token.strip():
+        fail("the token is empty: get it with: " + commands.grant_token("REQUEST_ID"))
     with client() as c:
-        r = c.redeem(token, _action_body(type_, target, param))
+        r = c.redeem(token, _action_body(type_, target, param, arg))
     out.print(
         f"redeemed: grant {r['grant_id']}, {r['uses_left']} use(s) left, request {r['status']}",
         markup=False,
     )
+
+
+def grant_token(
+    request_id: Annotated[str, typer.Argument(help="An approved request of yours.")],
+) -> None:
+    """Print an approved request's grant token (to its requester and those the policy
+    lets hold it), for the tool that redeems it for the approved action."""
+    with client() as c:
+        r = c.get_request(request_id)
+    token = (r.get("grant") or {}).get("token")
+    if not token:
+        why = r.get("outcome") or f"it is {said(r['status'])}"
+        fail(f"request {r['id']} has no grant token for you ({why})", EXIT_DENIED)
+    out.print(token, markup=False, highlight=False, soft_wrap=True)
 
 
 def grant_revoke(

@@ -3,7 +3,6 @@ vote it posts (POST). Human-facing, so answers are HTML pages, errors included."
 
 from __future__ import annotations
 
-import html
 from typing import Annotated
 
 from fastapi import APIRouter, Form
@@ -11,45 +10,10 @@ from fastapi.responses import HTMLResponse
 
 from signoff.bootstrap import App
 from signoff.domain.errors import SignoffError
-from signoff.domain.requests import MAX_TEXT, Request
+from signoff.domain.requests import MAX_TEXT
+from signoff.entrypoints.web.pages import page, refused, request_context
 from signoff.services import requests as use_cases
 from signoff.services import views
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    e = html.escape
-    return HTMLResponse(
-        "<!doctype html><html><head><meta charset=utf-8>"
-        f"<meta name=viewport content='width=device-width'><title>{e(title)} · Signoff</title>"
-        "<style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;"
-        "padding:0 1rem}th{text-align:left;padding-right:1rem;vertical-align:top}"
-        "pre{background:#f4f4f4;padding:.5rem;overflow:auto}button{font-size:1.1rem;"
-        "padding:.4rem 1.2rem}</style></head>"
-        f"<body><h1>{e(title)}</h1>{body}</body></html>",
-        status_code=status,
-    )
-
-
-def _context(r: Request) -> str:
-    e = html.escape
-    rows = [
-        ("Action", f"{r.action.type} on {r.action.target}"),
-        ("Requester", r.requester),
-        ("Reason", r.reason or "-"),
-        ("Ticket", r.ticket or "-"),
-        ("Policy", r.policy_name),
-        ("Status", r.status.value),
-        ("Still needed", str(r.still_needed())),
-    ]
-    cells = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
-    params = "".join(
-        f"<p><b>{e(str(k))}</b></p><pre>{e(str(v))}</pre>" for k, v in r.action.params.items()
-    )
-    return f"<table>{cells}</table>{params}"
-
-
-def _refused(exc: SignoffError) -> HTMLResponse:
-    return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}</p>", exc.status)
 
 
 def router(app: App) -> APIRouter:
@@ -64,19 +28,25 @@ def router(app: App) -> APIRouter:
             claims = links.verify(token)
             with svc.uow(write=False) as uow:
                 if uow.links.used(str(claims["jti"])):
-                    return _page("This link was already used", "<p>Nothing was changed.</p>", 409)
+                    return page(
+                        "message.html",
+                        "This link was already used",
+                        409,
+                        lines=["Nothing was changed."],
+                    )
             approver = svc.directory.user(str(claims["sub"]))
             r = views.request_for(svc, approver, str(claims["rid"]))
         except SignoffError as exc:
-            return _refused(exc)
+            return refused("This link cannot be used", exc)
         verb = "Approve" if claims["dec"] == "approve" else "Deny"
-        e = html.escape
-        form = (
-            f'<form method="post"><p><label>Comment<br><textarea name="comment" rows=3 '
-            f'cols=50></textarea></label></p><button type="submit">{verb} as '
-            f"{e(str(claims['sub']))}</button></form>"
+        return page(
+            "confirm.html",
+            f"{verb} this request?",
+            verb=verb,
+            person=approver.name,
+            max_text=MAX_TEXT,
+            **request_context(app, r),
         )
-        return _page(f"{verb} this request?", _context(r) + form)
 
     @api.post("/links/{token}", response_class=HTMLResponse)
     def vote(token: str, comment: Annotated[str, Form(max_length=MAX_TEXT)] = "") -> HTMLResponse:
@@ -85,8 +55,8 @@ def router(app: App) -> APIRouter:
             claims = links.verify(token)
             r = use_cases.vote_by_link(svc, claims, comment)
         except SignoffError as exc:
-            return _refused(exc)
+            return refused("This link cannot be used", exc)
         done = "approval" if claims["dec"] == "approve" else "denial"
-        return _page(f"Your {done} was recorded", _context(r))
+        return page("message.html", f"Your {done} was recorded", **request_context(app, r))
 
     return api
