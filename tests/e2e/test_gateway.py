@@ -4,8 +4,11 @@ through two server processes on one PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,17 +19,23 @@ import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 
 from signoff.adapters.db import tables as t
 
 from ..conftest import FIXTURES
+from ..integration.test_email import Inbox, text_of
 from ..integration.test_gateway import targets_file
-from .conftest import SIGNOFF, auth, base_env, in_process_tokens, start_servers, stop
+from .conftest import SIGNOFF, auth, base_env, free_port, in_process_tokens, start_servers, stop
 
 
-def gateway_env(database_url: str, tmp_path: Path, dsn: str) -> dict[str, str]:
+def gateway_env(database_url: str, tmp_path: Path, dsn: str, smtp_port: int) -> dict[str, str]:
     return {
         **base_env(database_url, tmp_path),
+        "SIGNOFF_CHANNELS": "email",
+        "SIGNOFF_SMTP_PORT": str(smtp_port),
+        # the commands printed in messages run as `signoff`, like a user's shell has it
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "SIGNOFF_POLICIES_DIR": str(FIXTURES / "gateway"),
         "SIGNOFF_TARGETS_FILE": str(targets_file(tmp_path)),
         "SCRATCH_DSN": dsn,
@@ -37,9 +46,9 @@ def gateway_env(database_url: str, tmp_path: Path, dsn: str) -> dict[str, str]:
 
 @contextmanager
 def gateway_processes(
-    database_url: str, data_dir: Path, dsn: str, names: tuple[str, ...]
+    database_url: str, data_dir: Path, dsn: str, names: tuple[str, ...], inbox: Inbox
 ) -> Iterator[dict[str, Any]]:
-    env = gateway_env(database_url, data_dir, dsn)
+    env = gateway_env(database_url, data_dir, dsn, inbox.port)
     # tokens first: that makes the signing key before the servers start side by side
     tokens = in_process_tokens(database_url, data_dir, ("dave", "bob"))
     started = start_servers(env, data_dir, names)
@@ -49,19 +58,31 @@ def gateway_processes(
             "env": env,
             "db": database_url,
             "tokens": tokens,
+            "inbox": inbox,
         }
     finally:
         stop([p for p, _ in started])
 
 
 @pytest.fixture(scope="module")
+def inbox() -> Iterator[Inbox]:
+    """A real SMTP server on loopback that the module's servers mail to."""
+    box = Inbox()
+    box.port = free_port()
+    smtp = Controller(box, hostname="127.0.0.1", port=box.port)
+    smtp.start()
+    yield box
+    smtp.stop()
+
+
+@pytest.fixture(scope="module")
 def pg_replicas(
-    module_pg_database: str, tmp_path_factory: pytest.TempPathFactory, scratch: str
+    module_pg_database: str, tmp_path_factory: pytest.TempPathFactory, scratch: str, inbox: Inbox
 ) -> Iterator[dict[str, Any]]:
     """Two servers on one PostgreSQL database of the module's own, shared by its tests
     (each works on requests of its own)."""
     data_dir = tmp_path_factory.mktemp("gateway-pg")
-    with gateway_processes(module_pg_database, data_dir, scratch, ("a", "b")) as servers:
+    with gateway_processes(module_pg_database, data_dir, scratch, ("a", "b"), inbox) as servers:
         yield servers
 
 
@@ -71,6 +92,7 @@ def gateway(
     tmp_path_factory: pytest.TempPathFactory,
     sqlite_template: Path,
     scratch: str,
+    inbox: Inbox,
 ) -> Iterator[dict[str, Any]]:
     """A server on SQLite, or the first of the PostgreSQL replicas."""
     if request.param == "postgresql":
@@ -79,7 +101,7 @@ def gateway(
     data_dir = tmp_path_factory.mktemp("gateway-sqlite")
     database_url = f"sqlite:///{data_dir / 'signoff.db'}"
     shutil.copy(sqlite_template, data_dir / "signoff.db")
-    with gateway_processes(database_url, data_dir, scratch, ("a",)) as servers:
+    with gateway_processes(database_url, data_dir, scratch, ("a",), inbox) as servers:
         yield servers
 
 
@@ -172,3 +194,85 @@ def test_fifty_executes_through_two_replicas_run_the_statement_once(
         ).scalar_one()
     engine.dispose()
     assert runs == 1
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SIGNOFF, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def mail_about(inbox: Inbox, to: str, rid: str, subject: str) -> str:
+    """The text of the mail to ``to`` about request ``rid`` (waits for the worker)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for m in inbox.to(to):
+            body = text_of(m)
+            if subject in str(m["Subject"]) and rid in body:
+                return body
+        time.sleep(0.05)
+    raise AssertionError(f"no mail to {to} about {rid} ({subject})")
+
+
+def commands_in(body: str) -> list[str]:
+    """The command lines a message prints (indented, starting with the program)."""
+    return [line.strip() for line in body.splitlines() if line.startswith("  signoff ")]
+
+
+def run_as_printed(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str]:
+    """Run a command copied out of a message, in a POSIX shell, as a user would."""
+    return subprocess.run(
+        ["sh", "-c", command], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_every_command_a_message_prints_runs(gateway, target_db: str) -> None:
+    url, inbox, tokens = gateway["urls"][0], gateway["inbox"], gateway["tokens"]
+    env = {**gateway["env"], "SIGNOFF_URL": url}
+    dave = {**env, "SIGNOFF_TOKEN": tokens["dave"]}
+    bob = {**env, "SIGNOFF_TOKEN": tokens["bob"]}
+
+    # an approver's mail: the commands to answer from a terminal
+    write = "UPDATE accounts SET balance = 9 WHERE id = 4"
+    asked = cli(dave, "request", "--type", "sql.execute", "--target", "pg/scratch",
+                "--param", f"sql={write}", "--reason", "fix", "--json")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    rid = json.loads(asked.stdout)["id"]
+    body = mail_about(inbox, "bob@example.com", rid, "Approval needed")
+    approve, deny = commands_in(body)
+    assert (approve, deny) == (f"signoff approve {rid}", f"signoff deny {rid} --comment why")
+    voted = run_as_printed(bob, approve)
+    assert voted.returncode == 0, voted.stderr
+
+    # the requester's mail for a target Signoff runs: `signoff execute`, which works
+    body = mail_about(inbox, "dave@example.com", rid, "approved")
+    assert commands_in(body) == [f"signoff execute {rid}"]
+    ran = run_as_printed(dave, commands_in(body)[0])
+    assert ran.returncode == 0 and "executed: UPDATE 1" in ran.stderr, ran.stderr
+
+    # a grant another tool redeems: the complete redeem line (every bound param, quoted)
+    odd = "why=it's $HOME; ok"  # quoted in the printed line, or the shell would change it
+    asked = cli(dave, "request", "--type", "secret.read", "--target", "vault/app",
+                "--param", "path=db/password", "--param", odd, "--json")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    rid = json.loads(asked.stdout)["id"]
+    body = mail_about(inbox, "dave@example.com", rid, "approved")
+    [redeem] = commands_in(body)
+    assert redeem.startswith(f'signoff grant redeem "$(signoff grant token {rid})" ')
+    redeemed = run_as_printed(dave, redeem)
+    assert redeemed.returncode == 0 and "redeemed" in redeemed.stdout, redeemed.stderr
+    again = run_as_printed(dave, redeem)  # one use: the second says why there is no token
+    assert again.returncode != 0, again.stderr
+    assert f"request {rid} has no grant token for you (executed by dave)" in again.stderr
+
+
+def test_a_typo_in_the_target_is_refused_before_anyone_is_asked(gateway) -> None:
+    url, tokens = gateway["urls"][0], gateway["tokens"]
+    dave = {**gateway["env"], "SIGNOFF_URL": url, "SIGNOFF_TOKEN": tokens["dave"]}
+    typo = cli(dave, "run", "--type", "sql.execute", "--target", "pg/scrach",
+               "--param", "sql=UPDATE accounts SET balance = 1 WHERE id = 1")  # fmt: skip
+    assert typo.returncode == 2
+    assert "no target named 'pg/scrach' is configured to run sql.execute" in typo.stderr
+    assert "did you mean pg/scratch?" in typo.stderr
+    mine = httpx.get(
+        f"{url}/v1/requests", params={"requester": "dave"}, headers=auth(tokens, "dave")
+    ).json()["items"]
+    assert not any(r["action"]["target"] == "pg/scrach" for r in mine)  # nothing was stored

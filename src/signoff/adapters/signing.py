@@ -361,6 +361,7 @@ class VoteLinkSigner:
             "aud": VIEW_AUDIENCE,
             "sub": person,
             "rid": request_id,
+            "jti": uuid.uuid4().hex,
             "iat": int(self.clock_now().timestamp()),
             "exp": int(expires_at.timestamp()),
         }
