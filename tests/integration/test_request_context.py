@@ -27,7 +27,7 @@ from signoff.services import requests as use_cases
 from signoff.services.messages import Message
 from signoff.services.ports import FixedClock, Notification
 
-from ..conftest import LiveServer, bound_socket, make_settings, reload
+from ..conftest import FIXTURES, LiveServer, bound_socket, make_settings, reload
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 SQL = "UPDATE plans SET tier = 'pro' WHERE id = 7"
@@ -58,7 +58,10 @@ def world(database_url: str, tmp_path: Path) -> Iterator[tuple[App, LiveServer, 
     clock = FixedClock(T0)
     sock = bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = build(make_settings(database_url, tmp_path, public_url=url), clock=clock)
+    settings = make_settings(
+        database_url, tmp_path, public_url=url, policies_dir=FIXTURES / "staged"
+    )
+    app = build(settings, clock=clock)
     server = LiveServer(app, sock).start()
     try:
         yield app, server, clock
@@ -184,8 +187,8 @@ def test_every_channel_and_page_shows_the_whole_context(world) -> None:
         missing(
             after,
             [
+                "Stage 2 of 2 (security) is now asked: 1 more approval from erin.",
                 "2 of 2: security",
-                "1 more approval from erin",
                 "bob approved (stage 1): checked the runbook",
             ],
         )
@@ -245,5 +248,10 @@ def test_the_details_page_is_for_the_person_it_was_signed_for(world) -> None:
 def ask_other(app: App) -> str:
     svc = app.services
     return use_cases.submit_request(
-        svc, svc.directory.user("dave"), Action("deploy", "prod/web", {}), "r", None, {}
+        svc,
+        svc.directory.user("dave"),
+        Action("sql.execute", "pg/staged", {"sql": "SELECT 2"}),
+        "r",
+        "OPS-1",
+        {},
     ).id

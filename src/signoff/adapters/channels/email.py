@@ -41,8 +41,13 @@ def field_lines(label: str, value: str) -> list[str]:
 
 
 def _strong(label: str, text: str) -> str:
-    """The risk stands out, so nobody approves a high-risk action on autopilot."""
-    return f'<b style="color:#b00020">{text}</b>' if label == "Risk" else text
+    """The risk stands out, so nobody approves a high-risk action on autopilot; links
+    (http and https only) can be followed."""
+    if label == "Risk":
+        return f'<b style="color:#b00020">{text}</b>'
+    if label == "Link" and text.startswith(("https://", "http://")):
+        return f'<a href="{text}">{text}</a>'
+    return text
 
 
 class EmailChannel:

@@ -8,12 +8,28 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from fastapi.responses import HTMLResponse
 
+from signoff.adapters.channels.messages import needed_line
 from signoff.bootstrap import App
 from signoff.domain.errors import SignoffError
-from signoff.domain.requests import MAX_TEXT
+from signoff.domain.requests import MAX_TEXT, Request, Status
 from signoff.entrypoints.web.pages import page, refused, request_context
 from signoff.services import requests as use_cases
 from signoff.services import views
+from signoff.services.messages import RequestSummary
+
+
+def _next(summary: RequestSummary, r: Request) -> str:
+    """What happens now: "Stage 2 of 2 (security) is now asked: 1 more approval from
+    erin.", "1 more approval from carol.", or how it ended."""
+    stage = summary.stage
+    if r.status is not Status.PENDING or stage is None:
+        outcome = r.outcome or f"the request is {r.status.value.replace('_', ' ')}"
+        return outcome[:1].upper() + outcome[1:] + "."
+    needed = needed_line(summary)
+    voted_in = max((v.stage for v in r.votes), default=0) + 1
+    if stage.number > 1 and voted_in < stage.number:
+        return f"Stage {stage.number} of {stage.of} ({stage.name}) is now asked: {needed}."
+    return needed[:1].upper() + needed[1:] + "."
 
 
 def router(app: App) -> APIRouter:
@@ -57,6 +73,9 @@ def router(app: App) -> APIRouter:
         except SignoffError as exc:
             return refused("This link cannot be used", exc)
         done = "approval" if claims["dec"] == "approve" else "denial"
-        return page("message.html", f"Your {done} was recorded", **request_context(app, r))
+        context = request_context(app, r)
+        return page(
+            "message.html", f"Your {done} was recorded", lines=[_next(context["r"], r)], **context
+        )
 
     return api

@@ -85,6 +85,8 @@ def router(app: App) -> APIRouter:
     @web.get("/requests/{request_id}", response_class=HTMLResponse)
     def request_page(request_id: str, t: str = "") -> HTMLResponse:
         """One request, for the person its link was signed for."""
+        if len(request_id) > 100 or len(t) > 4000:
+            return page("message.html", "No such page", 404, lines=["Nothing is here."])
         if not t:
             return page(
                 "message.html",
