@@ -35,14 +35,49 @@ def test_the_fixture_and_example_sets_load(directory) -> None:
 
 def test_yaml_syntax_error_has_position(tmp_path, directory) -> None:
     found = problems(tmp_path, directory, "policies:\n  - name: a\n    outcome: [allow\n")
-    assert len(found) == 1
-    assert found[0].startswith("p.yaml:4:1: YAML error")
+    # the parser gives up at the end of the file; the mistake is the '[' left open
+    assert found == [
+        "p.yaml:3:14: YAML error: this '[' is never closed (expected ',' or ']', but got "
+        "'<stream end>')"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a '{' left open, found out on the next line: the '{' is the mistake
+        (
+            "policies:\n  - name: a\n    grant: {ttl: 5m\n    outcome: allow\n",
+            "p.yaml:3:12: YAML error: this '{' is never closed (expected ',' or '}', but "
+            "got ':' at line 4)",
+        ),
+        # a quote left open: the parser reads to the end of the file
+        (
+            "policies:\n  - name: a\n    match: {condition: 'x == 1}\n    outcome: allow\n",
+            "p.yaml:3:24: YAML error: this quoted string is never closed (found unexpected "
+            "end of stream)",
+        ),
+        # one space too few: the parser is right about where
+        (
+            "policies:\n  - name: a\n    outcome: allow\n   grant: {ttl: 5m}\n",
+            "p.yaml:4:4: YAML error: expected <block end>, but found '<block mapping start>' "
+            "(check this line's indentation; quote a value that contains ': ')",
+        ),
+        # a second ': ' on one line, within the same '{'
+        (
+            "policies:\n  - name: a\n    match: {condition: a: b}\n    outcome: allow\n",
+            "p.yaml:3:25: YAML error: expected ',' or '}', but got ':'",
+        ),
+    ],
+)
+def test_yaml_errors_point_at_the_mistake(tmp_path, directory, text, expected) -> None:
+    assert problems(tmp_path, directory, text) == [expected]
 
 
 def test_unknown_key_points_at_the_key(tmp_path, directory) -> None:
     text = "policies:\n  - name: a\n    outcome: allow\n    grnat: {ttl: 5m}\n"
     assert problems(tmp_path, directory, text) == [
-        "p.yaml:4:5: unknown key 'grnat' at policies.0.grnat"
+        "p.yaml:4:5: unknown key 'grnat' at policies.0.grnat; did you mean 'grant'?"
     ]
 
 
