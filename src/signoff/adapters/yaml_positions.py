@@ -263,7 +263,7 @@ def _field_at(model: type[BaseModel], path: Path) -> FieldInfo | None:
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
     """The choice a misspelt word most likely meant, if any is close enough."""
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.75)
     return close[0] if close else None
 
 
@@ -341,7 +341,8 @@ def _report(
             parent = _model_at(model, f.path[:-1])
             hint = did_you_mean(key, list(parent.model_fields)) if parent else ""
             line, col = located.where(full, key=True)
-            errors.add(located.file, line, col, f"unknown key {key!r} at {dotted}{hint}")
+            at = f" at {dotted}" if len(full) > 1 else ""
+            errors.add(located.file, line, col, f"unknown key {key!r}{at}{hint}")
         elif f.type == "missing":
             where = ".".join(str(p) for p in full[:-1])
             line, col = located.where(full)
