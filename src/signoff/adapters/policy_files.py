@@ -213,7 +213,14 @@ class _Builder:
             at = _offset(source, int(found.group(1)), int(found.group(2))) if found else None
             first = text.split("\n")[0]
             detail = first.split(": ERROR: ")[-1] if ": ERROR: " in first else first
-            detail = _CEL_POS.sub("", detail).lstrip(": ")
+            detail = _CEL_POS.sub("", detail).lstrip(": ").removeprefix("Syntax error: ")
+            # not the parser's list of every token that could have come next
+            unexpected = re.match(r"(?:mismatched|extraneous) input '(.*)' expecting ", detail)
+            if unexpected:
+                token = unexpected.group(1)
+                detail = (
+                    "the expression ends too soon" if token == "<EOF>" else f"unexpected '{token}'"
+                )
             self.err(doc, path, f"CEL syntax error: {detail}", at)
             return None
         ok = True
@@ -302,13 +309,9 @@ class _Builder:
                 self.err(doc, (*spath, "approvers"), "a stage needs at least one user or group")
             self.check_names(doc, (*spath, "approvers"), st.approvers.users, st.approvers.groups)
             esc = st.escalate_to
-            staffing = staffing and not (
-                s.hurt(*spath, "approvers")
-                or s.hurt(*spath, "quorum")
-                or s.hurt(*spath, "escalate_to", "users")
-                or s.hurt(*spath, "escalate_to", "groups")
-                or (*spath, "escalate_to") in s.damaged
-            )
+            # a stage with a part set aside (a misspelt escalate_to, say) may have more
+            # people than it seems: the quorums are checked up to the stage before it
+            staffing = staffing and not s.hurt(*spath)
             if staffing:
                 staffed.append((self.eligible(st.approvers, esc), st.quorum))
                 if first_unstaffable(staffed) == i:

@@ -262,9 +262,26 @@ def _field_at(model: type[BaseModel], path: Path) -> FieldInfo | None:
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice a misspelt word most likely meant, if any is close enough."""
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.75)
-    return close[0] if close else None
+    """The choice a misspelt word most likely meant, if any is close enough: one typing
+    slip away (a letter added, dropped, changed or two swapped: ``bbo`` for ``bob``),
+    else similar enough by difflib's measure."""
+    options = sorted(choices)
+    slips = [c for c in options if _one_slip(word, c)]
+    close = slips or difflib.get_close_matches(word, options, n=1, cutoff=0.75)
+    if not close:
+        return None
+    return max(close, key=lambda c: difflib.SequenceMatcher(None, word, c).ratio())
+
+
+def _one_slip(a: str, b: str) -> bool:
+    if a == b or abs(len(a) - len(b)) > 1 or min(len(a), len(b)) < 2:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+        return len(diff) == 1 or (swapped and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
