@@ -282,3 +282,111 @@ def test_digest_mode_needs_a_period(tmp_path, directory) -> None:
         "p.yaml:14:37: policies.3.notify.2: unknown channel 'chat:y': use log, email, "
         "slack:#channel, slack:dm, teams:NAME, teams:dm, apprise:NAME or webhook:NAME",
     ]
+
+
+# tests/fixtures/policies-broken: three files with mistakes of every kind `policy check`
+# knows, several in one policy (a structural mistake beside a CEL one, a wrong outcome
+# beside a short quorum), so none hides another. Each is reported once, in file order.
+BROKEN_REPORT = [
+    "10-sql.yaml:7:19: CEL condition uses unknown variable 'actoin'; did you mean 'action'?",
+    "10-sql.yaml:9:5: unknown key 'grnat' at policies.0.grnat; did you mean 'grant'?",
+    "10-sql.yaml:13:14: policies.1.outcome: Input should be 'allow', 'deny' or 'review'",
+    "10-sql.yaml:17:46: unknown user 'alcie'; did you mean 'alice'?",
+    "10-sql.yaml:18:19: stage 1 (dba) needs 4 approvals but only 3 people can approve: "
+    "bob, carol, dave (escalate_to counted)",
+    "10-sql.yaml:21:28: invalid duration 'soon': write a number and a unit, e.g. 90s, 15m, "
+    "2h, 7d, 1h30m",
+    "10-sql.yaml:24:80: CEL syntax error: the expression ends too soon",
+    "10-sql.yaml:26:14: policies.2.notify.0: unknown channel 'slak:#deploys' (did you mean "
+    "'slack:#deploys'?): use log, email, slack:#channel, slack:dm, teams:NAME, teams:dm, "
+    "apprise:NAME or webhook:NAME",
+    "10-sql.yaml:27:27: unknown group 'auditors'",
+    "10-sql.yaml:29:11: policy name 'prod-read' is already used at {dir}/10-sql.yaml:4",
+    "10-sql.yaml:31:37: invalid ticket_pattern: missing ), unterminated subpattern at position 5",
+    "20-secrets.yaml:4:66: CEL condition calls unknown function 'getHour'; did you mean "
+    "'getHours'?",
+    "20-secrets.yaml:6:18: notify_mode: digest needs `every: 30m`",
+    "20-secrets.yaml:13:19: stage 2 needs 1 approval but those who can approve (erin) "
+    "cannot give it once stage 1 has its 1 approval: each person counts once per request",
+    "20-secrets.yaml:17:16: default.grant.ttl: Input should be a valid string",
+    "30-reports.yaml:6:15: YAML error: this '[' is never closed (expected ',' or ']', but "
+    "got ':' at line 7)",
+]
+
+
+def test_a_folder_full_of_mistakes_reports_every_one_in_one_run(directory) -> None:
+    broken = FIXTURES / "policies-broken"
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(broken, directory)
+    found = [str(p).removeprefix(f"{broken}/") for p in info.value.problems]
+    assert found == [line.replace("{dir}", str(broken)) for line in BROKEN_REPORT]
+
+
+def test_a_policy_with_a_wrong_key_still_has_its_condition_and_names_checked(
+    tmp_path, directory
+) -> None:
+    """The issue: structural mistakes used to hide CEL and name mistakes until fixed."""
+    text = (
+        "policies:\n"
+        "  - name: a\n"
+        "    match: {type: 7, condition: 'reqester.admin'}\n"
+        "    outcome: review\n"
+        "    review:\n"
+        "      stages:\n"
+        "        - approvers: {users: [bbo]}\n"
+        "          quorom: 1\n"
+        "          timeout: 1hour\n"
+    )
+    assert problems(tmp_path, directory, text) == [
+        "p.yaml:3:19: policies.0.match.type: should be a string or a list of strings",
+        "p.yaml:3:34: CEL condition uses unknown variable 'reqester'; did you mean 'requester'?",
+        "p.yaml:7:31: unknown user 'bbo'; did you mean 'bob'?",
+        "p.yaml:8:11: unknown key 'quorom' at policies.0.review.stages.0.quorom; did you mean "
+        "'quorum'?",
+        "p.yaml:9:20: invalid duration '1hour': write a number and a unit, e.g. 90s, 15m, 2h, "
+        "7d, 1h30m",
+    ]
+
+
+def test_a_wrong_part_is_reported_once_not_again_through_its_consequences(
+    tmp_path, directory
+) -> None:
+    text = (
+        "policies:\n"
+        "  - name: a\n"
+        "    outcome: reviw\n"  # so no complaint that 'allow' takes no review
+        "    review:\n"
+        "      stages:\n"
+        "        - approvers: {users: [bob, 3]}\n"  # so the approvers are not all known
+        "          quorum: 2\n"
+        "          timeout: 30\n"  # so no complaint that reminders need a timeout
+        "          reminders: [10m]\n"
+        "  - name: b\n"
+        "    outcome: allow\n"
+        "    notify_mode: digets\n"  # so `every` is not reported as out of place
+        "    every: 10m\n"
+        "  - just words\n"  # a policy that is not a mapping: the next keeps its index
+        "  - {name: c, outcome: allow, grant: {ttl: 5}}\n"
+    )
+    assert problems(tmp_path, directory, text) == [
+        "p.yaml:3:14: policies.0.outcome: Input should be 'allow', 'deny' or 'review'",
+        "p.yaml:6:36: policies.0.review.stages.0.approvers.users.1: Input should be a valid string",
+        "p.yaml:8:20: policies.0.review.stages.0.timeout: Input should be a valid string",
+        "p.yaml:12:18: policies.1.notify_mode: Input should be 'immediate' or 'digest'",
+        "p.yaml:14:5: policies.2: Input should be a mapping",
+        "p.yaml:15:44: policies.3.grant.ttl: Input should be a valid string",
+    ]
+
+
+def test_a_default_that_is_wrong_still_counts_as_declared(tmp_path, directory) -> None:
+    (tmp_path / "p.yaml").write_text("default: deny\n")
+    (tmp_path / "q.yaml").write_text("default: {outcome: deny, grant: {ttl: soon}}\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy_set(tmp_path, directory)
+    found = [str(p).replace(f"{tmp_path}/", "") for p in info.value.problems]
+    assert found == [
+        "p.yaml:1:10: default: Input should be a mapping",
+        "q.yaml:1:10: a default is already declared in p.yaml:1",
+        "q.yaml:1:39: invalid duration 'soon': write a number and a unit, e.g. 90s, 15m, 2h, "
+        "7d, 1h30m",
+    ]
