@@ -2,7 +2,14 @@
 
 Files (``*.yaml``/``*.yml``) are read in name order and their ``policies`` lists are
 concatenated; exactly one file declares the ``default``. Every problem is reported
-with file, line and column, all at once, never only the first.
+with file, line and column, all at once, never only the first, sorted by file and
+position.
+
+One run finds them all: each policy (and the default) is validated on its own, and
+when part of it is wrong, that part is reported and set aside (``salvage_located``)
+while the rest still goes through the checks that need more than a schema (CEL, names
+in the directory, durations, quorums). A check that would read a part set aside is
+skipped, so a mistake is reported once, not again through its consequences.
 """
 
 from __future__ import annotations
@@ -13,7 +20,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from signoff.adapters.yaml_positions import Located, load_located, validate_located
+from signoff.adapters.yaml_positions import (
+    Located,
+    Salvaged,
+    closest,
+    did_you_mean,
+    load_located,
+    salvage_located,
+)
 from signoff.domain.actions import canonical_json, sha256_hex
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import ErrorList, PolicyError
@@ -92,10 +106,17 @@ _CHANNEL = re.compile(
 )
 
 
+_CHANNEL_KINDS = ("log", "email", "slack", "teams", "apprise", "webhook")
+
+
 def _channel_name(value: str) -> str:
     if not _CHANNEL.match(value):
+        kind, colon, rest = value.partition(":")
+        close = closest(kind, _CHANNEL_KINDS)
+        guess = f"{close}{colon}{rest}" if close else ""
+        hint = f" (did you mean {guess!r}?)" if guess and _CHANNEL.match(guess) else ""
         raise ValueError(
-            f"unknown channel {value!r}: use log, email, slack:#channel, slack:dm, "
+            f"unknown channel {value!r}{hint}: use log, email, slack:#channel, slack:dm, "
             "teams:NAME, teams:dm, apprise:NAME or webhook:NAME"
         )
     return value
@@ -125,10 +146,17 @@ class PolicyDoc(DefaultDoc):
 class FileDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default: dict[str, Any] | None = None
-    policies: list[dict[str, Any]] = []
+    # each item is validated as a PolicyDoc on its own (so one that is not even a
+    # mapping keeps its index, and the next policies theirs)
+    policies: list[Any] = []
 
 
 _CEL_POS = re.compile(r"<input>:(\d+):(\d+)")
+_CEL_CALLS = frozenset(n for n in CEL_FUNCTIONS if "." not in n)
+
+# What stands in for a required value that is wrong or missing, so that the rest of its
+# policy is still checked; the checks that would read it are skipped.
+_STAND_INS = {"name": "unnamed", "outcome": "deny"}
 
 
 def _as_tuple(value: StrOrList | None) -> tuple[str, ...]:
@@ -137,14 +165,35 @@ def _as_tuple(value: StrOrList | None) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _offset(source: str, line: int, column: int) -> int | None:
+    """The index in ``source`` of a 1-based line and column (as CEL reports them)."""
+    start = 0
+    for _ in range(line - 1):
+        start = source.find("\n", start) + 1
+        if start == 0:
+            return None
+    return start + column - 1
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _stage_label(i: int, stage: StageDoc) -> str:
+    return f"stage {i + 1}" + (f" ({stage.name})" if stage.name else "")
+
+
 class _Builder:
     def __init__(self, directory: Directory | None, errors: ErrorList) -> None:
         self.directory = directory
         self.errors = errors
         self.names: dict[str, tuple[str, int]] = {}
 
-    def err(self, doc: Located, path: tuple[str | int, ...], message: str) -> None:
-        line, col = doc.where(path)
+    def err(
+        self, doc: Located, path: tuple[str | int, ...], message: str, at: int | None = None
+    ) -> None:
+        """A problem at a path; with ``at``, at that character of the path's string."""
+        line, col = doc.where(path) if at is None else doc.where_in(path, at)
         self.errors.add(doc.file, line, col, message)
 
     def duration(self, doc: Located, path: tuple[str | int, ...], text: str) -> Any:
@@ -155,67 +204,74 @@ class _Builder:
             return None
 
     def condition(self, doc: Located, path: tuple[str | int, ...], source: str) -> Any:
+        """The compiled condition, or None after reporting every problem in it."""
         try:
             program = cel.compile(source)
         except Exception as exc:  # the binding raises ValueError with a rendered message
             text = str(exc)
             found = _CEL_POS.search(text)
-            line, col = doc.where(path)
-            if found:
-                cel_line, cel_col = int(found.group(1)), int(found.group(2))
-                quoted = doc.styles.get(path) in ("'", '"')
-                if cel_line == 1:
-                    col = col + (1 if quoted else 0) + cel_col - 1
-                else:
-                    line, col = line + cel_line - 1, cel_col
+            at = _offset(source, int(found.group(1)), int(found.group(2))) if found else None
             first = text.split("\n")[0]
             detail = first.split(": ERROR: ")[-1] if ": ERROR: " in first else first
-            detail = _CEL_POS.sub("", detail).lstrip(": ")
-            self.errors.add(doc.file, line, col, f"CEL syntax error: {detail}")
+            detail = _CEL_POS.sub("", detail).lstrip(": ").removeprefix("Syntax error: ")
+            # not the parser's list of every token that could have come next
+            unexpected = re.match(r"(?:mismatched|extraneous) input '(.*)' expecting ", detail)
+            if unexpected:
+                token = unexpected.group(1)
+                detail = (
+                    "the expression ends too soon" if token == "<EOF>" else f"unexpected '{token}'"
+                )
+            self.err(doc, path, f"CEL syntax error: {detail}", at)
             return None
-        unknown = [
-            v
-            for v in program.variables()
-            if v not in CEL_VARIABLES
-            and v not in CEL_NAMESPACES
-            and not re.search(
-                r"\.\s*(all|exists|exists_one|map|filter)\s*\(\s*" + re.escape(v) + r"\s*,",
-                source,
+        ok = True
+        for v in program.variables():
+            if (
+                v in CEL_VARIABLES
+                or v in CEL_NAMESPACES
+                or re.search(
+                    r"\.\s*(all|exists|exists_one|map|filter)\s*\(\s*" + re.escape(v) + r"\s*,",
+                    source,
+                )
+            ):
+                continue
+            found_at = re.search(r"(?<![\w.])" + re.escape(v) + r"\b", source)
+            hint = did_you_mean(v, CEL_VARIABLES) or (
+                f"; available: {', '.join(sorted(CEL_VARIABLES))}"
             )
-        ]
-        unknown_fns = [
-            f
-            for f in program.functions()
-            if f[:1].isalpha() and f not in CEL_FUNCTIONS and f.split(".")[-1] not in CEL_FUNCTIONS
-        ]
-        if unknown_fns:
             self.err(
                 doc,
                 path,
-                f"CEL condition calls unknown function(s) {', '.join(map(repr, unknown_fns))}",
+                f"CEL condition uses unknown variable {v!r}{hint}",
+                found_at.start() if found_at else None,
             )
-            return None
-        if unknown:
+            ok = False
+        for f in program.functions():
+            if not f[:1].isalpha() or f in CEL_FUNCTIONS or f.split(".")[-1] in CEL_FUNCTIONS:
+                continue
+            found_at = re.search(r"\b" + re.escape(f) + r"\s*\(", source)
             self.err(
                 doc,
                 path,
-                f"CEL condition uses unknown variable(s) {', '.join(map(repr, unknown))}; "
-                f"available: {', '.join(sorted(CEL_VARIABLES))}",
+                f"CEL condition calls unknown function {f!r}{did_you_mean(f, _CEL_CALLS)}",
+                found_at.start() if found_at else None,
             )
-            return None
-        return Condition(source, program)
+            ok = False
+        return Condition(source, program) if ok else None
 
     def check_names(
         self, doc: Located, path: tuple[str | int, ...], users: list[str], groups: list[str]
     ) -> None:
         if self.directory is None:
             return
+        known_users, known_groups = self.directory.users, self.directory.groups
         for j, u in enumerate(users):
-            if u not in self.directory.users:
-                self.err(doc, (*path, "users", j), f"unknown user {u!r}")
+            if u not in known_users:
+                hint = did_you_mean(u, known_users)
+                self.err(doc, (*path, "users", j), f"unknown user {u!r}{hint}")
         for j, g in enumerate(groups):
-            if g not in self.directory.groups:
-                self.err(doc, (*path, "groups", j), f"unknown group {g!r}")
+            if g not in known_groups:
+                hint = did_you_mean(g, known_groups)
+                self.err(doc, (*path, "groups", j), f"unknown group {g!r}{hint}")
 
     def eligible(self, approvers: ApproversDoc, escalation: EscalationDoc | None) -> frozenset[str]:
         """The known people a stage may ask, its escalation included."""
@@ -226,67 +282,66 @@ class _Builder:
         return d.resolve([u for u in users if u in d.users], [g for g in groups if g in d.groups])
 
     def stages(
-        self, doc: Located, path: tuple[str | int, ...], outcome: str, review: ReviewDoc | None
+        self,
+        s: Salvaged[Any],
+        path: tuple[str | int, ...],
+        outcome: str,
+        review: ReviewDoc | None,
     ) -> tuple[Stage, ...]:
-        if outcome == "review" and review is None:
-            self.err(doc, path, "outcome 'review' needs a 'review' with at least one stage")
-            return ()
-        if outcome != "review" and review is not None:
-            self.err(doc, (*path, "review"), f"outcome {outcome!r} takes no 'review'")
-            return ()
+        doc = s.doc
         if review is None:
+            if outcome == "review" and not s.hurt(*path, "outcome") and not s.hurt(*path, "review"):
+                self.err(doc, path, "outcome 'review' needs a 'review' with at least one stage")
             return ()
+        if outcome != "review" and not s.hurt(*path, "outcome"):
+            self.err(doc, (*path, "review"), f"outcome {outcome!r} takes no 'review'")
         out = []
         staffed: list[tuple[frozenset[str], int]] = []
-        reported: set[int] = set()
-        for i, s in enumerate(review.stages):
+        # whether the stages so far are whole, so their quorums can be checked
+        staffing = self.directory is not None and (*path, "review", "stages") not in s.damaged
+        for i, st in enumerate(review.stages):
             spath = (*path, "review", "stages", i)
-            if not s.approvers.users and not s.approvers.groups:
+            if (
+                not st.approvers.users
+                and not st.approvers.groups
+                and not s.hurt(*spath, "approvers")
+            ):
                 self.err(doc, (*spath, "approvers"), "a stage needs at least one user or group")
-            if self.directory is not None:
-                for j, u in enumerate(s.approvers.users):
-                    if u not in self.directory.users:
-                        self.err(doc, (*spath, "approvers", "users", j), f"unknown user {u!r}")
-                for j, g in enumerate(s.approvers.groups):
-                    if g not in self.directory.groups:
-                        self.err(doc, (*spath, "approvers", "groups", j), f"unknown group {g!r}")
-                esc_doc = s.escalate_to
-                staffed.append((self.eligible(s.approvers, esc_doc), s.quorum))
-                short = first_unstaffable(staffed)
-                if short == i and i not in reported:
-                    reported.add(i)
-                    people = ", ".join(sorted(staffed[i][0])) or "nobody"
-                    earlier = " who have not counted in an earlier stage" if i else ""
-                    self.err(
-                        doc,
-                        (*spath, "quorum"),
-                        f"quorum {s.quorum} cannot be met: this stage needs {s.quorum} "
-                        f"distinct approvers{earlier}, and its eligible people (escalation "
-                        f"counted) are: {people}",
-                    )
-            timeout = self.duration(doc, (*spath, "timeout"), s.timeout) if s.timeout else None
+            self.check_names(doc, (*spath, "approvers"), st.approvers.users, st.approvers.groups)
+            esc = st.escalate_to
+            # a stage with a part set aside (a misspelt escalate_to, say) may have more
+            # people than it seems: the quorums are checked up to the stage before it
+            staffing = staffing and not s.hurt(*spath)
+            if staffing:
+                staffed.append((self.eligible(st.approvers, esc), st.quorum))
+                if first_unstaffable(staffed) == i:
+                    self.err(doc, (*spath, "quorum"), self.unstaffable(review.stages, staffed, i))
+                    # check the later stages as if this one got what it can
+                    while staffed[i][1] > 0 and first_unstaffable(staffed) is not None:
+                        staffed[i] = (staffed[i][0], staffed[i][1] - 1)
+            timeout = self.duration(doc, (*spath, "timeout"), st.timeout) if st.timeout else None
             reminders = tuple(
-                self.duration(doc, (*spath, "reminders", j), r) for j, r in enumerate(s.reminders)
+                self.duration(doc, (*spath, "reminders", j), r) for j, r in enumerate(st.reminders)
             )
-            esc = s.escalate_to
+            no_timeout = st.timeout is None and not s.hurt(*spath, "timeout")
             esc_timeout = None
             if esc is not None:
                 epath = (*spath, "escalate_to")
-                if not esc.users and not esc.groups:
+                if not esc.users and not esc.groups and not s.hurt(*epath):
                     self.err(doc, epath, "escalate_to needs at least one user or group")
-                if s.timeout is None:
+                if no_timeout:
                     self.err(doc, epath, "escalate_to needs the stage to have a timeout")
                 self.check_names(doc, epath, esc.users, esc.groups)
                 if esc.timeout:
                     esc_timeout = self.duration(doc, (*epath, "timeout"), esc.timeout)
-            if reminders and s.timeout is None:
+            if reminders and no_timeout:
                 self.err(doc, (*spath, "reminders"), "reminders need the stage to have a timeout")
             out.append(
                 Stage(
-                    name=s.name or f"stage-{i + 1}",
-                    users=tuple(s.approvers.users),
-                    groups=tuple(s.approvers.groups),
-                    quorum=s.quorum,
+                    name=st.name or f"stage-{i + 1}",
+                    users=tuple(st.approvers.users),
+                    groups=tuple(st.approvers.groups),
+                    quorum=st.quorum,
                     timeout=timeout,
                     reminders=tuple(r for r in reminders if r is not None),
                     escalate_users=tuple(esc.users) if esc else (),
@@ -296,11 +351,43 @@ class _Builder:
             )
         return tuple(out)
 
+    @staticmethod
+    def unstaffable(
+        stages: list[StageDoc], staffed: list[tuple[frozenset[str], int]], i: int
+    ) -> str:
+        """Why stage ``i`` cannot reach its quorum, naming who can approve it."""
+        stage, eligible = stages[i], staffed[i][0]
+        needs = f"{_stage_label(i, stage)} needs {_count(stage.quorum, 'approval', 'approvals')}"
+        people = ", ".join(sorted(eligible))
+        counted = "escalate_to counted" if stage.escalate_to is not None else ""
+        earlier = [j for j in range(i) if staffed[j][0] & eligible and staffed[j][1]]
+        if len(eligible) < stage.quorum or not earlier:
+            if not eligible:
+                who = "nobody can approve"
+            else:
+                who = f"only {_count(len(eligible), 'person', 'people')} can approve: {people}"
+            return f"{needs} but {who}" + (f" ({counted})" if counted else "")
+        taken = sum(staffed[j][1] for j in earlier)
+        labels = [_stage_label(j, stages[j]) for j in earlier]
+        named = (
+            labels[0] + " has its"
+            if len(labels) == 1
+            else ", ".join(labels[:-1]) + f" and {labels[-1]} have their"
+        )
+        return (
+            f"{needs} but those who can approve ({people}{'; ' + counted if counted else ''}) "
+            f"cannot give {'it' if stage.quorum == 1 else 'them'} once {named} "
+            f"{_count(taken, 'approval', 'approvals')}: each person counts once per request"
+        )
+
     def policy(
-        self, doc: Located, path: tuple[str | int, ...], d: DefaultDoc, name: str
+        self, s: Salvaged[Any], d: DefaultDoc, path: tuple[str | int, ...], name: str
     ) -> Policy | None:
+        """Check a policy or the default (``d``, salvaged as ``s``); the Policy when it
+        is whole and right."""
+        doc = s.doc
         before = len(self.errors.problems)
-        stages = self.stages(doc, path, d.outcome, d.review)
+        stages = self.stages(s, path, d.outcome, d.review)
         ttl = self.duration(doc, (*path, "grant", "ttl"), d.grant.ttl)
         ex = d.grant.executors
         self.check_names(doc, (*path, "grant", "executors"), ex.users, ex.groups)
@@ -310,18 +397,21 @@ class _Builder:
         self.check_names(doc, (*path, "visible_to"), vt.users, vt.groups)
         digest_every = None
         if d.notify_mode == "digest":
-            if d.every is None:
-                self.err(doc, (*path, "notify_mode"), "notify_mode: digest needs `every: 30m`")
-            else:
+            if d.every is not None:
                 digest_every = self.duration(doc, (*path, "every"), d.every)
-        elif d.every is not None:
+            elif not s.hurt(*path, "every"):
+                self.err(doc, (*path, "notify_mode"), "notify_mode: digest needs `every: 30m`")
+        elif d.every is not None and not s.hurt(*path, "notify_mode"):
             self.err(doc, (*path, "every"), "`every` applies only with notify_mode: digest")
         if d.request.ticket_pattern is not None:
             try:
                 re.compile(d.request.ticket_pattern)
             except re.error as exc:
                 self.err(
-                    doc, (*path, "request", "ticket_pattern"), f"invalid ticket_pattern: {exc}"
+                    doc,
+                    (*path, "request", "ticket_pattern"),
+                    f"invalid ticket_pattern: {exc}",
+                    exc.pos,
                 )
         match = d.match if isinstance(d, PolicyDoc) else MatchDoc()
         condition = (
@@ -329,7 +419,7 @@ class _Builder:
             if match.condition
             else None
         )
-        if len(self.errors.problems) != before:
+        if s.damaged or len(self.errors.problems) != before:
             return None
         line, _ = doc.where(path)
         return Policy(
@@ -361,7 +451,8 @@ class _Builder:
 
 
 def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySet:
-    """Load and check every policy file in a folder; raise PolicyError with all problems."""
+    """Load and check every policy file in a folder; raise PolicyError with all problems,
+    in file order and, within a file, by position."""
     root = Path(folder)
     errors = ErrorList()
     if not root.is_dir():
@@ -383,40 +474,50 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
             errors.add(str(path), 1, 1, "file is not valid UTF-8")
             continue
         hashed.append([path.name, text])
-        doc = load_located(str(path), text, errors)
-        if doc is None:
+        parsed = load_located(str(path), text, errors)
+        if parsed is None:
             continue
-        if not isinstance(doc.data, dict):
+        if not isinstance(parsed.data, dict):
             errors.add(
                 str(path), 1, 1, "a policy file is a mapping with 'policies' and/or 'default'"
             )
             continue
-        top = validate_located(FileDoc, doc, errors)
-        if top is None:
+        top = salvage_located(FileDoc, parsed, errors)
+        if top.model is None:
             continue
-        if top.default is not None:
-            if default_where is not None:
-                builder.err(doc, ("default",), f"a default is already declared in {default_where}")
+        doc = top.doc  # without what was wrong at the top (positions unchanged)
+        if top.model.default is not None or top.hurt("default"):  # declared, if wrong
+            first = default_where is None
+            if first:
+                default_where = f"{path}:{parsed.where(('default',), key=True)[0]}"
             else:
-                dd = validate_located(DefaultDoc, doc, errors, ("default",))
-                default_where = f"{path}:{doc.where(('default',), key=True)[0]}"
-                if dd is not None:
-                    default = builder.policy(doc, ("default",), dd, "default")
-        for i, _ in enumerate(top.policies):
-            pd = validate_located(PolicyDoc, doc, errors, ("policies", i))
-            if pd is None:
-                continue
-            if pd.name in builder.names or pd.name == "default":
-                f, ln = builder.names.get(pd.name, (str(path), 0))
                 builder.err(
-                    doc,
-                    ("policies", i, "name"),
-                    f"policy name {pd.name!r} is already used" + (f" at {f}:{ln}" if ln else ""),
+                    parsed, ("default",), f"a default is already declared in {default_where}"
                 )
+            if top.model.default is not None:  # checked even when it is one too many
+                dd = salvage_located(DefaultDoc, doc, errors, ("default",), _STAND_INS)
+                if dd.model is not None:
+                    built = builder.policy(dd, dd.model, ("default",), "default")
+                    default = built if first else default
+        for i in range(len(top.model.policies)):
+            pd = salvage_located(PolicyDoc, doc, errors, ("policies", i), _STAND_INS)
+            if pd.model is None:
                 continue
-            builder.names[pd.name] = (str(path), doc.where(("policies", i))[0])
-            p = builder.policy(doc, ("policies", i), pd, pd.name)
-            if p is not None:
+            name = pd.model.name
+            duplicate = False
+            if not pd.hurt("policies", i, "name"):
+                if name in builder.names or name == "default":
+                    f, ln = builder.names.get(name, (str(path), 0))
+                    builder.err(
+                        pd.doc,
+                        ("policies", i, "name"),
+                        f"policy name {name!r} is already used" + (f" at {f}:{ln}" if ln else ""),
+                    )
+                    duplicate = True
+                else:
+                    builder.names[name] = (str(path), pd.doc.where(("policies", i))[0])
+            p = builder.policy(pd, pd.model, ("policies", i), name)
+            if p is not None and not duplicate:
                 policies.append(p)
     if default_where is None and not any(
         pr.message.startswith("YAML error") for pr in errors.problems
@@ -428,7 +529,10 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
             "no default outcome: declare 'default: {outcome: deny}' (or allow/review) in one file",
         )
     if errors.problems:
-        raise PolicyError(errors.problems)
+        order = {str(p): k for k, p in enumerate(files)}
+        raise PolicyError(
+            sorted(errors.problems, key=lambda p: (order.get(p.file, -1), p.line, p.column))
+        )
     assert default is not None
     digest = sha256_hex(canonical_json(hashed))
     return PolicySet(policies, default, digest)

@@ -142,18 +142,52 @@ def policy_check(
     directory: Annotated[Path | None, typer.Argument(help="Policy folder.")] = None,
     users: Annotated[Path | None, typer.Option(help="Users and groups file.")] = None,
 ) -> None:
-    """Validate a policy folder; print every problem as file:line:column."""
+    """Validate a policy folder (by default SIGNOFF_POLICIES_DIR, else the bundled
+    examples); print every problem as file:line:column, in file order."""
     from signoff.adapters.directory_file import load_directory
     from signoff.adapters.policy_files import load_policy_set
+    from signoff.config import EXAMPLES
 
     settings = _settings()
     folder = directory or settings.policies_dir
+    users_file = users or settings.users_file
+    examples = _same_path(folder, EXAMPLES / "policies")
+    if directory is None:
+        what = (
+            "the bundled example policies ({}); pass a folder to check yours"
+            if examples
+            else "SIGNOFF_POLICIES_DIR ({})"
+        )
+        err.print(
+            "checking " + what.format(_shown(folder)),
+            markup=False,
+            highlight=False,
+        )
+    if not examples and _same_path(users_file, EXAMPLES / "users.yaml"):
+        err.print(
+            f"users and groups from the bundled examples ({_shown(users_file)}); "
+            "pass --users FILE or set SIGNOFF_USERS_FILE for yours",
+            markup=False,
+            highlight=False,
+        )
 
     def load() -> Any:
-        return load_policy_set(folder, load_directory(users or settings.users_file))
+        return load_policy_set(folder, load_directory(users_file))
 
     ps = guarded(load)
     out.print(f"ok: {len(ps)} policies, default {ps.default.outcome.value}, digest {ps.digest}")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def policy_explain(
