@@ -5,9 +5,9 @@
 - ``remote.py``: commands that talk to a server over HTTP: request, run, execute,
   approve, deny, cancel, inbox, list, show, grant.
 
-``output.py`` holds what they share (consoles, exit codes, ``fail``). Exit codes: 0
-success (approved, valid), 1 denied or refused, 2 usage or server error, 3 timed out or
-cancelled. Errors are one line on stderr, never a stack trace.
+``output.py`` holds what they share (consoles, exit codes, ``fail``). Exit codes, one
+rule for every command: 0 done; 1 refused (a denial, HTTP 403 or 409); 2 a mistake in
+the call or a server or network error; 3 timed out or cancelled. Errors are one line on stderr, never a stack trace.
 
 Heavy modules (the HTTP client, settings, the database, the web framework) are imported
 inside the commands that use them, so ``signoff --help`` stays quick.

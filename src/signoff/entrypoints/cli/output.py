@@ -1,7 +1,9 @@
 """What every command shares: the two consoles, the exit codes, and one-line failures.
 
-Exit codes: 0 success (approved, valid), 1 denied or refused, 2 usage or server error,
-3 timed out or cancelled. Errors are one line on stderr, never a stack trace.
+Exit codes, one rule for every command: 0 done (approved, valid, ran); 1 refused (a
+denial, or the server said no: not allowed, already voted, not in a state for it: HTTP
+403 and 409); 2 a mistake in the call (400, 404, 422) or a server or network error; 3
+timed out or cancelled. Errors are one line on stderr, never a stack trace.
 
 Kept light on purpose (no HTTP client, no settings, no database): ``signoff --help``
 imports this and nothing heavier.
