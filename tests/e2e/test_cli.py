@@ -140,9 +140,17 @@ def test_request_wait_is_decided_by_votes_from_other_processes(cli: Cli) -> None
         f"Your approval of {rid} is recorded.",
         "Still needed: 1 more approval from carol (stage 1 of 1: dba).",
     ]
+    # one exit-code rule: the server saying no is 1, whatever the refusal
+    again = cli.run("approve", rid, user="bob")
+    assert again.returncode == 1 and "already voted" in again.stderr, again.stderr
     second = cli.run("approve", rid, user="carol")
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip().splitlines()[-1] == "The request is approved."
+    shown = cli.run("show", rid[:8], user="frank")
+    assert shown.returncode == 0, shown.stderr
+    assert f"request   {rid}  [approved]" in shown.stdout
+    assert "vote      bob approved: looks right" in shown.stdout
+    assert "outcome   approved by carol" in shown.stdout
     stdout, stderr = waiting.communicate(timeout=30)
     assert waiting.returncode == 0, stderr
     token = stdout.strip()
@@ -187,13 +195,19 @@ def test_request_wait_is_decided_by_votes_from_other_processes(cli: Cli) -> None
 
 def test_denied_and_cancelled_exit_codes(cli: Cli) -> None:
     denied = cli.run("request", "--type", "sql.drop", "--target", "pg/prod", "--wait", user="frank")
-    assert denied.returncode == 1 and "denied" in denied.stderr
+    assert denied.returncode == 1
+    assert "denied: policy 'forbidden-drop' denies it" in denied.stderr  # says why
+    unmatched = cli.run("request", "--type", "nothing.here", "--target", "x", user="frank")
+    assert unmatched.returncode == 1
+    assert "denied: no policy matched, and the default outcome is deny" in unmatched.stderr
     waiting = cli.start(
         "request", "--type", "deploy", "--target", "prod/api", "--wait", "--json", user="frank"
     )
     rid = listed_on(cli, "frank", {"status": "pending"}, "prod/api")
     assert rid in ids_in(cli.run("list", "--status", "pending", "--json", user="frank"))
-    assert cli.run("cancel", rid, user="frank").returncode == 0
+    cancelled = cli.run("cancel", rid[:8], "--comment", "not needed now", user="frank")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.strip() == f"request {rid} cancelled by frank: not needed now"
     stdout, _ = waiting.communicate(timeout=30)
     assert waiting.returncode == 3
     assert json.loads(stdout)["status"] == "cancelled"
