@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from signoff.domain.errors import Conflict, NotFound
 from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Request, Status
 from signoff.services.dependencies import Services
-from signoff.services.ports import FixedClock, Notification, Page
+from signoff.services.ports import FixedClock, Notification, Page, WebSession
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -41,6 +41,7 @@ class Store:
     outbox: list[OutboxRow] = field(default_factory=list)
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     links: set[str] = field(default_factory=set)
+    sessions: dict[str, WebSession] = field(default_factory=dict)
 
 
 class FakeRequests:
@@ -163,6 +164,24 @@ class FakeLinks:
         return jti in self.staged
 
 
+class FakeSessions:
+    def __init__(self, staged: dict[str, WebSession]) -> None:
+        self.staged = staged
+
+    def add(self, id_hash: str, session: WebSession) -> None:
+        self.staged[id_hash] = session
+
+    def get(self, id_hash: str) -> WebSession | None:
+        return self.staged.get(id_hash)
+
+    def touch(self, id_hash: str, at: datetime) -> None:
+        if id_hash in self.staged:
+            self.staged[id_hash] = replace(self.staged[id_hash], last_seen_at=at)
+
+    def delete(self, id_hash: str) -> None:
+        self.staged.pop(id_hash, None)
+
+
 class FakeUnitOfWork:
     """One transaction over a ``Store``: changes are staged on copies and land in the
     store only on ``commit`` (a use case that raises leaves the store as it was)."""
@@ -179,11 +198,13 @@ class FakeUnitOfWork:
         self._outbox = list(s.outbox)
         self._tokens = dict(s.tokens)
         self._links = set(s.links)
+        self._sessions = dict(s.sessions)
         self.requests = FakeRequests(self._requests)
         self.audit = FakeAudit(self._audit)
         self.outbox = FakeOutbox(self._outbox)
         self.tokens = FakeTokens(self._tokens)
         self.links = FakeLinks(self._links)
+        self.sessions = FakeSessions(self._sessions)
         self.executions = None
         return self
 
@@ -193,7 +214,7 @@ class FakeUnitOfWork:
     def commit(self) -> None:
         s = self.store
         s.requests, s.audit, s.outbox = self._requests, self._audit, self._outbox
-        s.tokens, s.links = self._tokens, self._links
+        s.tokens, s.links, s.sessions = self._tokens, self._links, self._sessions
         self.committed = True
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -82,6 +83,15 @@ class App:
             self.keys.active_kid,
             by,
         )
+
+    def signin_link(self, person: str, next_path: str = "") -> str:
+        """A one-time link that signs ``person`` in to the web app (single-use, expires
+        after ``SIGNOFF_SIGNIN_LINK_TTL``)."""
+        self.directory.user(person)  # NotFound names an unknown person
+        expires = self.services.clock.now() + parse_duration(self.settings.signin_link_ttl)
+        token = self.links.issue_signin(person, expires)
+        where = f"?next={quote(next_path, safe='/')}" if next_path else ""
+        return f"{self.settings.public_url.rstrip('/')}/signin/{token}{where}"
 
     def check_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> list[str]:
         """How the chain disagrees with checkpoints kept elsewhere (empty: it agrees)."""
@@ -293,6 +303,8 @@ def _assemble(
         ),
         check_action=target_set.check,
         targets=frozenset(executors),
+        session_idle=parse_duration(settings.session_idle),
+        session_max=parse_duration(settings.session_max),
         wake_dispatcher=dispatch_wanted.set,
     )
     retry = RetryPolicy(

@@ -109,6 +109,15 @@ class Settings(BaseSettings):
         description="The server's address as people reach it: links in messages use it.",
     )
     link_ttl: str = Field("24h", description="How long approve/deny links in messages work.")
+    signin_link_ttl: str = Field(
+        "15m", description="How long a one-time web sign-in link (signoff signin-link) works."
+    )
+    session_idle: str = Field(
+        "8h", description="A web session unused for this long ends (sign in again)."
+    )
+    session_max: str = Field(
+        "7d", description="A web session ends this long after sign-in, however busy."
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP server for the email channel.")
     smtp_port: int = Field(25, description="SMTP port (587 with STARTTLS, 465 with TLS).")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")

@@ -315,6 +315,7 @@ def verify_with_jwks(token: str, jwks: dict[str, Any], now: datetime) -> dict[st
 
 LINK_AUDIENCE = "signoff-vote-link"
 VIEW_AUDIENCE = "signoff-view-link"
+SIGNIN_AUDIENCE = "signoff-signin-link"
 
 
 class VoteLinkSigner:
@@ -366,6 +367,30 @@ class VoteLinkSigner:
             "exp": int(expires_at.timestamp()),
         }
         return _sign(self.keys, claims)
+
+    def issue_signin(self, person: str, expires_at: datetime) -> str:
+        """A one-time web sign-in link for a person (single-use: its ``jti`` is recorded
+        when it signs in)."""
+        claims = {
+            "iss": ISSUER,
+            "aud": SIGNIN_AUDIENCE,
+            "sub": person,
+            "jti": uuid.uuid4().hex,
+            "iat": int(self.clock_now().timestamp()),
+            "exp": int(expires_at.timestamp()),
+        }
+        return _sign(self.keys, claims)
+
+    def verify_signin(self, token: str) -> dict[str, Any]:
+        return _decode(
+            token,
+            self.keys.public,
+            self.clock_now(),
+            SIGNIN_AUDIENCE,
+            LinkRefused,
+            "link",
+            ("sub",),
+        )
 
     def verify_view(self, token: str) -> dict[str, Any]:
         return _decode(

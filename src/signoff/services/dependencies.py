@@ -59,6 +59,9 @@ class Services:
     check_action: Callable[[Action], None] = _no_check
     # The configured targets: Signoff runs approved actions on these itself (gateway).
     targets: frozenset[str] = frozenset()
+    # Web sessions end after this long unused, and this long after sign-in at most.
+    session_idle: timedelta = timedelta(hours=8)
+    session_max: timedelta = timedelta(days=7)
     # Called after a commit that wrote outbox rows: the worker delivers at once rather
     # than at its next interval.
     wake_dispatcher: Callable[[], None] = _no_wake

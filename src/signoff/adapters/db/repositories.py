@@ -18,7 +18,7 @@ from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
 from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status, Vote
-from signoff.services.ports import Notification, Page
+from signoff.services.ports import Notification, Page, WebSession
 
 VIEWING = -1  # request_approvers.stage of those who may only see a request
 
@@ -661,6 +661,43 @@ def _sqlite_write_lock(engine: Engine) -> threading.Lock:
         return _WRITE_LOCKS.setdefault(id(engine), threading.Lock())
 
 
+class DatabaseSessionStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, id_hash: str, session: WebSession) -> None:
+        self.conn.execute(
+            t.web_sessions.insert(),
+            {
+                "id_hash": id_hash,
+                "user_name": session.user,
+                "csrf": session.csrf,
+                "created_at": session.created_at,
+                "last_seen_at": session.last_seen_at,
+            },
+        )
+
+    def get(self, id_hash: str) -> WebSession | None:
+        row = (
+            self.conn.execute(sa.select(t.web_sessions).where(t.web_sessions.c.id_hash == id_hash))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return WebSession(row["user_name"], row["csrf"], row["created_at"], row["last_seen_at"])
+
+    def touch(self, id_hash: str, at: datetime) -> None:
+        self.conn.execute(
+            t.web_sessions.update()
+            .where(t.web_sessions.c.id_hash == id_hash)
+            .values(last_seen_at=at)
+        )
+
+    def delete(self, id_hash: str) -> None:
+        self.conn.execute(t.web_sessions.delete().where(t.web_sessions.c.id_hash == id_hash))
+
+
 class DatabaseUnitOfWork:
     """One transaction. SQLite write transactions start with BEGIN IMMEDIATE (see
     ``engine.py``) so concurrent writers queue instead of failing to upgrade a lock."""
@@ -695,6 +732,7 @@ class DatabaseUnitOfWork:
         self.outbox = DatabaseOutbox(conn)
         self.tokens = DatabaseTokenStore(conn)
         self.links = DatabaseLinkStore(conn)
+        self.sessions = DatabaseSessionStore(conn)
         self.executions = DatabaseExecutionStore(conn)
         return self
 

@@ -220,6 +220,17 @@ signing_keys = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+# People signed in to the web app, by the SHA-256 of their cookie's value.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(200), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
 # Approval links (email, Teams) are single-use: a link's id is recorded when it votes.
 used_links = sa.Table(
     "used_links",

@@ -51,6 +51,14 @@ def serve(
             markup=False,
             highlight=False,
         )
+        err.print(
+            f"Sign in to the web app as {admins[0]} (one-time link, "
+            f"{settings.signin_link_ttl}; later: signoff signin-link --user NAME):\n"
+            f"{signoff_app.signin_link(admins[0])}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     api = create_app(signoff_app)
     worker = signoff_app.worker().start() if settings.worker_in_server else None
     listener = None
@@ -121,6 +129,22 @@ def db_upgrade() -> None:
         fail(f"migration failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
     finally:
         engine.dispose()
+
+
+def signin_link(
+    user: Annotated[str, typer.Option(help="The person the link signs in.")],
+    next_path: Annotated[
+        str, typer.Option("--next", help="A page of this site to open after, e.g. /requests/ID.")
+    ] = "",
+) -> None:
+    """Print a one-time web sign-in link for a person (runs with the server's settings,
+    like token create: whoever can run it administers the server)."""
+    signoff_app = _local_app()
+    try:
+        link = guarded(lambda: signoff_app.signin_link(user, next_path))
+    finally:
+        signoff_app.close()
+    out.print(link, markup=False, highlight=False, soft_wrap=True)
 
 
 def token_create(

@@ -7,7 +7,8 @@
 
 ``output.py`` holds what they share (consoles, exit codes, ``fail``). Exit codes, one
 rule for every command: 0 done; 1 refused (a denial, HTTP 403 or 409); 2 a mistake in
-the call or a server or network error; 3 timed out or cancelled. Errors are one line on stderr, never a stack trace.
+the call or a server or network error; 3 timed out or cancelled. Errors are one line on
+stderr, never a stack trace.
 
 Heavy modules (the HTTP client, settings, the database, the web framework) are imported
 inside the commands that use them, so ``signoff --help`` stays quick.
@@ -51,6 +52,7 @@ app.command()(local.serve)
 app.command()(local.worker)
 db_app.command("upgrade")(local.db_upgrade)
 token_app.command("create")(local.token_create)
+app.command("signin-link")(local.signin_link)
 policy_app.command("check")(local.policy_check)
 policy_app.command("explain")(local.policy_explain)
 

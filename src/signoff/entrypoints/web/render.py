@@ -1,0 +1,107 @@
+"""An action as an approver should read it, by kind: SQL pretty-printed and highlighted
+with its analysis and banners, a command as its argv, an HTTP call as method, path and
+body, a unified diff (``context.diff``) coloured. Highlighting is Pygments with CSS
+classes (the stylesheet is served from ``/assets/code.css``; no inline style, so the
+pages' Content-Security-Policy holds)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import DiffLexer, JsonLexer, SqlLexer
+
+from signoff.domain.sql import analyse
+
+FORMATTER = HtmlFormatter(cssclass="code", nowrap=False)
+MAX_HIGHLIGHT = 200_000  # characters; longer text is shown plain
+
+
+def code_css() -> str:
+    return str(FORMATTER.get_style_defs(".code")) + "\n" + _DARK  # type: ignore[no-untyped-call]
+
+
+_DARK = """@media (prefers-color-scheme: dark) { .code, .code pre { background: #222428; }
+.code .k, .code .kn, .code .kd { color: #7aa7ff; }
+.code .s1, .code .s2, .code .s { color: #9fd38a; }
+.code .gi { color: #4cc38a; } .code .gd { color: #ff6b7d; } .code .gu, .code .gh { color: #a0a4aa; }
+.code .mi, .code .mf { color: #e5b567; } }"""
+
+
+def _code(text: str, lexer: Any) -> Markup:
+    if len(text) > MAX_HIGHLIGHT:
+        return Markup("<pre>{}</pre>").format(text)
+    return Markup(highlight(text, lexer, FORMATTER))
+
+
+def pretty_sql(text: str) -> str:
+    """The statement laid out one clause a line (sqlglot), or as written if it does not
+    parse."""
+    try:
+        import sqlglot
+
+        parts = sqlglot.transpile(text, read="postgres", pretty=True)
+    except Exception:
+        return text
+    return ";\n\n".join(parts) if parts else text
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One block of the action's rendering."""
+
+    title: str
+    html: Markup
+    banners: list[str] = field(default_factory=list)
+
+
+def action_blocks(params: dict[str, Any], context: dict[str, Any]) -> list[Shown]:
+    out: list[Shown] = []
+    rest = dict(params)
+    found = analyse(params)
+    if "sql" in found and isinstance(rest.get("sql"), str):
+        sql = str(rest.pop("sql"))
+        c = found["sql"]
+        banners = []
+        if c.get("unbounded_write"):
+            banners.append("Writes to every row: UPDATE or DELETE without WHERE")
+        if c.get("kind") == "ddl":
+            banners.append("Changes the schema (DDL)")
+        if c.get("kind") == "multiple":
+            banners.append("Several statements in one action")
+        if c.get("kind") == "unknown":
+            banners.append("SQL that could not be parsed: read it closely")
+        out.append(Shown("SQL", _code(pretty_sql(sql), SqlLexer()), banners))
+    argv = rest.get("argv")
+    if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
+        rest.pop("argv")
+        items = Markup("").join(Markup("<li><code>{}</code></li>").format(a) for a in argv)
+        out.append(
+            Shown(
+                "Command (each argument as given, no shell)",
+                Markup("<ol class='argv'>{}</ol>").format(items),
+            )
+        )
+    if isinstance(rest.get("method"), str) and isinstance(rest.get("path"), str):
+        method, path = str(rest.pop("method")).upper(), str(rest.pop("path"))
+        head = Markup("<p class='http'><b>{}</b> <code>{}</code></p>").format(method, path)
+        body = rest.pop("body", None)
+        headers = rest.pop("headers", None)
+        parts = [head]
+        if headers:
+            parts.append(_code(json.dumps(headers, indent=2, ensure_ascii=False), JsonLexer()))
+        if body is not None:
+            text = body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False)
+            parts.append(_code(text, JsonLexer()))
+        out.append(Shown("HTTP call", Markup("").join(parts)))
+    for key, value in rest.items():
+        text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+        out.append(Shown(str(key), Markup("<pre>{}</pre>").format(text)))
+    diff = context.get("diff")
+    if isinstance(diff, str) and diff.strip():
+        out.append(Shown("Change (diff)", _code(diff, DiffLexer())))
+    return out
