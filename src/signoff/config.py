@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         description="The server's address as people reach it: links in messages use it.",
     )
     link_ttl: str = Field("24h", description="How long approve/deny links in messages work.")
+    ticket_url: str = Field(
+        "",
+        description="Where a ticket is read, with {ticket} for its id "
+        "(e.g. https://jira.example/browse/{ticket}): request pages link tickets there.",
+    )
     signin_link_ttl: str = Field(
         "15m", description="How long a one-time web sign-in link (signoff signin-link) works."
     )

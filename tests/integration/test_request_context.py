@@ -222,9 +222,12 @@ def test_the_details_page_is_for_the_person_it_was_signed_for(world) -> None:
     asked = last_message(app, rid, "request.submitted")
     links = vote_links(app)
     with httpx.Client(timeout=10) as web:
-        bare = web.get(f"{server.url}/requests/{rid}")
+        bare = web.get(f"{server.url}/requests/{rid}", follow_redirects=True)
         assert bare.status_code == 401 and "text/html" in bare.headers["content-type"]
-        assert f"signoff show {rid}" in page_text(bare.text)
+        assert str(bare.url).endswith(f"/signin?next=/requests/{rid}")
+        assert f"signoff signin-link --user YOUR_NAME --next /requests/{rid}" in page_text(
+            bare.text
+        )
         # frank is asked nothing and is not a viewer: his link shows him nothing
         franks = web.get(links.view("frank", asked))
         assert franks.status_code == 404 and SQL not in franks.text

@@ -13,6 +13,8 @@ import contextlib
 import threading
 from collections import defaultdict
 
+ANY = "*"  # subscribe to this key to be woken by every request's change (the web inbox)
+
 
 class InProcessEventBus:
     def __init__(self) -> None:
@@ -45,8 +47,9 @@ class InProcessEventBus:
             self.publish(rid)
 
     def publish(self, request_id: str) -> None:
+        """Wake whoever waits on this request, and whoever waits on any ("*")."""
         with self._lock:
-            waiters = list(self._waiters.get(request_id, ()))
+            waiters = [*self._waiters.get(request_id, ()), *self._waiters.get(ANY, ())]
         for loop, ev in waiters:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(ev.set)

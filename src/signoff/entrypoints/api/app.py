@@ -19,12 +19,12 @@ def create_app(app: App) -> FastAPI:
     )
     api.state.signoff = app
     problems.install(api)
-    from signoff.entrypoints.web import pages
+    from signoff.entrypoints.web import pages, reviews
     from signoff.entrypoints.web.links import router as links_router
 
-    api.include_router(links_router(app))
     api.include_router(pages.router(app))
-    pages.mount_assets(api)
+    api.include_router(reviews.router(app))
+    api.include_router(links_router(app))
     if app.settings.slack_signing_secret:
         from signoff.entrypoints.web.slack import router as slack_router
 
@@ -33,5 +33,6 @@ def create_app(app: App) -> FastAPI:
     api.include_router(requests.router(app))
     api.include_router(grants.router(app))
     api.include_router(policies.router(app))
+    pages.mount_assets(api)
     api.add_middleware(BodySizeLimit, max_bytes=app.settings.max_body_bytes)
     return api

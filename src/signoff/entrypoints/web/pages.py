@@ -1,41 +1,48 @@
-"""Pages for people: the templates and the headers every page carries, and the page
-behind a message's "Details" link.
+"""Pages for people: templates, the headers every page carries, who is signed in, and
+the navigation other page modules add to.
 
-Pages are Jinja2 templates (``templates/``, autoescaped) with one stylesheet
-(``assets/``) and no script. A request is shown with the rows every channel uses
+Pages are Jinja2 templates (``templates/``, autoescaped) with one stylesheet and one
+small script (``assets/``; the script only makes pages update live, every form works
+without it). A request is shown with the rows every channel uses
 (``adapters/channels/messages.context_rows``), so a page and a mail never disagree.
 
-Until people sign in to the web app, "Details" links are signed for the person the
-message was for (``VoteLinkSigner.issue_view``): read-only, reusable until they expire,
-and refused as votes. The page shows the request only if that person may see it.
+People sign in with a one-time link (``signoff signin-link``, or the one the server
+prints at first start) and get a server-side session (``services/sessions.py``): an
+HttpOnly, SameSite=Lax cookie (Secure over HTTPS); every form that changes something
+carries the session's CSRF token. Messages' "Details" links are signed for one person
+and show that request read-only without a session.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from signoff import commands
 from signoff.adapters.channels.messages import context_rows
 from signoff.bootstrap import App
-from signoff.domain.errors import SignoffError
-from signoff.domain.requests import Request, Status
-from signoff.services import views
+from signoff.domain.errors import SignoffError, Unauthenticated
+from signoff.domain.requests import Request as SignoffRequest
+from signoff.services import sessions
 from signoff.services.messages import summarize
+from signoff.services.sessions import SignedIn
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+COOKIE = "signoff_session"
 
-# No script, no frames, no third party, no referrer (links carry signed tokens).
+# No inline script or style, no frames, no third party, no referrer (links carry tokens).
 HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -44,84 +51,158 @@ HEADERS = {
 }
 
 
-def page(template: str, title: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = templates.get_template(template).render(title=title, **context)
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    path: str
+    admin: bool = False
+    count_key: str | None = None
+
+
+# The navigation, in order; each page module adds its own entries when it is mounted.
+NAV: list[NavItem] = []
+# Counts shown next to navigation entries ("Inbox 3"), by key, for a signed-in person.
+COUNTS: dict[str, Callable[[App, SignedIn], int]] = {}
+
+
+def add_nav(item: NavItem) -> None:
+    if all(i.path != item.path for i in NAV):
+        NAV.append(item)
+
+
+def page(
+    template: str,
+    title: str,
+    status: int = 200,
+    *,
+    me: SignedIn | None = None,
+    app: App | None = None,
+    here: str = "",
+    live: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    counts: Mapping[str, int] = {}
+    if me is not None and app is not None:
+        counts = {key: count(app, me) for key, count in COUNTS.items()}
+    html = templates.get_template(template).render(
+        title=title, me=me, nav=NAV, here=here, counts=counts, live=live, **context
+    )
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
-def refused(title: str, exc: SignoffError) -> HTMLResponse:
-    return page("message.html", title, exc.status, lines=[exc.detail])
+def refused(title: str, exc: SignoffError, me: SignedIn | None = None) -> HTMLResponse:
+    return page("message.html", title, exc.status, me=me, lines=[exc.detail])
 
 
-def request_context(app: App, r: Request) -> dict[str, Any]:
+def request_context(app: App, r: SignoffRequest) -> dict[str, Any]:
     """What the request templates show: the summary and its rows."""
     summary = summarize(r, r.action.target in app.services.targets)
     return {"r": summary, "rows": context_rows(summary, r.status.value)}
 
 
-def commands_for(person: str, r: Request, executes: bool) -> list[str]:
-    """The commands this person can run about this request now."""
-    found = []
-    if r.status is Status.PENDING and person in r.awaiting():
-        found += [commands.approve(r.id), commands.deny(r.id)]
-    if person == r.requester:
-        if r.status is Status.PENDING:
-            found.append(commands.cancel(r.id))
-        elif r.status is Status.APPROVED and r.grant is not None:
-            if executes:
-                found.append(commands.execute(r.id))
-            else:
-                a = r.action
-                found.append(
-                    commands.redeem(r.id, a.type, a.target, a.params) or commands.grant_token(r.id)
-                )
-    return found
+def signed_in(app: App, request: Request) -> SignedIn | None:
+    """Who the session cookie stands for, or None."""
+    value = request.cookies.get(COOKIE, "")
+    if not value:
+        return None
+    try:
+        return sessions.session_for(app.services, value)
+    except Unauthenticated:
+        return None
+
+
+def safe_next(value: str | None) -> str:
+    """A path on this site to go to after signing in; anything else is "/" (no open
+    redirect: no scheme, no host, no ``//`` or backslash tricks)."""
+    if (
+        not value
+        or len(value) > 2000
+        or not value.startswith("/")
+        or value.startswith(("//", "/\\"))
+        or any(c in value for c in "\\\r\n\t\x00")
+    ):
+        return "/"
+    return value
+
+
+def to_signin(request: Request) -> RedirectResponse:
+    """Off to the sign-in page, to come back here after."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/signin?next={quote(safe_next(here), safe='/')}", status_code=303)
 
 
 def router(app: App) -> APIRouter:
     web = APIRouter(tags=["pages"], include_in_schema=False)
     svc = app.services
+    secure = app.settings.public_url.startswith("https://")
 
-    @web.get("/requests/{request_id}", response_class=HTMLResponse)
-    def request_page(request_id: str, t: str = "") -> HTMLResponse:
-        """One request, for the person its link was signed for."""
-        if len(request_id) > 100 or len(t) > 4000:
-            return page("message.html", "No such page", 404, lines=["Nothing is here."])
-        if not t:
-            return page(
-                "message.html",
-                "Open this page from your message",
-                401,
-                lines=[
-                    "This page shows a request to the person a message's Details link was "
-                    "made for. Open it from that link, or read the request from a terminal:"
-                ],
-                commands=[commands.show(request_id)],
-            )
+    @web.get("/signin/{token}", response_class=HTMLResponse)
+    def sign_in(token: str, next: str = "") -> Response:
+        """Use a one-time sign-in link: a session, then the page asked for."""
         try:
-            claims = app.links.verify_view(t)
-            if claims["rid"] != request_id:
-                return page(
-                    "message.html",
-                    "This link is for another request",
-                    403,
-                    lines=["Open the link from your message as it was sent."],
-                )
-            person = svc.directory.user(str(claims["sub"]))
-            r = views.request_for(svc, person, request_id)
+            if len(token) > 4000:
+                raise Unauthenticated("this link is not valid")
+            claims = app.links.verify_signin(token)
+            value, _ = sessions.sign_in_by_link(svc, claims)
         except SignoffError as exc:
-            return refused("This link cannot be used", exc)
-        context = request_context(app, r)
-        executes = r.action.target in svc.targets
+            return page(
+                "signin.html",
+                "This sign-in link cannot be used",
+                exc.status,
+                lines=[exc.detail, "Ask for a new link:"],
+                ttl=app.settings.signin_link_ttl,
+                next="",
+            )
+        response = RedirectResponse(safe_next(next), status_code=303)
+        response.set_cookie(
+            COOKIE,
+            value,
+            max_age=int(svc.session_max.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+            path="/",
+        )
+        return response
+
+    @web.get("/signin", response_class=HTMLResponse)
+    def sign_in_page(next: str = "") -> HTMLResponse:
         return page(
-            "request.html",
-            f"{r.action.type} on {r.action.target}",
-            lead=f"Request {r.id}, shown to {person.name}.",
-            commands=commands_for(person.name, r, executes),
-            **context,
+            "signin.html",
+            "Sign in",
+            401,
+            lines=["Signoff signs people in with a one-time link."],
+            ttl=app.settings.signin_link_ttl,
+            next=safe_next(next) if next else "",
+        )
+
+    @web.post("/signout", response_class=HTMLResponse)
+    async def sign_out(request: Request) -> Response:
+        me = signed_in(app, request)
+        form = await request.form()
+        if me is not None:
+            if not sessions.csrf_ok(me, str(form.get("csrf", ""))):
+                return page("message.html", "Not signed out", 403, me=me, lines=[CSRF_REFUSED])
+            sessions.end_session(svc, request.cookies.get(COOKIE, ""))
+        response = page("message.html", "Signed out", lines=["You are signed out."])
+        response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+        return response
+
+    @web.get("/assets/code.css")
+    def code_css() -> Response:
+        from signoff.entrypoints.web.render import code_css
+
+        return Response(
+            code_css(), media_type="text/css", headers={"Cache-Control": "max-age=3600"}
         )
 
     return web
+
+
+CSRF_REFUSED = (
+    "This form was not sent from a Signoff page (its security token is missing or old). "
+    "Nothing was changed: go back, reload the page and try again."
+)
 
 
 def mount_assets(api: Any) -> None:

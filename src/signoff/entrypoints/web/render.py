@@ -1,4 +1,4 @@
-"""An action as an approver should read it, by kind: SQL pretty-printed and highlighted
+"""An action as an approver should read it, by kind: SQL highlighted exactly as written
 with its analysis and banners, a command as its argv, an HTTP call as method, path and
 body, a unified diff (``context.diff``) coloured. Highlighting is Pygments with CSS
 classes (the stylesheet is served from ``/assets/code.css``; no inline style, so the
@@ -38,18 +38,6 @@ def _code(text: str, lexer: Any) -> Markup:
     return Markup(highlight(text, lexer, FORMATTER))
 
 
-def pretty_sql(text: str) -> str:
-    """The statement laid out one clause a line (sqlglot), or as written if it does not
-    parse."""
-    try:
-        import sqlglot
-
-        parts = sqlglot.transpile(text, read="postgres", pretty=True)
-    except Exception:
-        return text
-    return ";\n\n".join(parts) if parts else text
-
-
 @dataclass(frozen=True)
 class Shown:
     """One block of the action's rendering."""
@@ -75,7 +63,8 @@ def action_blocks(params: dict[str, Any], context: dict[str, Any]) -> list[Shown
             banners.append("Several statements in one action")
         if c.get("kind") == "unknown":
             banners.append("SQL that could not be parsed: read it closely")
-        out.append(Shown("SQL", _code(pretty_sql(sql), SqlLexer()), banners))
+        # exactly as it will run: a pretty-printer rewrites functions and literals
+        out.append(Shown("SQL", _code(sql, SqlLexer()), banners))
     argv = rest.get("argv")
     if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
         rest.pop("argv")
