@@ -89,6 +89,9 @@ class FakeRequests:
         ]
         return (min(due), len(due)) if due else (None, 0)
 
+    def count(self, **kwargs: Any) -> int:  # pragma: no cover - reads live in views tests
+        raise NotImplementedError
+
     def list(self, **kwargs: Any) -> Page:  # pragma: no cover - reads live in views tests
         raise NotImplementedError
 

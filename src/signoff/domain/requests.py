@@ -165,6 +165,13 @@ class StagePlan:
         )
 
 
+def stage_deadline(stage: StagePlan, started: datetime, escalation_level: int) -> datetime | None:
+    """When a stage's current phase times out: its own timeout, or once escalated its
+    escalation's (else the same again)."""
+    timeout = stage.timeout if escalation_level == 0 else stage.escalation_timeout or stage.timeout
+    return started + timeout if timeout else None
+
+
 @dataclass(frozen=True)
 class Vote:
     voter: str
@@ -241,12 +248,9 @@ class Request:
         """When the current phase of the current stage times out."""
         if self.status is not Status.PENDING or not self.stages or self.stage_started_at is None:
             return None
-        stage = self.stages[self.current_stage]
-        if self.escalation_level == 0:
-            timeout = stage.timeout
-        else:
-            timeout = stage.escalation_timeout or stage.timeout
-        return self.stage_started_at + timeout if timeout else None
+        return stage_deadline(
+            self.stages[self.current_stage], self.stage_started_at, self.escalation_level
+        )
 
     @property
     def next_reminder_at(self) -> datetime | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -84,6 +85,19 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class RequestBrief:
+    """What an inbox needs to filter, count and order requests before loading them."""
+
+    id: str
+    requester: str
+    target: str
+    policy: str
+    risk: str | None
+    created_at: datetime
+    deadline_at: datetime | None
+
+
 class RequestRepository(Protocol):
     def add(self, request: Request) -> None: ...
     def get(self, request_id: str, for_update: bool = False) -> Request: ...
@@ -109,6 +123,16 @@ class RequestRepository(Protocol):
         limit: int,
         viewer: str | None = None,
     ) -> Page: ...
+    def count(
+        self,
+        *,
+        status: str | None = None,
+        requester: str | None = None,
+        awaiting: str | None = None,
+        viewer: str | None = None,
+    ) -> int: ...
+    def get_many(self, ids: builtins.list[str]) -> builtins.list[Request]: ...
+    def briefs(self, *, awaiting: str, viewer: str | None) -> builtins.list[RequestBrief]: ...
 
 
 class AuditLog(Protocol):

@@ -7,9 +7,9 @@ may not see is, to them, a request that does not exist (``NotFound``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from signoff.domain.audit import AuditEvent, ChainReport, verify_chain
@@ -18,7 +18,7 @@ from signoff.domain.identity import User
 from signoff.domain.replay import differences, replay
 from signoff.domain.requests import Request
 from signoff.services.dependencies import Services
-from signoff.services.ports import Page, UnitOfWork, UnitOfWorkFactory
+from signoff.services.ports import Page, RequestBrief, UnitOfWork, UnitOfWorkFactory
 
 
 def find_request(uow: UnitOfWorkFactory, request_id: str) -> Request | None:
@@ -111,6 +111,50 @@ def list_requests(
             limit=limit,
             viewer=None if user.admin else user.name,
         )
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """One page of what awaits a person (the nearest deadline first), how many match
+    the filters, how many await in all, and the values the filters can take."""
+
+    items: list[Request]
+    matching: int
+    total: int
+    policies: list[str]
+    targets: list[str]
+    requesters: list[str]
+
+
+def inbox(
+    svc: Services,
+    user: User,
+    keep: Callable[[RequestBrief], bool],
+    offset: int = 0,
+    limit: int = 100,
+) -> Inbox:
+    """What awaits ``user``'s vote, filtered by ``keep``, nearest deadline first (then
+    oldest): a light query for all of it, then only the page shown is loaded."""
+    with svc.uow(write=False) as uow:
+        briefs = uow.requests.briefs(awaiting=user.name, viewer=None if user.admin else user.name)
+        chosen = [b for b in briefs if keep(b)]
+        far = datetime.max.replace(tzinfo=UTC)
+        chosen.sort(key=lambda b: (b.deadline_at or far, b.created_at, b.id))
+        shown = uow.requests.get_many([b.id for b in chosen[offset : offset + limit]])
+    return Inbox(
+        items=shown,
+        matching=len(chosen),
+        total=len(briefs),
+        policies=sorted({b.policy for b in briefs}),
+        targets=sorted({b.target for b in briefs}),
+        requesters=sorted({b.requester for b in briefs}),
+    )
+
+
+def count_awaiting(svc: Services, user: User) -> int:
+    """How many pending requests await this person's vote (the inbox's count)."""
+    with svc.uow(write=False) as uow:
+        return uow.requests.count(awaiting=user.name, viewer=None if user.admin else user.name)
 
 
 def executions_of(svc: Services, user: User, request_id: str) -> list[dict[str, Any]]:

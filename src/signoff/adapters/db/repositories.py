@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import threading
 from collections.abc import Iterator
@@ -17,8 +18,15 @@ from signoff.domain.actions import Action
 from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
 from signoff.domain.events import AuditedEvent
-from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status, Vote
-from signoff.services.ports import Notification, Page, WebSession
+from signoff.domain.requests import (
+    Decision,
+    Grant,
+    Request,
+    StagePlan,
+    Status,
+    Vote,
+)
+from signoff.services.ports import Notification, Page, RequestBrief, WebSession
 
 VIEWING = -1  # request_approvers.stage of those who may only see a request
 
@@ -80,6 +88,7 @@ class DatabaseRequestRepository:
             "reminders_sent": r.reminders_sent,
             "expires_at": r.expires_at,
             "next_due_at": r.next_due_at,
+            "deadline_at": r.deadline_at,
             "fold_count": r.fold_count,
             "notify": list(r.notify),
             "digest_seconds": (
@@ -156,31 +165,37 @@ class DatabaseRequestRepository:
         return self.get(rid, for_update)
 
     def _load(self, row: Any) -> Request:
+        return self._load_many([row])[0]
+
+    def _load_many(self, rows: list[Any]) -> list[Request]:
+        """Requests from their rows, with their votes and grants read in two queries for
+        all of them (not two per request)."""
+        ids = [row["id"] for row in rows]
+        votes: dict[str, list[Vote]] = {rid: [] for rid in ids}
+        grants: dict[str, Grant] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for v in self.conn.execute(
+                sa.select(t.votes).where(t.votes.c.request_id.in_(chunk)).order_by(t.votes.c.id)
+            ).mappings():
+                votes[v["request_id"]].append(
+                    Vote(v["voter"], Decision(v["decision"]), v["comment"], v["stage"], v["at"])
+                )
+            for g in self.conn.execute(
+                sa.select(t.grants).where(t.grants.c.request_id.in_(chunk))
+            ).mappings():
+                grants[g["request_id"]] = Grant(
+                    g["id"],
+                    g["expires_at"],
+                    g["uses_total"],
+                    g["uses_left"],
+                    g["issued_at"],
+                    g["revoked_at"],
+                )
+        return [self._build(row, votes[row["id"]], grants.get(row["id"])) for row in rows]
+
+    def _build(self, row: Any, votes: list[Vote], grant: Grant | None) -> Request:
         rid = row["id"]
-        vote_rows = self.conn.execute(
-            sa.select(t.votes).where(t.votes.c.request_id == rid).order_by(t.votes.c.id)
-        ).mappings()
-        votes = [
-            Vote(v["voter"], Decision(v["decision"]), v["comment"], v["stage"], v["at"])
-            for v in vote_rows
-        ]
-        g = (
-            self.conn.execute(sa.select(t.grants).where(t.grants.c.request_id == rid))
-            .mappings()
-            .first()
-        )
-        grant = (
-            Grant(
-                g["id"],
-                g["expires_at"],
-                g["uses_total"],
-                g["uses_left"],
-                g["issued_at"],
-                g["revoked_at"],
-            )
-            if g is not None
-            else None
-        )
         self._persisted_votes[rid] = len(votes)
         self._had_grant[rid] = grant is not None
         self._escalated[(rid, row["current_stage"])] = row["escalation_level"] > 0
@@ -338,7 +353,87 @@ class DatabaseRequestRepository:
         viewer: str | None = None,
     ) -> Page:
         r = t.requests
-        q = sa.select(r)
+        q = self._matching(sa.select(r), status, requester, awaiting, viewer)
+        if cursor:
+            created, rid = _decode_cursor(cursor)
+            q = q.where(sa.tuple_(r.c.created_at, r.c.id) < sa.tuple_(created, rid))
+        q = q.order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1)
+        rows = list(self.conn.execute(q).mappings())
+        items = self._load_many(rows[:limit])
+        nxt = None
+        if len(rows) > limit:
+            last = items[-1]
+            nxt = _encode_cursor(last.created_at, last.id)
+        return Page(items, nxt)
+
+    def get_many(self, ids: builtins.list[str]) -> builtins.list[Request]:
+        """These requests, in this order (ids not found are left out)."""
+        rows = {
+            row["id"]: row
+            for start in range(0, len(ids), 500)
+            for row in self.conn.execute(
+                sa.select(t.requests).where(t.requests.c.id.in_(ids[start : start + 500]))
+            ).mappings()
+        }
+        return self._load_many([rows[i] for i in ids if i in rows])
+
+    def briefs(self, *, awaiting: str, viewer: str | None) -> builtins.list[RequestBrief]:
+        """A few facts about every request awaiting this person, in one light query
+        (no JSON decoded): enough to filter, count and order an inbox before loading
+        the page shown."""
+        r = t.requests
+        risk = r.c.context["risk"].as_string()
+        q = self._matching(
+            sa.select(
+                r.c.id,
+                r.c.requester,
+                r.c.action_target,
+                r.c.policy_name,
+                risk.label("risk"),
+                r.c.created_at,
+                r.c.deadline_at,
+            ),
+            None,
+            None,
+            awaiting,
+            viewer,
+        )
+        return [
+            RequestBrief(
+                id=row.id,
+                requester=row.requester,
+                target=row.action_target,
+                policy=row.policy_name,
+                risk=row.risk,
+                created_at=row.created_at,
+                deadline_at=row.deadline_at,
+            )
+            for row in self.conn.execute(q)
+        ]
+
+    def count(
+        self,
+        *,
+        status: str | None = None,
+        requester: str | None = None,
+        awaiting: str | None = None,
+        viewer: str | None = None,
+    ) -> int:
+        """How many requests ``list`` would give with these filters, in one query."""
+        q = self._matching(
+            sa.select(sa.func.count()).select_from(t.requests), status, requester, awaiting, viewer
+        )
+        return int(self.conn.execute(q).scalar_one())
+
+    def _matching(
+        self,
+        q: Any,
+        status: str | None,
+        requester: str | None,
+        awaiting: str | None,
+        viewer: str | None,
+    ) -> Any:
+        r = t.requests
         if viewer is not None:  # not an admin: their own requests and those they were asked
             ra = t.request_approvers
             q = q.where(
@@ -372,17 +467,7 @@ class DatabaseRequestRepository:
                 ),
                 ~sa.exists().where(v.c.request_id == r.c.id, v.c.voter == awaiting),
             )
-        if cursor:
-            created, rid = _decode_cursor(cursor)
-            q = q.where(sa.tuple_(r.c.created_at, r.c.id) < sa.tuple_(created, rid))
-        q = q.order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1)
-        rows = list(self.conn.execute(q).mappings())
-        items = [self._load(row) for row in rows[:limit]]
-        nxt = None
-        if len(rows) > limit:
-            last = items[-1]
-            nxt = _encode_cursor(last.created_at, last.id)
-        return Page(items, nxt)
+        return q
 
 
 def _encode_cursor(created: datetime, rid: str) -> str:

@@ -81,6 +81,8 @@ requests = sa.Table(
     # The next moment the scheduler must act on this request (reminder, escalation,
     # timeout, grant expiry), or NULL: a sweep reads only rows that are due.
     sa.Column("next_due_at", UTCDateTime),
+    # When the current stage's phase times out (a pending request), for inboxes.
+    sa.Column("deadline_at", UTCDateTime),
     # How many more times the requester asked for this same action while it was pending.
     sa.Column("fold_count", sa.Integer, nullable=False, server_default="0"),
     # The channels its policy names (`notify:`), or [] for the server's default channels.

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from signoff.domain.errors import PolicyError, SignoffError
@@ -33,9 +33,26 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+MACHINE_PATHS = ("/v1/", "/.well-known/", "/slack/", "/healthz", "/readyz", "/metrics", "/openapi")
+
+
+def for_people(request: Request) -> bool:
+    """A browser asking for a page: errors are pages for people there, never JSON."""
+    path = request.url.path
+    return not path.startswith(MACHINE_PATHS) and "text/html" in request.headers.get("accept", "")
+
+
+def people_page(status: int, title: str, detail: str) -> Response:
+    from signoff.entrypoints.web.pages import page
+
+    return page("message.html", title, status, lines=[detail], back="/")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SignoffError)
-    async def signoff_error(_: Request, exc: SignoffError) -> JSONResponse:
+    async def signoff_error(request: Request, exc: SignoffError) -> Response:
+        if for_people(request):
+            return people_page(exc.status, exc.title, exc.detail)
         extra = dict(exc.extra)
         if isinstance(exc, PolicyError):
             extra["problems"] = [
@@ -45,13 +62,17 @@ def install(app: FastAPI) -> None:
         return problem(exc.status, exc.code, exc.title, exc.detail, **_jsonable(extra))
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ())]
             errors.append({"field": ".".join(loc), "message": str(err.get("msg", ""))})
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         where = first["field"].split(".", 1)  # body.reason -> reason, query.cursor -> cursor
+        if for_people(request):
+            return people_page(
+                422, "This form could not be read", f"{where[-1]}: {first['message']}"
+            )
         return problem(
             422,
             "validation-error",
@@ -62,7 +83,12 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if for_people(request):
+            said = {404: "There is no page here.", 405: "This page cannot be used that way."}
+            return people_page(
+                exc.status_code, str(exc.detail), said.get(exc.status_code, str(exc.detail))
+            )
         codes = {
             400: "invalid-body",
             401: "unauthenticated",
@@ -81,8 +107,15 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error")
+        if for_people(request):
+            return people_page(
+                500,
+                "Something went wrong",
+                "Signoff could not show this page; the error has been logged. Nothing you "
+                "sent was lost: try again, or tell an admin.",
+            )
         return problem(
             500,
             "internal-error",

@@ -79,11 +79,15 @@ def page(
     app: App | None = None,
     here: str = "",
     live: str | None = None,
+    known: Mapping[str, int] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    counts: Mapping[str, int] = {}
+    """A page; ``known``: navigation counts the caller has already (not asked again)."""
+    counts: dict[str, int] = dict(known or {})
     if me is not None and app is not None:
-        counts = {key: count(app, me) for key, count in COUNTS.items()}
+        for key, count in COUNTS.items():
+            if key not in counts:
+                counts[key] = count(app, me)
     html = templates.get_template(template).render(
         title=title, me=me, nav=NAV, here=here, counts=counts, live=live, **context
     )

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -42,9 +43,10 @@ from signoff.entrypoints.web.render import action_blocks
 from signoff.services import requests as use_cases
 from signoff.services import sessions, views
 from signoff.services.messages import RequestSummary, summarize
+from signoff.services.ports import RequestBrief
 from signoff.services.sessions import SignedIn
 
-INBOX_LIMIT = 1000
+INBOX_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -96,13 +98,6 @@ def _item(r: SignoffRequest, s: RequestSummary, now: datetime) -> InboxItem:
         deadline=r.deadline_at,
         created_at=r.created_at,
     )
-
-
-def awaiting(app: App, me: SignedIn) -> list[SignoffRequest]:
-    page_ = views.list_requests(
-        app.services, me.user, status="pending", awaiting="me", limit=INBOX_LIMIT
-    )
-    return page_.items
 
 
 def why_not(r: SignoffRequest, person: str) -> str | None:
@@ -219,7 +214,7 @@ def _executions(app: App, me: SignedIn, r: SignoffRequest) -> list[dict[str, Any
 
 
 def _count_inbox(app: App, me: SignedIn) -> int:
-    return len(awaiting(app, me))
+    return views.count_awaiting(app.services, me.user)
 
 
 def router(app: App) -> APIRouter:
@@ -237,53 +232,63 @@ def router(app: App) -> APIRouter:
         requester: str = "",
         risk: str = "",
         age: str = "",
+        start: int = 0,
     ) -> Response:
-        """What awaits my vote, the nearest deadline first."""
+        """What awaits my vote, the nearest deadline first, a page at a time."""
         me = signed_in(app, request)
         if me is None:
             return to_signin(request)
         now = svc.clock.now()
-        pending = awaiting(app, me)
-        items = [_item(r, summarize(r), now) for r in pending]
-        choices = {
-            "policy": sorted({i.policy for i in items}),
-            "target": sorted({i.target for i in items}),
-            "requester": sorted({i.requester for i in items}),
-        }
         older: timedelta | None = None
         if age:
             try:
                 older = parse_duration(age[:20])
             except ValueError:
                 older = None
-        shown = [
-            i
-            for i in items
-            if (not policy or i.policy == policy)
-            and (not target or i.target == target)
-            and (not requester or i.requester == requester)
-            and (not risk or i.risk == risk)
-            and (older is None or now - i.created_at >= older)
-        ]
-        far = datetime.max.replace(tzinfo=now.tzinfo)
-        shown.sort(key=lambda i: (i.deadline or far, i.created_at))
-        filtered = len(shown) != len(items)
+
+        def keep(b: RequestBrief) -> bool:
+            return (
+                (not policy or b.policy == policy)
+                and (not target or b.target == target)
+                and (not requester or b.requester == requester)
+                and (not risk or b.risk == risk)
+                and (older is None or now - b.created_at >= older)
+            )
+
+        start = max(0, min(start, 10**6))
+        found = views.inbox(svc, me.user, keep, start, INBOX_PAGE)
+        items = [_item(r, summarize(r, analysis=False), now) for r in found.items]
+        filtered = found.matching != found.total
+        base = {
+            "policy": policy,
+            "target": target,
+            "requester": requester,
+            "risk": risk,
+            "age": age,
+        }
+        more = start + INBOX_PAGE < found.matching
         return page(
             "inbox.html",
             "Needs your review",
             me=me,
             app=app,
+            known={"inbox": found.total},
             here="/",
             live="/live",
-            items=shown,
-            choices=choices,
-            filters={
-                "policy": policy,
-                "target": target,
-                "requester": requester,
-                "risk": risk,
-                "age": age,
+            items=items,
+            choices={
+                "policy": found.policies,
+                "target": found.targets,
+                "requester": found.requesters,
             },
+            filters=base,
+            shown_from=start + 1,
+            shown_to=start + len(items),
+            matching=found.matching,
+            next_page="?" + urlencode({**base, "start": start + INBOX_PAGE}) if more else "",
+            previous_page=(
+                "?" + urlencode({**base, "start": max(0, start - INBOX_PAGE)}) if start else ""
+            ),
             empty="Nothing matches these filters." if filtered else "Nothing awaits your vote.",
         )
 
