@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ class Cli:
         self.env = env
         self.database_url = database_url
         self.tokens: dict[str, str] = {}
+        self.signin = ""  # the sign-in link the server printed at its first start
 
     def run(self, *args: str, user: str | None = None, timeout: float = 60):
         env = dict(self.env)
@@ -71,6 +73,7 @@ def cli(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         admin_line = (data_dir / "server.log").read_text()
         assert "Admin API token for alice" in admin_line
         c.tokens["alice"] = admin_line.split("keep it safe):\n", 1)[1].split()[0]
+        c.signin = re.search(r"http://\S+/signin/\S+", admin_line).group(0)  # type: ignore[union-attr]
         yield c
     finally:
         stop([server])
@@ -333,6 +336,20 @@ def test_audit_verify_names_the_tampered_event(cli: Cli) -> None:
                 conn.execute(events.delete().where(events.c.seq == original["seq"]))
                 conn.execute(events.insert().values(**original))
         engine.dispose()
+
+
+def test_the_first_start_prints_a_sign_in_link_that_works_once(cli: Cli) -> None:
+    path = cli.signin.split("/signin/", 1)[1]
+    link = f"{cli.env['SIGNOFF_URL']}/signin/{path}"
+    with httpx.Client(timeout=10) as web:
+        landed = web.get(link, follow_redirects=True)
+        assert landed.status_code == 200 and "Needs your review" in landed.text
+        assert ">alice<" in landed.text
+    again = httpx.get(link)
+    assert again.status_code == 403 and "already been used" in again.text
+    made = cli.run("signin-link", "--user", "bob", "--next", "/requests/x")
+    assert made.returncode == 0, made.stderr
+    assert "/signin/" in made.stdout and made.stdout.strip().endswith("?next=/requests/x")
 
 
 def test_db_upgrade_is_idempotent(cli: Cli) -> None:
