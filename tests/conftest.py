@@ -412,9 +412,10 @@ def offsite_requests() -> list[str]:
 @pytest.fixture
 def page(browser: Browser, offsite_requests: list[str]) -> Iterator[Page]:
     """A page in a fresh browser context (no cookies or storage from other tests) with
-    the network cut off: any request to anywhere but this machine is aborted and
-    recorded in ``offsite_requests``."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    the network cut off: any HTTP request to anywhere but this machine is aborted and
+    recorded in ``offsite_requests``. Service workers are blocked, as routing does not
+    see their requests."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
 
     def guard(route: Route) -> None:
         url = route.request.url
