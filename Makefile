@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_LINK_MODE := copy
 
-.PHONY: help install run test lint typecheck unit bench clean
+.PHONY: help install browser run test lint typecheck unit bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,7 +20,21 @@ install: ## Install uv (if missing) and the locked dependencies into .venv, comp
 run: install ## Start the server on the embedded default (SQLite, example policies and users)
 	$(UV) run --frozen signoff serve
 
-test: install lint typecheck ## Install everything and run the whole test suite (SQLite and PostgreSQL) on two workers
+browser: ## Install Debian's chromium for the browser tests, if it is missing (needs root)
+	@# Playwright drives the system's chromium (its own browser download needs the internet).
+	@# apt's output is shown only if it fails. Without chromium the browser tests skip,
+	@# or fail under CI=true.
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "chromium is missing and only root can install it: the browser tests will skip"; \
+		else \
+			echo "Installing chromium for the browser tests (apt-get)"; \
+			out=$$( { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -q --no-install-recommends chromium; } 2>&1 ) \
+				|| { echo "$$out"; exit 1; }; \
+		fi; }
+
+test: install lint typecheck browser ## Install everything and run the whole test suite (SQLite and PostgreSQL) on two workers
 	$(UV) run --frozen pytest -q -n 2 --dist loadfile
 
 lint: install ## ruff lint and format check

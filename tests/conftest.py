@@ -1,4 +1,5 @@
-"""Shared fixtures: real SQLite files and a real PostgreSQL database, real servers."""
+"""Shared fixtures: real SQLite files and a real PostgreSQL database, real servers, a real
+headless browser."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -33,6 +35,9 @@ from signoff.services.auth import create_token
 from signoff.services.dependencies import Services
 from signoff.services.ports import Clock
 from signoff.services.views import find_request
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Route
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN_URL = os.environ.get("SIGNOFF_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -68,12 +73,18 @@ def _pg_reachable() -> str | None:
         return str(exc).strip().splitlines()[0]
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose tool is missing here; under CI=true, where everything must run,
+    fail it instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (and CI=true: nothing may be skipped)")
+    pytest.skip(reason)
+
+
 def skip_unless_pg_reachable() -> None:
     problem = _pg_reachable()
     if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_URL} and CI=true: {problem}")
-        pytest.skip(f"PostgreSQL unreachable: {problem}")
+        unavailable(f"PostgreSQL is unreachable at {PG_ADMIN_URL}: {problem}")
 
 
 @contextmanager
@@ -344,3 +355,77 @@ def reload(svc: Services, request_id: str) -> Request:
     found = find_request(svc.uow, request_id)
     assert found is not None, f"request {request_id} is not stored"
     return found
+
+
+# ----- a headless browser (Debian's chromium, driven by Playwright) -------------------
+
+# The browser resolves every name in .signoff.test to 127.0.0.1, so a test can load its
+# pages as a deployment's are, under a name that is not loopback (scripts may treat
+# localhost apart: Swagger UI's validator badge, for one, never calls out from there).
+TEST_DOMAIN = "signoff.test"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    f"--host-resolver-rules=MAP *.{TEST_DOMAIN} 127.0.0.1",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless chromium per test module: the system's (``make test`` installs
+    Debian's package when run as root), as Playwright's own download needs the internet.
+    Not per session: Playwright's sync API leaves its event loop marked as running in
+    the thread while it is open, and a later module's ``asyncio.run`` would refuse to
+    start. A launch costs about a second."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        unavailable("chromium is not installed: make test installs it when run as root")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+def on_this_machine(url: str) -> bool:
+    """Whether a request stays on this machine: loopback, a name in .signoff.test, or
+    data the page already holds."""
+    parts = urlsplit(url)
+    if parts.scheme in ("data", "blob", "about"):
+        return True
+    host = parts.hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1") or host.endswith(f".{TEST_DOMAIN}")
+
+
+@pytest.fixture
+def offsite_requests() -> list[str]:
+    """The URLs the ``page`` tried to reach off this machine (each was refused)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, offsite_requests: list[str]) -> Iterator[Page]:
+    """A page in a fresh browser context (no cookies or storage from other tests) with
+    the network cut off: any HTTP request to anywhere but this machine is aborted and
+    recorded in ``offsite_requests``. Service workers are blocked, as routing does not
+    see their requests."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+
+    def guard(route: Route) -> None:
+        url = route.request.url
+        if on_this_machine(url):
+            route.continue_()
+        else:
+            offsite_requests.append(url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", guard)
+    opened = context.new_page()
+    yield opened
+    context.close()

@@ -1,12 +1,13 @@
 """The HTTP application: the API (v1) routers, the pages behind message links, Slack's
-interactivity, problem+json errors and the body size limit, over one ``App``."""
+interactivity, the API's documentation page (with its assets, nothing from a CDN),
+problem+json errors and the body size limit, over one ``App``."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from signoff.bootstrap import App
-from signoff.entrypoints.api import grants, operations, policies, problems, requests
+from signoff.entrypoints.api import docs, grants, operations, policies, problems, requests
 from signoff.entrypoints.api.limits import BodySizeLimit
 
 
@@ -16,6 +17,10 @@ def create_app(app: App) -> FastAPI:
         version="1",
         description="Just-in-time action approval: ask at the moment of need, grant exactly "
         "the approved action, keep a tamper-evident record.",
+        # FastAPI's own /docs and /redoc load their scripts from CDNs: docs.install
+        # serves a /docs that loads them from this server, and there is no /redoc.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.signoff = app
     problems.install(api)
@@ -29,6 +34,7 @@ def create_app(app: App) -> FastAPI:
         from signoff.entrypoints.web.slack import router as slack_router
 
         api.include_router(slack_router(app))
+    docs.install(api)
     api.include_router(operations.router(app))
     api.include_router(requests.router(app))
     api.include_router(grants.router(app))
