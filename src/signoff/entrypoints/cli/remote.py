@@ -19,6 +19,21 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from signoff.domain.errors import SignoffError
+from signoff.entrypoints.cli.options import (
+    ArgOpt,
+    CommentOpt,
+    JsonOpt,
+    LabelOpt,
+    LinkOpt,
+    ParamOpt,
+    ReasonOpt,
+    RequestIdArg,
+    Risk,
+    RiskOpt,
+    TargetOpt,
+    TicketOpt,
+    TypeOpt,
+)
 from signoff.entrypoints.cli.output import (
     EXIT_DENIED,
     EXIT_ERROR,
@@ -37,6 +52,9 @@ if TYPE_CHECKING:
 
 @contextmanager
 def client() -> Iterator[SignoffClient]:
+    """The client for ``SIGNOFF_URL`` and ``SIGNOFF_TOKEN``; an API problem inside the
+    block ends the command with one line in the CLI's terms (``problems.said``)."""
+    from signoff.entrypoints.cli import problems
     from signoff.entrypoints.cli.client import ApiError, ClientSettings, SignoffClient
 
     cs = ClientSettings.from_env()
@@ -45,7 +63,7 @@ def client() -> Iterator[SignoffClient]:
         yield c
     except ApiError as exc:
         code = EXIT_DENIED if exc.status == 403 else EXIT_ERROR
-        fail(exc.detail, code)
+        fail(problems.said(exc, cs), code)
     finally:
         c.close()
 
@@ -172,21 +190,34 @@ def _follow(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
             status_ctx.stop()
 
 
-TypeOpt = Annotated[str, typer.Option("--type", help="Action type, e.g. sql.execute.")]
-TargetOpt = Annotated[str, typer.Option(help="Action target, e.g. pg/prod.")]
-ParamOpt = Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")]
-ArgOpt = Annotated[
-    list[str] | None, typer.Option(help="One argv element of a command (repeatable).")
-]
-ReasonOpt = Annotated[str, typer.Option(help="Why you need this.")]
-TicketOpt = Annotated[str | None, typer.Option(help="Ticket, e.g. OPS-42.")]
-
-
 def _action_params(param: list[str] | None, arg: list[str] | None) -> dict[str, Any]:
     params: dict[str, Any] = dict(parse_pairs(param, "--param"))
     if arg:
         params["argv"] = list(arg)
     return params
+
+
+def _ask(
+    type_: str,
+    target: str,
+    param: list[str] | None,
+    arg: list[str] | None,
+    reason: str,
+    ticket: str | None,
+    link: list[str] | None,
+    label: list[str] | None,
+    risk: Risk | None,
+) -> dict[str, Any]:
+    """The body of a new request, from the options ``request`` and ``run`` share."""
+    context: dict[str, Any] = {"links": link or [], "labels": parse_pairs(label, "--label")}
+    if risk:
+        context["risk"] = risk.value
+    return {
+        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
+        "reason": reason,
+        "ticket": ticket,
+        "context": context,
+    }
 
 
 def request(
@@ -196,21 +227,16 @@ def request(
     arg: ArgOpt = None,
     reason: ReasonOpt = "",
     ticket: TicketOpt = None,
-    link: Annotated[list[str] | None, typer.Option(help="A link for context.")] = None,
-    label: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
-    risk: Annotated[str | None, typer.Option(help="low, medium, high, critical.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the decision.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    link: LinkOpt = None,
+    label: LabelOpt = None,
+    risk: RiskOpt = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the request until it is decided.")
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Ask for approval of an action; with --wait, follow it until it is decided."""
-    body: dict[str, Any] = {
-        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
-        "reason": reason,
-        "ticket": ticket,
-        "context": {"links": link or [], "labels": parse_pairs(label, "--label")},
-    }
-    if risk:
-        body["context"]["risk"] = risk
+    body = _ask(type_, target, param, arg, reason, ticket, link, label, risk)
     with client() as c:
         r = c.create_request(body)
         if r["status"] != "pending" or not wait:
@@ -255,8 +281,10 @@ def _show_execution(x: dict[str, Any], as_json: bool) -> NoReturn:
 
 
 def execute(
-    request_id: Annotated[str, typer.Argument(help="An approved request.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    request_id: Annotated[
+        str, typer.Argument(metavar="ID", help="An approved request (8+ characters of its id).")
+    ],
+    as_json: JsonOpt = False,
 ) -> None:
     """Have Signoff perform an approved request's action on its target; print the result."""
     with client() as c:
@@ -271,14 +299,13 @@ def run(
     arg: ArgOpt = None,
     reason: ReasonOpt = "",
     ticket: TicketOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    link: LinkOpt = None,
+    label: LabelOpt = None,
+    risk: RiskOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Ask, wait for the decision, and have Signoff run the action: one command."""
-    body: dict[str, Any] = {
-        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
-        "reason": reason,
-        "ticket": ticket,
-    }
+    body = _ask(type_, target, param, arg, reason, ticket, link, label, risk)
     with client() as c:
         r = c.create_request(body)
         if r["status"] == "pending":
@@ -305,26 +332,26 @@ def _vote(request_id: str, decision: str, comment: str, as_json: bool) -> None:
 
 
 def approve(
-    request_id: Annotated[str, typer.Argument(help="Request id.")],
-    comment: Annotated[str, typer.Option(help="Why.")] = "",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    request_id: RequestIdArg,
+    comment: CommentOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Approve a request."""
     _vote(request_id, "approve", comment, as_json)
 
 
 def deny(
-    request_id: Annotated[str, typer.Argument(help="Request id.")],
-    comment: Annotated[str, typer.Option(help="Why.")] = "",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    request_id: RequestIdArg,
+    comment: CommentOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Deny a request (ends it)."""
     _vote(request_id, "deny", comment, as_json)
 
 
 def cancel(
-    request_id: Annotated[str, typer.Argument(help="Request id.")],
-    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    request_id: RequestIdArg,
+    comment: CommentOpt = "",
 ) -> None:
     """Cancel a pending or approved request (requester or admin)."""
     with client() as c:
@@ -332,7 +359,7 @@ def cancel(
     out.print(f"cancelled: {_summary(r)}", markup=False)
 
 
-def inbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def inbox(as_json: JsonOpt = False) -> None:
     """Requests awaiting your vote."""
     with client() as c:
         page = c.list_requests(awaiting="me", limit=200)
@@ -360,10 +387,15 @@ def inbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 def list_(
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    requester: Annotated[str | None, typer.Option(help="Only this requester.")] = None,
-    limit: Annotated[int, typer.Option(help="How many.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status: Annotated[
+        str | None,
+        typer.Option(metavar="STATUS", help="Only this status: pending, approved, denied, ..."),
+    ] = None,
+    requester: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only this requester's.")
+    ] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="How many, at most 200.")] = 50,
+    as_json: JsonOpt = False,
 ) -> None:
     """List requests, newest first."""
     with client() as c:
@@ -379,8 +411,8 @@ def list_(
 
 
 def show(
-    request_id: Annotated[str, typer.Argument(help="Request id.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    request_id: RequestIdArg,
+    as_json: JsonOpt = False,
 ) -> None:
     """Everything about one request: action, context, policy, stages, votes, timeline."""
     with client() as c:
@@ -432,18 +464,28 @@ def _action_body(type_: str, target: str, param: list[str] | None) -> dict[str, 
     return {"type": type_, "target": target, "params": parse_pairs(param, "--param")}
 
 
+GrantTokenArg = Annotated[
+    str, typer.Argument(metavar="TOKEN", help="The grant token (what request --wait printed).")
+]
+GrantTypeOpt = Annotated[
+    str, typer.Option("--type", "--action", metavar="TYPE", help="The action's type.")
+]
+GrantTargetOpt = Annotated[str, typer.Option(metavar="TARGET", help="The action's target.")]
+
+
 def grant_verify(
-    token: Annotated[str, typer.Argument(help="The grant token.")],
-    type_: Annotated[str, typer.Option("--type", "--action", help="Action type.")],
-    target: Annotated[str, typer.Option(help="Action target.")],
-    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    token: GrantTokenArg,
+    type_: GrantTypeOpt,
+    target: GrantTargetOpt,
+    param: ParamOpt = None,
     jwks: Annotated[
-        str | None, typer.Option(help="JWKS file or URL (default: the server's).")
+        str | None,
+        typer.Option(metavar="FILE|URL", help="JWKS file or URL (default: the server's)."),
     ] = None,
 ) -> None:
     """Check a token offline against the JWKS: signature, expiry and the action's digest.
 
-    This does not consume a use; redemption does (``signoff grant redeem``)."""
+    This does not consume a use; redemption does (signoff grant redeem)."""
     from signoff.adapters.signing import verify_with_jwks
     from signoff.domain.actions import Action
 
@@ -479,10 +521,10 @@ def grant_verify(
 
 
 def grant_redeem(
-    token: Annotated[str, typer.Argument(help="The grant token.")],
-    type_: Annotated[str, typer.Option("--type", "--action", help="Action type.")],
-    target: Annotated[str, typer.Option(help="Action target.")],
-    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    token: GrantTokenArg,
+    type_: GrantTypeOpt,
+    target: GrantTargetOpt,
+    param: ParamOpt = None,
 ) -> None:
     """Consume one use of a grant for exactly this action."""
     with client() as c:
@@ -494,8 +536,8 @@ def grant_redeem(
 
 
 def grant_revoke(
-    grant_id: Annotated[str, typer.Argument(help="Grant id.")],
-    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    grant_id: Annotated[str, typer.Argument(metavar="GRANT_ID", help="The grant's id.")],
+    comment: CommentOpt = "",
 ) -> None:
     """Revoke a grant (admins)."""
     with client() as c:
