@@ -5,9 +5,11 @@ naming the option. Every command is checked, so a new one is held to the same.""
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import typing
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from typer.testing import CliRunner
 from signoff.entrypoints.api.schemas import ContextIn
 from signoff.entrypoints.cli import main, remote
 from signoff.entrypoints.cli.options import Risk
+
+ROOT = Path(__file__).parent.parent.parent
 
 
 def commands() -> Iterator[tuple[list[str], Callable[..., Any]]]:
@@ -101,3 +105,16 @@ def test_a_usage_error_is_one_line_naming_the_option(capsys: pytest.CaptureFixtu
     code, text = usage(["grant"], capsys)  # a group alone: its help, as before
     assert code == 2
     assert text.startswith("Usage: signoff grant [OPTIONS] COMMAND") and "verify" in text
+
+
+def test_make_run_takes_a_port() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "run", "PORT=8100"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "signoff serve --port 8100" in dry.stdout
+    assert (
+        "PORT="
+        in subprocess.run(
+            ["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    )
