@@ -39,9 +39,13 @@ def say(text: str, console: Console = out, hang: int = 4) -> None:
     """Plain text (no markup), a line at a time. In a terminal narrower than a line, the
     line wraps at spaces and what follows its first row is indented by ``hang`` more than
     it; a word longer than the width (an id, a URL) is kept whole."""
+    if console.soft_wrap:  # piped: as it is (Rich would expand tabs, and a Ctrl-C in
+        console.file.write(text + "\n")  # its print could leave the line to print twice)
+        console.file.flush()
+        return
     width = console.width
     for line in text.split("\n"):
-        if console.soft_wrap or cell_len(line) <= width:
+        if cell_len(line) <= width:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
             continue
         lead = " " * (len(line) - len(line.lstrip(" ")))

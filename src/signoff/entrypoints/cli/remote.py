@@ -37,6 +37,7 @@ from signoff.entrypoints.cli.options import (
 from signoff.entrypoints.cli.output import (
     EXIT_DENIED,
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TIMEOUT,
     err,
@@ -44,6 +45,7 @@ from signoff.entrypoints.cli.output import (
     guarded,
     out,
     parse_pairs,
+    say,
 )
 
 if TYPE_CHECKING:
@@ -99,17 +101,33 @@ def _needed(r: dict[str, Any]) -> str:
 
 
 def _progress(r: dict[str, Any]) -> str:
+    """Where a request stands, in one short line: "pending: needs 1 more approval from
+    carol (stage 1 of 1: dba)", or "request <id> is approved"."""
     if r["status"] != "pending":
         return f"request {r['id']} is {said(r['status'])}"
-    votes = (
-        ", ".join(f"{v['voter']} {voted(v['decision'])}" for v in r.get("votes", [])) or "no votes"
-    )
-    stage_total = len(r.get("stages", [])) if "stages" in r else 1
-    return (
-        f"pending: stage {r['current_stage'] + 1}/{max(stage_total, 1)}, "
-        f"{r['still_needed']} more approval(s) needed; {votes}; "
-        f"can vote: {', '.join(r.get('awaiting', [])) or 'nobody'}"
-    )
+    return f"pending: needs {_needed(r)}"
+
+
+def _event_said(ev: dict[str, Any]) -> str:
+    """An event of the request's stream as people say it: "bob approved (looks right)",
+    "stage 2 (security) opened"; an event without words of its own by its name."""
+    from signoff.domain.events import EventType
+
+    p = ev.get("payload") or {}
+    actor = ev["actor"]
+    match ev["type"]:
+        case EventType.VOTE_CAST:
+            comment = f" ({p['comment']})" if p.get("comment") else ""
+            return f"{actor} {voted(str(p.get('decision')))}{comment}"
+        case EventType.STAGE_ADVANCED:
+            return f"stage {int(p.get('stage', 0)) + 1} ({p.get('name')}) opened"
+        case EventType.STAGE_ESCALATED:
+            return f"escalated: {' and '.join(p.get('added') or []) or 'nobody'} may approve too"
+        case EventType.REQUEST_REMINDED:
+            return f"reminded {' and '.join(p.get('to') or []) or 'nobody'}"
+        case EventType.REQUEST_FOLDED:
+            return f"{actor} asked the same again (folded into this request)"
+    return f"{ev['type']} by {actor}"
 
 
 def _finish(r: dict[str, Any], as_json: bool) -> NoReturn:
@@ -147,31 +165,40 @@ def _wait(c: SignoffClient, r: dict[str, Any], as_json: bool) -> NoReturn:
 
 
 def _follow(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
-    """Follow the request's event stream until it is decided; the decided request."""
+    """Follow the request's event stream until it is decided; the decided request.
+
+    Each event is a line on stderr (wrapped at spaces in a terminal); in a terminal a
+    spinner under them says what the request still needs. Ctrl-C stops following: the
+    request stays pending, and the last line says so and how to cancel it (exit 130)."""
+    try:
+        return _follow_events(c, r)
+    except KeyboardInterrupt:
+        say(f"request {r['id']} is still pending; cancel it with: signoff cancel {r['id']}", err)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _follow_events(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
     from signoff.domain.events import EventType
     from signoff.entrypoints.cli.client import ApiError
 
-    interactive = err.is_terminal
     last_id: str | None = None
-    status_line = _progress(r)
-    if not interactive:
-        err.print(f"waiting: {status_line}", markup=False)
-    status_ctx = err.status(status_line) if interactive else None
+    spinner = err.status(_progress(r)) if err.is_terminal else None
+    if spinner is None:
+        say(_progress(r), err)
     attempts = 0
     try:
-        if status_ctx is not None:
-            status_ctx.start()
+        if spinner is not None:
+            spinner.start()
         while True:
             try:
                 for ev in c.events(r["id"], last_id):
                     last_id = str(ev["seq"])
                     snap = ev["request"]
                     merged = {**r, **snap}
-                    line = f"{ev['type']} by {ev['actor']}: {_progress(merged)}"
-                    if status_ctx is not None:
-                        status_ctx.update(line)
-                    elif ev["type"] != EventType.REQUEST_SUBMITTED:
-                        err.print(line, markup=False)
+                    if ev["type"] != EventType.REQUEST_SUBMITTED:
+                        say(f"{_event_said(ev)}; {_progress(merged)}", err)
+                    if spinner is not None:
+                        spinner.update(_progress(merged))
                     if snap["status"] != "pending":
                         return c.get_request(r["id"])
                 attempts = 0
@@ -186,8 +213,8 @@ def _follow(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
             if current["status"] != "pending":
                 return current
     finally:
-        if status_ctx is not None:
-            status_ctx.stop()
+        if spinner is not None:
+            spinner.stop()
 
 
 def _action_params(param: list[str] | None, arg: list[str] | None) -> dict[str, Any]:
@@ -246,9 +273,9 @@ def request(
                 out.print_json(json.dumps(r))
             else:
                 out.print(r["id"], markup=False, highlight=False)
-                err.print(_progress(r), markup=False)
+                say(_progress(r), err)
             return
-        err.print(f"request {r['id']} submitted under policy {r['policy']}", markup=False)
+        say(f"request {r['id']} submitted under policy {r['policy']}", err)
         _wait(c, r, as_json)
 
 
@@ -309,7 +336,7 @@ def run(
     with client() as c:
         r = c.create_request(body)
         if r["status"] == "pending":
-            err.print(f"request {r['id']} submitted under policy {r['policy']}", markup=False)
+            say(f"request {r['id']} submitted under policy {r['policy']}", err)
             r = _follow(c, r)
         if r["status"] != "approved":
             _finish(r, as_json)
@@ -370,20 +397,34 @@ def inbox(as_json: JsonOpt = False) -> None:
         out.print("nothing awaits you")
         return
     # Plain lines, never a table: the id an approver copies is never cut, at any width
-    # and when piped; what matters about each request follows it, one fact a line.
+    # and when piped; what matters about each request follows it, one fact a line (in a
+    # terminal, a long fact wraps at spaces, indented under its first line).
     for r in page["items"]:
         a = r["action"]
-        out.print(f"{r['id']}  {a['type']} on {a['target']}  by {r['requester']}", markup=False)
-        if r.get("reason"):
-            out.print(f"  reason: {r['reason']}", markup=False)
-        out.print(f"  needs: {_needed(r)}", markup=False)
-        if r.get("deadline_at"):
-            out.print(f"  deadline: {r['deadline_at']}", markup=False)
-        for key, value in (a.get("params") or {}).items():
+        ctx = r.get("context") or {}
+        say(f"{r['id']}  {a['type']} on {a['target']}  by {r['requester']}")
+        facts: list[tuple[str, Any]] = [
+            ("reason", r.get("reason")),
+            ("ticket", r.get("ticket")),
+            ("risk", ctx.get("risk")),
+            ("labels", ", ".join(f"{k}={v}" for k, v in (ctx.get("labels") or {}).items())),
+            *(("link", link) for link in ctx.get("links") or []),
+            ("needs", _needed(r)),
+            ("deadline", r.get("deadline_at")),
+            *(a.get("params") or {}).items(),
+            ("diff", ctx.get("diff")),
+        ]
+        for key, value in facts:
+            if value is None or value == "":
+                continue
             text = value if isinstance(value, str) else json.dumps(value)
             first, *rest = text.splitlines() or [""]
-            more = f" (+{len(rest)} more lines: signoff show {r['id'][:8]})" if rest else ""
-            out.print(f"  {key}: {first}{more}", markup=False)
+            whole = f"signoff show {r['id'][:8]}" + (" --json" if key == "diff" else "")
+            lines = f"{len(rest)} more line{'s' if len(rest) != 1 else ''}"
+            more = f" (+{lines}: {whole})" if rest else ""
+            say(f"  {key}: {first}{more}")
+    if page.get("next_cursor"):
+        say(f"(only the first {len(page['items'])} waiting for you are listed)")
 
 
 def list_(
