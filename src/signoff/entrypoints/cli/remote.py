@@ -279,6 +279,39 @@ def request(
         _wait(c, r, as_json)
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _show_rows(columns: list[str], rows: list[list[Any]]) -> None:
+    """Rows as people read them: piped, tab-separated lines (a header, then one line a
+    row; a tab or newline in a value written \\t, \\n); in a terminal, a table whose long
+    cells fold onto more lines, or, when even the column names do not fit the width, one
+    "column: value" line each. No value is cut short."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    if not out.is_terminal:
+        for line in [columns, *cells]:
+            text = "\t".join(v.replace("\t", "\\t").replace("\n", "\\n") for v in line)
+            say(text)  # piped: as it is, tabs too
+        return
+    from rich.cells import cell_len
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    table = Table(*(Column(c, overflow="fold") for c in columns), show_lines=True)
+    for row in cells:
+        table.add_row(*(Text(v) for v in row))
+    if sum(cell_len(c) + 3 for c in columns) + 1 <= out.width:  # "│ name " each, "│"
+        out.print(table)
+        return
+    for i, row in enumerate(cells, 1):
+        say(f"row {i}:")
+        for name, value in zip(columns, row, strict=True):
+            say(f"  {name}: {value}")
+
+
 def _show_execution(x: dict[str, Any], as_json: bool) -> NoReturn:
     """Print what ran, as a user reads it; exit 0 if it succeeded, 2 if not."""
     if as_json:
@@ -286,23 +319,25 @@ def _show_execution(x: dict[str, Any], as_json: bool) -> NoReturn:
     else:
         output = x.get("output") or {}
         if "columns" in output:
-            from rich.table import Table
-
-            table = Table(*output["columns"], show_lines=False)
-            for row in output["rows"]:
-                table.add_row(*("NULL" if v is None else str(v) for v in row))
-            out.print(table)
+            _show_rows(output["columns"], output["rows"])
         elif "stdout" in output:
             out.print(output.get("stdout", ""), markup=False, highlight=False, end="")
             if output.get("stderr"):
                 err.print(output["stderr"], markup=False, highlight=False, end="")
         elif "body" in output:
             out.print(output["body"], markup=False, highlight=False)
-        err.print(
+        if output.get("truncated"):
+            kept = (
+                f"its first {len(output['rows'])} rows (the target's max_rows)"
+                if "columns" in output
+                else "the start of it (the target's max_output bytes)"
+            )
+            say(f"the output was longer: Signoff kept {kept}", err)
+        say(
             f"{'executed' if x['ok'] else 'failed'}: {x['summary']} "
-            f"(request {x['request_id']} is {x.get('request_status')}; "
-            f"output sha256 {str(x.get('output_digest'))[:12]})",
-            markup=False,
+            f"(request {x['request_id']} is {said(str(x.get('request_status')))}; "
+            f"output sha256 {str(x.get('output_digest'))[:12]}…)",
+            err,
         )
     raise typer.Exit(EXIT_OK if x["ok"] else EXIT_ERROR)
 
@@ -340,7 +375,15 @@ def run(
             r = _follow(c, r)
         if r["status"] != "approved":
             _finish(r, as_json)
-        x = c.execute(r["id"])
+        try:
+            x = c.execute(r["id"])
+        except KeyboardInterrupt:
+            say(
+                f"request {r['id']} may still be running on its target; how it ended: "
+                f"signoff show {r['id']}",
+                err,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     _show_execution(x, as_json)
 
 
