@@ -262,7 +262,10 @@ def request(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask for approval of an action; with --wait, follow it until it is decided."""
+    """Ask for approval of an action.
+
+    With --wait, follow it until it is decided; Ctrl-C stops following and leaves it
+    pending."""
     body = _ask(type_, target, param, arg, reason, ticket, link, label, risk)
     with client() as c:
         r = c.create_request(body)
@@ -348,7 +351,9 @@ def execute(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Have Signoff perform an approved request's action on its target; print the result."""
+    """Run an approved request's action through Signoff.
+
+    Signoff performs it on its target; the result is printed."""
     with client() as c:
         x = c.execute(request_id)
     _show_execution(x, as_json)
@@ -366,7 +371,10 @@ def run(
     risk: RiskOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask, wait for the decision, and have Signoff run the action: one command."""
+    """Ask, wait for the decision, and run the action.
+
+    request --wait and execute in one command: once the request is approved, Signoff
+    performs the action on its target and the result is printed."""
     body = _ask(type_, target, param, arg, reason, ticket, link, label, risk)
     with client() as c:
         r = c.create_request(body)
