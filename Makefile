@@ -17,8 +17,8 @@ install: ## Install uv (if missing) and the locked dependencies into .venv, comp
 	@$(UV) sync --frozen --quiet --compile-bytecode
 	@.venv/bin/python -m compileall -q src
 
-run: install ## Start the server on the embedded default (SQLite, example policies and users)
-	$(UV) run --frozen signoff serve
+run: install ## Start the server on the embedded default (SQLite, example policies, users); PORT=8100 for another port
+	$(UV) run --frozen signoff serve $(if $(PORT),--port $(PORT))
 
 browser: ## Install Debian's chromium for the browser tests, if it is missing (needs root)
 	@# Playwright drives the system's chromium (its own browser download needs the internet).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from .conftest import SIGNOFF, free_port, in_process_tokens, spawn_server, stop, wait_ready
+from .terminal import Terminal
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -158,7 +160,13 @@ def test_request_wait_is_decided_by_votes_from_other_processes(cli: Cli) -> None
     assert waiting.returncode == 0, stderr
     token = stdout.strip()
     assert token.count(".") == 2
-    assert "vote.cast by bob" in stderr and "approved" in stderr
+    # piped: plain lines, whole, one event each
+    assert stderr.splitlines()[:4] == [
+        f"request {rid} submitted under policy prod-sql-write",
+        "pending: needs 2 more approvals from bob or carol (stage 1 of 1: dba)",
+        "bob approved (looks right); pending: needs 1 more approval from carol (stage 1 of 1: dba)",
+        f"carol approved; request {rid} is approved",
+    ]
 
     ok = cli.run(
         "grant",
@@ -362,3 +370,157 @@ def test_db_upgrade_is_idempotent(cli: Cli) -> None:
 
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     assert again.stdout.strip() == f"database at revision {head}"
+
+
+# ----- what a person sees: 80 and 120 columns, piped, Ctrl-C -------------------------
+
+SCREEN_REASON = (
+    "roll out 2.4.1 with the new billing export that finance asked for in last week's planning"
+)
+SCREEN_ASK = [
+    "--type", "deploy", "--param", "version=2.4.1", "--reason", SCREEN_REASON,
+    "--ticket", "OPS-80", "--label", "team=billing", "--label", "env=production",
+    "--link", "https://github.com/example/api/pull/1234", "--risk", "high", "--wait",
+]  # fmt: skip
+BRAILLE = re.compile("[\u2800-\u28ff]")  # the spinner's frames
+
+
+def flat(text: str) -> str:
+    """Text with every run of whitespace one space: a fact, however it was wrapped."""
+    return " ".join(text.split())
+
+
+def test_inbox_list_and_request_wait_on_terminals_80_and_120_columns_wide(cli: Cli) -> None:
+    """Every line fits (wrapped at spaces, never cut mid-word), the whole id stays on one
+    row, every fact of the request is there; piped, the same lines are whole and plain."""
+    frank = {**cli.env, "SIGNOFF_TOKEN": cli.tokens["frank"]}
+    waiting = {
+        w: Terminal([*SIGNOFF, "request", "--target", f"prod/screen-{w}", *SCREEN_ASK], frank, w)
+        for w in (80, 120)
+    }
+    piped = subprocess.Popen(
+        [*SIGNOFF, "request", "--target", "prod/screen-piped", *SCREEN_ASK],
+        env={**frank, "COLUMNS": "80"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    for term in waiting.values():
+        term.wait_for("pending: needs")
+    rids = {w: listed_on(cli, "bob", {"awaiting": "me"}, f"prod/screen-{w}") for w in (80, 120)}
+    rids["piped"] = listed_on(cli, "bob", {"awaiting": "me"}, "prod/screen-piped")
+    bob = {**cli.env, "SIGNOFF_TOKEN": cli.tokens["bob"]}
+    shown = {
+        (command, w): Terminal([*SIGNOFF, command], bob if command == "inbox" else frank, w)
+        for command in ("inbox", "list")
+        for w in (80, 120)
+    }
+    screens = {key: term.finish() for key, term in shown.items()}  # before the votes
+    for rid in rids.values():
+        for voter, comment in (("bob", "ship it"), ("carol", "")):
+            voted = httpx.post(
+                f"{cli.env['SIGNOFF_URL']}/v1/requests/{rid}/votes",
+                json={"decision": "approve", "comment": comment},
+                headers={"Authorization": f"Bearer {cli.tokens[voter]}"},
+            )
+            assert voted.status_code == 200, voted.text
+
+    for w in (80, 120):
+        rid = rids[w]
+        inbox, listed = screens["inbox", w], screens["list", w]
+        wait = waiting[w].finish()
+        assert waiting[w].proc.returncode == 0, wait.text
+        for screen in (inbox, listed, wait):
+            assert screen.cuts == [], screen.text
+            assert all(len(row) <= w for row in screen.rows)
+        # the whole id on one row, then every fact of the request
+        assert f"{rid}  deploy on prod/screen-{w}  by frank" in inbox.rows
+        start = inbox.rows.index(f"{rid}  deploy on prod/screen-{w}  by frank")
+        end = next(
+            (i for i, row in enumerate(inbox.rows[start + 1 :], start + 1) if row[:1] != " "),
+            len(inbox.rows),
+        )
+        facts = flat("\n".join(inbox.rows[start:end]))
+        for fact in (
+            f"reason: {SCREEN_REASON}",
+            "ticket: OPS-80",
+            "risk: high",
+            "labels: team=billing, env=production",
+            "link: https://github.com/example/api/pull/1234",
+            "needs: 2 more approvals from bob or carol or dave (stage 1 of 1: stage-1)",
+            "version: 2.4.1",
+        ):
+            assert fact in facts, inbox.text
+        reason = f"  reason: {SCREEN_REASON}"
+        if w == 120:
+            assert reason in inbox.rows
+        else:  # wrapped at a space, what follows indented under it
+            i = inbox.rows.index(reason[: reason.rindex(" ", 0, 80)])
+            assert inbox.rows[i + 1].startswith("      ")
+        assert any(rid in row and "pending" in row for row in listed.rows), listed.text
+        # the request followed to its decision: each event a line; the spinner gone
+        said = flat(wait.text)
+        for line in (
+            f"request {rid} submitted under policy deploy-two-groups",
+            "bob approved (ship it); pending: needs 1 more approval from carol or dave",
+            f"carol approved; request {rid} is approved",
+            "approved: grant",
+        ):
+            assert line in said, wait.text
+        assert any(rid in row for row in wait.rows) and not BRAILLE.search(wait.text)
+
+    stdout, stderr = piped.communicate(timeout=30)
+    assert piped.returncode == 0, stderr
+    rid = rids["piped"]
+    assert "\x1b" not in stderr + stdout and not BRAILLE.search(stderr)
+    assert stderr.splitlines()[:4] == [  # at COLUMNS=80, yet each line whole
+        f"request {rid} submitted under policy deploy-two-groups",
+        "pending: needs 2 more approvals from bob or carol or dave (stage 1 of 1: stage-1)",
+        "bob approved (ship it); pending: needs 1 more approval from carol or dave (stage 1 of "
+        "1: stage-1)",
+        f"carol approved; request {rid} is approved",
+    ]
+    assert stdout.count(".") == 2 and len(stdout.splitlines()) == 1  # the token, one line
+
+
+def test_ctrl_c_while_waiting_says_the_request_is_pending_and_how_to_cancel(cli: Cli) -> None:
+    waiting = cli.start("request", "--type", "deploy", "--target", "prod/interrupted", "--wait",
+                        user="frank")  # fmt: skip
+    assert waiting.stderr is not None
+    rid = waiting.stderr.readline().split()[1]
+    assert waiting.stderr.readline().startswith("pending: needs")
+    waiting.send_signal(signal.SIGINT)
+    stderr = waiting.stderr.read()  # the rest (communicate would read past what was read)
+    assert waiting.wait(30) == 130
+    assert stderr.splitlines() == [
+        f"request {rid} is still pending; cancel it with: signoff cancel {rid}"
+    ]
+    assert "Traceback" not in stderr
+    url, frank = cli.env["SIGNOFF_URL"], {"Authorization": f"Bearer {cli.tokens['frank']}"}
+    assert httpx.get(f"{url}/v1/requests/{rid}", headers=frank).json()["status"] == "pending"
+    httpx.post(f"{url}/v1/requests/{rid}/cancel", json={}, headers=frank).raise_for_status()
+
+
+def test_errors_say_what_to_set_and_which_option_is_wrong(cli: Cli) -> None:
+    no_token = cli.run("inbox")
+    assert no_token.returncode == 2
+    assert no_token.stderr == (
+        "error: no token: set SIGNOFF_TOKEN (an admin makes one with: signoff token create "
+        "--user NAME)\n"
+    )
+    bad = subprocess.run(
+        [*SIGNOFF, "inbox"], env={**cli.env, "SIGNOFF_TOKEN": "so_not-a-token"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        f"error: SIGNOFF_TOKEN is not a valid API token on {cli.env['SIGNOFF_URL']} (an admin "
+        "makes one with: signoff token create --user NAME)\n"
+    )
+    # a field the server refuses is named by the option it came from
+    long_label = cli.run("request", "--type", "deploy", "--target", "prod/labels",
+                         "--label", "team=" + "x" * 300, user="frank")  # fmt: skip
+    assert long_label.returncode == 2
+    assert long_label.stderr == "error: --label team: string should have at most 200 characters\n"
+    no_reason = cli.run("request", "--type", "sql.execute", "--target", "pg/prod",
+                        "--param", "sql=UPDATE t SET a = 1 WHERE id = 1", user="frank")  # fmt: skip
+    assert no_reason.returncode == 2
+    assert no_reason.stderr == "error: --reason: policy 'prod-sql-write' requires a reason\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from ..conftest import FIXTURES
 from ..integration.test_email import Inbox, text_of
 from ..integration.test_gateway import targets_file
 from .conftest import SIGNOFF, auth, base_env, free_port, in_process_tokens, start_servers, stop
+from .terminal import Terminal
 
 
 def gateway_env(database_url: str, tmp_path: Path, dsn: str, smtp_port: int) -> dict[str, str]:
@@ -276,3 +278,77 @@ def test_a_typo_in_the_target_is_refused_before_anyone_is_asked(gateway) -> None
         f"{url}/v1/requests", params={"requester": "dave"}, headers=auth(tokens, "dave")
     ).json()["items"]
     assert not any(r["action"]["target"] == "pg/scrach" for r in mine)  # nothing was stored
+
+
+RESULT_SQL = (
+    "SELECT id AS account_id, email, card AS card_number_on_file, balance AS balance_in_cents,"
+    " 'a note long enough to need more than one line at eighty columns, about account ' || id"
+    " AS support_note, md5(card) || md5(email) AS card_email_digest"
+    " FROM accounts WHERE id < 3 ORDER BY id"
+)
+
+
+def table_rows(rows: list[str]) -> list[list[str]]:
+    """The cells of a Rich table drawn with a line between rows: each cell's folded or
+    wrapped pieces put back together (without the spaces a wrap removed)."""
+    found: list[list[str]] = []
+    block: list[list[str]] = []
+    for row in rows:
+        if row.startswith(("├", "└")) and block:
+            found.append(["".join(piece) for piece in zip(*block, strict=True)])
+            block = []
+        elif row.startswith("│"):
+            block.append(["".join(cell.split()) for cell in row.split("│")[1:-1]])
+    return found
+
+
+def test_signoff_run_results_fit_80_and_120_columns_and_pipe_as_plain_lines(
+    gateway, target_db: str
+) -> None:
+    """Every value whole: at 120 columns a table that folds long cells, at 80 (where the
+    column names alone do not fit) one "column: value" line each, piped tab-separated
+    lines; the asking options of `request` work on `run` too."""
+    env = {**gateway["env"], "SIGNOFF_URL": gateway["urls"][0]}
+    dave = {**env, "SIGNOFF_TOKEN": gateway["tokens"]["dave"]}
+    ask = [*SIGNOFF, "run", "--type", "sql.execute", "--target", "pg/scratch",
+           "--param", f"sql={RESULT_SQL}", "--risk", "low", "--label", "team=billing",
+           "--link", "https://example.com/OPS-9"]  # fmt: skip
+    terms = {w: Terminal(ask, dave, w) for w in (80, 120)}
+    piped = subprocess.run(ask, env=dave, capture_output=True, text=True, timeout=60)
+    with psycopg.connect(target_db) as conn:
+        digests = conn.execute(
+            "SELECT md5(card) || md5(email) FROM accounts WHERE id < 3 ORDER BY id"
+        ).fetchall()
+    names = ["account_id", "email", "card_number_on_file", "balance_in_cents",
+             "support_note", "card_email_digest"]  # fmt: skip
+    note = "a note long enough to need more than one line at eighty columns, about account "
+    expected = [
+        [str(i), "****", "****", "100", f"{note}{i}", d] for i, (d,) in enumerate(digests, 1)
+    ]
+
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines() == ["\t".join(row) for row in [names, *expected]]
+    [line] = piped.stderr.splitlines()  # one line, though longer than 80
+    rid = re.fullmatch(r"executed: 2 row\(s\) \(request (\S+) is executed; output sha256 \w{12}…\)",
+                       line)[1]  # fmt: skip
+    context = httpx.get(
+        f"{env['SIGNOFF_URL']}/v1/requests/{rid}", headers=auth(gateway["tokens"], "dave")
+    ).json()["context"]
+    assert context == {"risk": "low", "labels": {"team": "billing"},
+                       "links": ["https://example.com/OPS-9"]}  # fmt: skip
+
+    for w, term in terms.items():
+        screen = term.finish()
+        assert term.proc.returncode == 0, screen.text
+        assert screen.cuts == [] and all(len(row) <= w for row in screen.rows), screen.text
+        said = " ".join(screen.text.split())
+        assert re.search(r"executed: 2 row\(s\) \(request [0-9a-f-]{36} is executed;", said)
+        if w == 120:
+            assert screen.rows[1].split() == ["┃", *" ┃ ".join(names).split(), "┃"]
+            assert table_rows(screen.rows) == [["".join(v.split()) for v in r] for r in expected]
+        else:
+            assert "┃" not in screen.text
+            for i, row in enumerate(expected, 1):
+                assert f"row {i}:" in screen.rows
+                for name, value in zip(names, row, strict=True):
+                    assert f"{name}: {value}" in said, screen.text

@@ -9,6 +9,7 @@ registers them. Everything heavy is imported inside the command that needs it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from signoff.entrypoints.cli.options import JsonOpt, LabelOpt, ParamOpt, RiskOpt
 from signoff.entrypoints.cli.output import EXIT_DENIED, err, fail, guarded, out, parse_pairs
 
 if TYPE_CHECKING:
@@ -29,11 +31,36 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _check_free(host: str, port: int) -> None:
+    """Stop now, saying what to do, when the address cannot be listened on (another server
+    is there), rather than after start-up with uvicorn's log line and exit code 3."""
+    import errno
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else None
+        reason = reason or (os.strerror(exc.errno) if exc.errno else str(exc))
+        advice = ""
+        if exc.errno == errno.EADDRINUSE:
+            advice = " (another server?); choose a port: --port, SIGNOFF_PORT, make run PORT=8100"
+        fail(f"cannot listen on {host}:{port}: {reason[:1].lower()}{reason[1:]}{advice}")
+
+
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(metavar="ADDRESS", help="Bind address (default: SIGNOFF_HOST, 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Port (default: SIGNOFF_PORT, 8000).")
+    ] = None,
 ) -> None:
-    """Run the server (migrates the database first; prints an admin token at first start)."""
+    """Run the server.
+
+    It migrates the database first, and prints an admin API token at its first start."""
     import uvicorn
 
     from signoff.bootstrap import build
@@ -42,6 +69,7 @@ def serve(
     from signoff.services.auth import create_token
 
     settings = _settings()
+    _check_free(host or settings.host, port or settings.port)
     signoff_app = guarded(lambda: build(settings))
     admins = [u.name for u in signoff_app.directory.users.values() if u.admin]
     if admins and views.never_signed_in(signoff_app.services, admins):
@@ -85,8 +113,10 @@ def serve(
 def worker(
     once: Annotated[bool, typer.Option("--once", help="One sweep, then exit.")] = False,
 ) -> None:
-    """Run only the deadline worker (reminders, escalations, timeouts, grant expiry),
-    for deployments that separate web and background roles."""
+    """Run only the deadline worker.
+
+    Reminders, escalations, timeouts and grant expiry, for deployments that separate
+    web and background roles."""
     import signal
 
     from signoff.bootstrap import build
@@ -148,8 +178,8 @@ def signin_link(
 
 
 def token_create(
-    user: Annotated[str, typer.Option(help="The user the token acts as.")],
-    label: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    user: Annotated[str, typer.Option(metavar="NAME", help="The user the token acts as.")],
+    label: Annotated[str, typer.Option(metavar="TEXT", help="What the token is for.")] = "",
 ) -> None:
     """Create an API token for a user; it is printed once and stored hashed."""
     from signoff.services.auth import create_token
@@ -163,8 +193,14 @@ def token_create(
 
 
 def policy_check(
-    directory: Annotated[Path | None, typer.Argument(help="Policy folder.")] = None,
-    users: Annotated[Path | None, typer.Option(help="Users and groups file.")] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Argument(metavar="FOLDER", help="Policy folder (default: SIGNOFF_POLICIES_DIR)."),
+    ] = None,
+    users: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Users and groups (default: SIGNOFF_USERS_FILE)."),
+    ] = None,
 ) -> None:
     """Validate a policy folder (by default SIGNOFF_POLICIES_DIR, else the bundled
     examples); print every problem as file:line:column, in file order."""
@@ -215,14 +251,17 @@ def _shown(path: Path) -> str:
 
 
 def policy_explain(
-    action: Annotated[str, typer.Option("--action", "--type", help="Action type.")],
-    target: Annotated[str, typer.Option(help="Action target.")],
-    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
-    as_user: Annotated[str | None, typer.Option("--as", help="Evaluate as this user.")] = None,
-    ticket: Annotated[str | None, typer.Option(help="Ticket.")] = None,
-    label: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
-    risk: Annotated[str | None, typer.Option(help="low, medium, high, critical.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    action: Annotated[str, typer.Option("--action", "--type", metavar="TYPE", help="Action type.")],
+    target: Annotated[str, typer.Option(metavar="TARGET", help="Action target.")],
+    param: ParamOpt = None,
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", metavar="NAME", help="Evaluate as this user (default: an admin)."),
+    ] = None,
+    ticket: Annotated[str | None, typer.Option(metavar="TICKET", help="Ticket.")] = None,
+    label: LabelOpt = None,
+    risk: RiskOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show which policy decides an action and why every earlier one did not."""
     from signoff.bootstrap import load_rules
@@ -238,7 +277,7 @@ def policy_explain(
     act = guarded(lambda: Action(action, target, dict(parse_pairs(param, "--param"))))
     context: dict[str, Any] = {"labels": parse_pairs(label, "--label")}
     if risk:
-        context["risk"] = risk
+        context["risk"] = risk.value
     decision = ps.explain(EvaluationInput.of(act, user, datetime.now(UTC), context, ticket))
     data = decision.as_dict()
     if as_json:
@@ -269,9 +308,11 @@ def _local_app() -> App:
 
 def outbox_list(
     dead: Annotated[bool, typer.Option("--dead", help="Only dead-lettered rows.")] = False,
-    status: Annotated[str | None, typer.Option(help="pending, delivered or dead.")] = None,
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status: Annotated[
+        str | None, typer.Option(metavar="STATUS", help="pending, delivered or dead.")
+    ] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="How many, newest first.")] = 50,
+    as_json: JsonOpt = False,
 ) -> None:
     """List outbox rows (local database)."""
     from signoff.services import views
@@ -303,8 +344,9 @@ def audit_verify(
     checkpoints: Annotated[
         Path | None,
         typer.Option(
+            metavar="FILE",
             help="Signed checkpoints (JSON lines) kept outside the database: finds a "
-            "rewritten chain, a cut tail or a wiped log."
+            "rewritten chain, a cut tail or a wiped log.",
         ),
     ] = None,
 ) -> None:
@@ -377,8 +419,12 @@ def keys_rotate() -> None:
 
 
 def audit_export(
-    format_: Annotated[str, typer.Option("--format", help="Only jsonl for now.")] = "jsonl",
-    after: Annotated[int, typer.Option(help="Start after this sequence number.")] = 0,
+    format_: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="Only jsonl for now.")
+    ] = "jsonl",
+    after: Annotated[
+        int, typer.Option(metavar="SEQ", help="Start after this sequence number.")
+    ] = 0,
 ) -> None:
     """Stream the audit log as JSON lines."""
     from signoff.services.views import export_audit

@@ -5,10 +5,14 @@
 - ``remote.py``: commands that talk to a server over HTTP: request, run, execute,
   approve, deny, cancel, inbox, list, show, grant.
 
-``output.py`` holds what they share (consoles, exit codes, ``fail``). Exit codes, one
-rule for every command: 0 done; 1 refused (a denial, HTTP 403 or 409); 2 a mistake in
-the call or a server or network error; 3 timed out or cancelled. Errors are one line on
-stderr, never a stack trace.
+``output.py`` holds what they share (consoles, exit codes, ``fail``), ``options.py`` the
+options several commands take. Exit codes, one rule for every command: 0 done; 1
+refused (a denial, HTTP 403 or 409); 2 a mistake in the call or a server or network
+error; 3 timed out or cancelled; 130 interrupted. Errors are one line on stderr, never
+a stack trace; a usage error too (``usage_said``).
+
+Help is Click's plain layout (Typer's Rich panels print a ``<bool>`` type beside every
+flag); each command's help ends with what it connects to (``WHERE``).
 
 Heavy modules (the HTTP client, settings, the database, the web framework) are imported
 inside the commands that use them, so ``signoff --help`` stays quick.
@@ -16,19 +20,46 @@ inside the commands that use them, so ``signoff --help`` stays quick.
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from signoff.entrypoints.cli import local, remote
-from signoff.entrypoints.cli.output import err
+from signoff.entrypoints.cli.output import EXIT_INTERRUPTED, err, say
+
+REMOTE = (
+    "Connects to the server at SIGNOFF_URL (default http://127.0.0.1:8000) with the API "
+    "token in SIGNOFF_TOKEN (an admin makes one with: signoff token create --user NAME)."
+)
+LOCAL = (
+    "Works on this installation directly, not through a server: the database at "
+    "SIGNOFF_DATABASE_URL (default: SQLite in SIGNOFF_DATA_DIR, ./.signoff) and the "
+    "server's other settings (docs/configuration.md)."
+)
+SERVE = (
+    "Listens on SIGNOFF_HOST:SIGNOFF_PORT (default 127.0.0.1:8000); stores in "
+    "SIGNOFF_DATABASE_URL (default: SQLite in SIGNOFF_DATA_DIR, ./.signoff); every "
+    "setting: docs/configuration.md."
+)
+FILES = (
+    "Reads the policy folder (SIGNOFF_POLICIES_DIR) and users (SIGNOFF_USERS_FILE) on "
+    "this machine; connects to nothing."
+)
 
 app = typer.Typer(
     name="signoff",
-    help="Just-in-time action approval: request, review, grant, audit.",
+    help="Just-in-time action approval: request, review, grant, audit.\n\n"
+    "Commands that talk to a server (request, run, execute, approve, deny, cancel, inbox, "
+    "list, show, grant) reach it at SIGNOFF_URL (default http://127.0.0.1:8000) with the "
+    "API token in SIGNOFF_TOKEN. The others work on this installation directly: its "
+    "database (SIGNOFF_DATABASE_URL, default SQLite in SIGNOFF_DATA_DIR) and files.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 policy_app = typer.Typer(help="Check and explain policy-as-code.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -78,9 +109,54 @@ keys_app.command("list")(local.keys_list)
 keys_app.command("rotate")(local.keys_rotate)
 
 
+def where(command: Callable[..., Any]) -> str:
+    """What a command connects to or reads, for the end of its help."""
+    if command.__module__ == remote.__name__:
+        return REMOTE
+    if command is local.serve:
+        return SERVE
+    if command in (local.policy_check, local.policy_explain):
+        return FILES
+    return LOCAL
+
+
+for _group in (app, policy_app, token_app, grant_app, audit_app, db_app, outbox_app, keys_app):
+    for _info in _group.registered_commands:
+        if _info.callback is not None and _info.epilog is None:
+            _info.epilog = where(_info.callback)
+
+_NOT_ONE_OF = re.compile(r"'(?P<value>.*)' is not one of (?P<choices>.*?)\.?$")
+
+
+def usage_said(exc: typer.TyperException) -> str:
+    """A usage error as one line: the option and what is wrong with it, or Click's message
+    and where the command's help is."""
+    ctx = getattr(exc, "ctx", None)
+    see = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    param = getattr(exc, "param", None)
+    message = exc.message.removeprefix("Value error, ")
+    if isinstance(exc, typer.BadParameter) and param is not None and message:
+        name = max(param.opts, key=len) if param.opts else param.human_readable_name
+        choices = _NOT_ONE_OF.search(message)
+        if choices:
+            allowed = ", ".join(re.findall(r"'([^']*)'", choices["choices"]))
+            return f"{name}: must be one of {allowed}, not {choices['value']!r}"
+        return f"{name}: {message[:1].lower()}{message[1:].rstrip('.')}"
+    text = getattr(exc, "format_message", lambda: exc.message)()
+    return f"{text[:1].lower()}{text[1:].rstrip('.')}{see}"
+
+
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="signoff")
+    except typer.TyperException as exc:  # Click's usage errors
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group alone: its help
+            say(exc.message.rstrip("\n"), err)
+        else:
+            say(f"error: {usage_said(exc)}", err, hang=2)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

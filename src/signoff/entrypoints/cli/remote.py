@@ -20,9 +20,25 @@ import typer
 
 from signoff import commands
 from signoff.domain.errors import SignoffError
+from signoff.entrypoints.cli.options import (
+    ArgOpt,
+    CommentOpt,
+    JsonOpt,
+    LabelOpt,
+    LinkOpt,
+    ParamOpt,
+    ReasonOpt,
+    RequestIdArg,
+    Risk,
+    RiskOpt,
+    TargetOpt,
+    TicketOpt,
+    TypeOpt,
+)
 from signoff.entrypoints.cli.output import (
     EXIT_DENIED,
     EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TIMEOUT,
     err,
@@ -30,6 +46,7 @@ from signoff.entrypoints.cli.output import (
     guarded,
     out,
     parse_pairs,
+    say,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +55,9 @@ if TYPE_CHECKING:
 
 @contextmanager
 def client() -> Iterator[SignoffClient]:
+    """The client for ``SIGNOFF_URL`` and ``SIGNOFF_TOKEN``; an API problem inside the
+    block ends the command with one line in the CLI's terms (``problems.said``)."""
+    from signoff.entrypoints.cli import problems
     from signoff.entrypoints.cli.client import ApiError, ClientSettings, SignoffClient
 
     cs = ClientSettings.from_env()
@@ -48,7 +68,7 @@ def client() -> Iterator[SignoffClient]:
         # One rule: the server understood and said no (not allowed, already voted, not
         # in a state for it) is 1, like a denial; a mistake in the call or a failure is 2.
         code = EXIT_DENIED if exc.status in (403, 409) else EXIT_ERROR
-        fail(exc.detail, code)
+        fail(problems.said(exc, cs), code)
     finally:
         c.close()
 
@@ -92,17 +112,33 @@ def _ended(r: dict[str, Any]) -> str:
 
 
 def _progress(r: dict[str, Any]) -> str:
+    """Where a request stands, in one short line: "pending: needs 1 more approval from
+    carol (stage 1 of 1: dba)", or "request <id> is approved"."""
     if r["status"] != "pending":
         return f"request {r['id']} is {said(r['status'])}"
-    votes = (
-        ", ".join(f"{v['voter']} {voted(v['decision'])}" for v in r.get("votes", [])) or "no votes"
-    )
-    stage_total = len(r.get("stages", [])) if "stages" in r else 1
-    return (
-        f"pending: stage {r['current_stage'] + 1}/{max(stage_total, 1)}, "
-        f"{r['still_needed']} more approval(s) needed; {votes}; "
-        f"can vote: {', '.join(r.get('awaiting', [])) or 'nobody'}"
-    )
+    return f"pending: needs {_needed(r)}"
+
+
+def _event_said(ev: dict[str, Any]) -> str:
+    """An event of the request's stream as people say it: "bob approved (looks right)",
+    "stage 2 (security) opened"; an event without words of its own by its name."""
+    from signoff.domain.events import EventType
+
+    p = ev.get("payload") or {}
+    actor = ev["actor"]
+    match ev["type"]:
+        case EventType.VOTE_CAST:
+            comment = f" ({p['comment']})" if p.get("comment") else ""
+            return f"{actor} {voted(str(p.get('decision')))}{comment}"
+        case EventType.STAGE_ADVANCED:
+            return f"stage {int(p.get('stage', 0)) + 1} ({p.get('name')}) opened"
+        case EventType.STAGE_ESCALATED:
+            return f"escalated: {' and '.join(p.get('added') or []) or 'nobody'} may approve too"
+        case EventType.REQUEST_REMINDED:
+            return f"reminded {' and '.join(p.get('to') or []) or 'nobody'}"
+        case EventType.REQUEST_FOLDED:
+            return f"{actor} asked the same again (folded into this request)"
+    return f"{ev['type']} by {actor}"
 
 
 def _finish(r: dict[str, Any], as_json: bool) -> NoReturn:
@@ -137,31 +173,40 @@ def _wait(c: SignoffClient, r: dict[str, Any], as_json: bool) -> NoReturn:
 
 
 def _follow(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
-    """Follow the request's event stream until it is decided; the decided request."""
+    """Follow the request's event stream until it is decided; the decided request.
+
+    Each event is a line on stderr (wrapped at spaces in a terminal); in a terminal a
+    spinner under them says what the request still needs. Ctrl-C stops following: the
+    request stays pending, and the last line says so and how to cancel it (exit 130)."""
+    try:
+        return _follow_events(c, r)
+    except KeyboardInterrupt:
+        say(f"request {r['id']} is still pending; cancel it with: signoff cancel {r['id']}", err)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _follow_events(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
     from signoff.domain.events import EventType
     from signoff.entrypoints.cli.client import ApiError
 
-    interactive = err.is_terminal
     last_id: str | None = None
-    status_line = _progress(r)
-    if not interactive:
-        err.print(f"waiting: {status_line}", markup=False)
-    status_ctx = err.status(status_line) if interactive else None
+    spinner = err.status(_progress(r)) if err.is_terminal else None
+    if spinner is None:
+        say(_progress(r), err)
     attempts = 0
     try:
-        if status_ctx is not None:
-            status_ctx.start()
+        if spinner is not None:
+            spinner.start()
         while True:
             try:
                 for ev in c.events(r["id"], last_id):
                     last_id = str(ev["seq"])
                     snap = ev["request"]
                     merged = {**r, **snap}
-                    line = f"{ev['type']} by {ev['actor']}: {_progress(merged)}"
-                    if status_ctx is not None:
-                        status_ctx.update(line)
-                    elif ev["type"] != EventType.REQUEST_SUBMITTED:
-                        err.print(line, markup=False)
+                    if ev["type"] != EventType.REQUEST_SUBMITTED:
+                        say(f"{_event_said(ev)}; {_progress(merged)}", err)
+                    if spinner is not None:
+                        spinner.update(_progress(merged))
                     if snap["status"] != "pending":
                         return c.get_request(r["id"])
                 attempts = 0
@@ -176,18 +221,8 @@ def _follow(c: SignoffClient, r: dict[str, Any]) -> dict[str, Any]:
             if current["status"] != "pending":
                 return current
     finally:
-        if status_ctx is not None:
-            status_ctx.stop()
-
-
-TypeOpt = Annotated[str, typer.Option("--type", help="Action type, e.g. sql.execute.")]
-TargetOpt = Annotated[str, typer.Option(help="Action target, e.g. pg/prod.")]
-ParamOpt = Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")]
-ArgOpt = Annotated[
-    list[str] | None, typer.Option(help="One argv element of a command (repeatable).")
-]
-ReasonOpt = Annotated[str, typer.Option(help="Why you need this.")]
-TicketOpt = Annotated[str | None, typer.Option(help="Ticket, e.g. OPS-42.")]
+        if spinner is not None:
+            spinner.stop()
 
 
 def _action_params(param: list[str] | None, arg: list[str] | None) -> dict[str, Any]:
@@ -197,6 +232,29 @@ def _action_params(param: list[str] | None, arg: list[str] | None) -> dict[str, 
     return params
 
 
+def _ask(
+    type_: str,
+    target: str,
+    param: list[str] | None,
+    arg: list[str] | None,
+    reason: str,
+    ticket: str | None,
+    link: list[str] | None,
+    label: list[str] | None,
+    risk: Risk | None,
+) -> dict[str, Any]:
+    """The body of a new request, from the options ``request`` and ``run`` share."""
+    context: dict[str, Any] = {"links": link or [], "labels": parse_pairs(label, "--label")}
+    if risk:
+        context["risk"] = risk.value
+    return {
+        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
+        "reason": reason,
+        "ticket": ticket,
+        "context": context,
+    }
+
+
 def request(
     type_: TypeOpt,
     target: TargetOpt,
@@ -204,21 +262,19 @@ def request(
     arg: ArgOpt = None,
     reason: ReasonOpt = "",
     ticket: TicketOpt = None,
-    link: Annotated[list[str] | None, typer.Option(help="A link for context.")] = None,
-    label: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
-    risk: Annotated[str | None, typer.Option(help="low, medium, high, critical.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the decision.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    link: LinkOpt = None,
+    label: LabelOpt = None,
+    risk: RiskOpt = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the request until it is decided.")
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Ask for approval of an action; with --wait, follow it until it is decided."""
-    body: dict[str, Any] = {
-        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
-        "reason": reason,
-        "ticket": ticket,
-        "context": {"links": link or [], "labels": parse_pairs(label, "--label")},
-    }
-    if risk:
-        body["context"]["risk"] = risk
+    """Ask for approval of an action.
+
+    With --wait, follow it until it is decided; Ctrl-C stops following and leaves it
+    pending."""
+    body = _ask(type_, target, param, arg, reason, ticket, link, label, risk)
     with client() as c:
         r = c.create_request(body)
         if r["status"] != "pending" or not wait:
@@ -228,10 +284,43 @@ def request(
                 out.print_json(json.dumps(r))
             else:
                 out.print(r["id"], markup=False, highlight=False)
-                err.print(_progress(r), markup=False)
+                say(_progress(r), err)
             return
-        err.print(f"request {r['id']} submitted under policy {r['policy']}", markup=False)
+        say(f"request {r['id']} submitted under policy {r['policy']}", err)
         _wait(c, r, as_json)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _show_rows(columns: list[str], rows: list[list[Any]]) -> None:
+    """Rows as people read them: piped, tab-separated lines (a header, then one line a
+    row; a tab or newline in a value written \\t, \\n); in a terminal, a table whose long
+    cells fold onto more lines, or, when even the column names do not fit the width, one
+    "column: value" line each. No value is cut short."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    if not out.is_terminal:
+        for line in [columns, *cells]:
+            text = "\t".join(v.replace("\t", "\\t").replace("\n", "\\n") for v in line)
+            say(text)  # piped: as it is, tabs too
+        return
+    from rich.cells import cell_len
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    table = Table(*(Column(c, overflow="fold") for c in columns), show_lines=True)
+    for row in cells:
+        table.add_row(*(Text(v) for v in row))
+    if sum(cell_len(c) + 3 for c in columns) + 1 <= out.width:  # "│ name " each, "│"
+        out.print(table)
+        return
+    for i, row in enumerate(cells, 1):
+        say(f"row {i}:")
+        for name, value in zip(columns, row, strict=True):
+            say(f"  {name}: {value}")
 
 
 def _show_execution(x: dict[str, Any], as_json: bool) -> NoReturn:
@@ -241,32 +330,38 @@ def _show_execution(x: dict[str, Any], as_json: bool) -> NoReturn:
     else:
         output = x.get("output") or {}
         if "columns" in output:
-            from rich.table import Table
-
-            table = Table(*output["columns"], show_lines=False)
-            for row in output["rows"]:
-                table.add_row(*("NULL" if v is None else str(v) for v in row))
-            out.print(table)
+            _show_rows(output["columns"], output["rows"])
         elif "stdout" in output:
             out.print(output.get("stdout", ""), markup=False, highlight=False, end="")
             if output.get("stderr"):
                 err.print(output["stderr"], markup=False, highlight=False, end="")
         elif "body" in output:
             out.print(output["body"], markup=False, highlight=False)
-        err.print(
+        if output.get("truncated"):
+            kept = (
+                f"its first {len(output['rows'])} rows (the target's max_rows)"
+                if "columns" in output
+                else "the start of it (the target's max_output bytes)"
+            )
+            say(f"the output was longer: Signoff kept {kept}", err)
+        say(
             f"{'executed' if x['ok'] else 'failed'}: {x['summary']} "
-            f"(request {x['request_id']} is {x.get('request_status')}; "
-            f"output sha256 {str(x.get('output_digest'))[:12]})",
-            markup=False,
+            f"(request {x['request_id']} is {said(str(x.get('request_status')))}; "
+            f"output sha256 {str(x.get('output_digest'))[:12]}…)",
+            err,
         )
     raise typer.Exit(EXIT_OK if x["ok"] else EXIT_ERROR)
 
 
 def execute(
-    request_id: Annotated[str, typer.Argument(help="An approved request.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    request_id: Annotated[
+        str, typer.Argument(metavar="ID", help="An approved request (8+ characters of its id).")
+    ],
+    as_json: JsonOpt = False,
 ) -> None:
-    """Have Signoff perform an approved request's action on its target; print the result."""
+    """Run an approved request's action through Signoff.
+
+    Signoff performs it on its target; the result is printed."""
     with client() as c:
         x = c.execute(request_id)
     _show_execution(x, as_json)
@@ -279,22 +374,32 @@ def run(
     arg: ArgOpt = None,
     reason: ReasonOpt = "",
     ticket: TicketOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    link: LinkOpt = None,
+    label: LabelOpt = None,
+    risk: RiskOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Ask, wait for the decision, and have Signoff run the action: one command."""
-    body: dict[str, Any] = {
-        "action": {"type": type_, "target": target, "params": _action_params(param, arg)},
-        "reason": reason,
-        "ticket": ticket,
-    }
+    """Ask, wait for the decision, and run the action.
+
+    request --wait and execute in one command: once the request is approved, Signoff
+    performs the action on its target and the result is printed."""
+    body = _ask(type_, target, param, arg, reason, ticket, link, label, risk)
     with client() as c:
         r = c.create_request(body)
         if r["status"] == "pending":
-            err.print(f"request {r['id']} submitted under policy {r['policy']}", markup=False)
+            say(f"request {r['id']} submitted under policy {r['policy']}", err)
             r = _follow(c, r)
         if r["status"] != "approved":
             _finish(r, as_json)
-        x = c.execute(r["id"])
+        try:
+            x = c.execute(r["id"])
+        except KeyboardInterrupt:
+            say(
+                f"request {r['id']} may still be running on its target; how it ended: "
+                f"signoff show {r['id']}",
+                err,
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     _show_execution(x, as_json)
 
 
@@ -313,26 +418,26 @@ def _vote(request_id: str, decision: str, comment: str, as_json: bool) -> None:
 
 
 def approve(
-    request_id: Annotated[str, typer.Argument(help="Request id.")],
-    comment: Annotated[str, typer.Option(help="Why.")] = "",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    request_id: RequestIdArg,
+    comment: CommentOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Approve a request."""
     _vote(request_id, "approve", comment, as_json)
 
 
 def deny(
-    request_id: Annotated[str, typer.Argument(help="Request id.")],
-    comment: Annotated[str, typer.Option(help="Why.")] = "",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    request_id: RequestIdArg,
+    comment: CommentOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """Deny a request (ends it)."""
     _vote(request_id, "deny", comment, as_json)
 
 
 def cancel(
-    request_id: Annotated[str, typer.Argument(help="Request id.")],
-    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    request_id: RequestIdArg,
+    comment: CommentOpt = "",
 ) -> None:
     """Cancel a pending or approved request (requester or admin)."""
     with client() as c:
@@ -340,7 +445,7 @@ def cancel(
     out.print(_ended(r), markup=False)
 
 
-def inbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def inbox(as_json: JsonOpt = False) -> None:
     """Requests awaiting your vote."""
     with client() as c:
         page = c.list_requests(awaiting="me", limit=200)
@@ -351,27 +456,46 @@ def inbox(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         out.print("nothing awaits you")
         return
     # Plain lines, never a table: the id an approver copies is never cut, at any width
-    # and when piped; what matters about each request follows it, one fact a line.
+    # and when piped; what matters about each request follows it, one fact a line (in a
+    # terminal, a long fact wraps at spaces, indented under its first line).
     for r in page["items"]:
         a = r["action"]
-        out.print(f"{r['id']}  {a['type']} on {a['target']}  by {r['requester']}", markup=False)
-        if r.get("reason"):
-            out.print(f"  reason: {r['reason']}", markup=False)
-        out.print(f"  needs: {_needed(r)}", markup=False)
-        if r.get("deadline_at"):
-            out.print(f"  deadline: {r['deadline_at']}", markup=False)
-        for key, value in (a.get("params") or {}).items():
+        ctx = r.get("context") or {}
+        say(f"{r['id']}  {a['type']} on {a['target']}  by {r['requester']}")
+        facts: list[tuple[str, Any]] = [
+            ("reason", r.get("reason")),
+            ("ticket", r.get("ticket")),
+            ("risk", ctx.get("risk")),
+            ("labels", ", ".join(f"{k}={v}" for k, v in (ctx.get("labels") or {}).items())),
+            *(("link", link) for link in ctx.get("links") or []),
+            ("needs", _needed(r)),
+            ("deadline", r.get("deadline_at")),
+            *(a.get("params") or {}).items(),
+            ("diff", ctx.get("diff")),
+        ]
+        for key, value in facts:
+            if value is None or value == "":
+                continue
             text = value if isinstance(value, str) else json.dumps(value)
             first, *rest = text.splitlines() or [""]
-            more = f" (+{len(rest)} more lines: signoff show {r['id'][:8]})" if rest else ""
-            out.print(f"  {key}: {first}{more}", markup=False)
+            whole = f"signoff show {r['id'][:8]}" + (" --json" if key == "diff" else "")
+            lines = f"{len(rest)} more line{'s' if len(rest) != 1 else ''}"
+            more = f" (+{lines}: {whole})" if rest else ""
+            say(f"  {key}: {first}{more}")
+    if page.get("next_cursor"):
+        say(f"(only the first {len(page['items'])} waiting for you are listed)")
 
 
 def list_(
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    requester: Annotated[str | None, typer.Option(help="Only this requester.")] = None,
-    limit: Annotated[int, typer.Option(help="How many.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status: Annotated[
+        str | None,
+        typer.Option(metavar="STATUS", help="Only this status: pending, approved, denied, ..."),
+    ] = None,
+    requester: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only this requester's.")
+    ] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="How many, at most 200.")] = 50,
+    as_json: JsonOpt = False,
 ) -> None:
     """List requests, newest first."""
     with client() as c:
@@ -387,8 +511,8 @@ def list_(
 
 
 def show(
-    request_id: Annotated[str, typer.Argument(help="Request id.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    request_id: RequestIdArg,
+    as_json: JsonOpt = False,
 ) -> None:
     """Everything about one request: action, context, policy, stages, votes, timeline."""
     with client() as c:
@@ -456,19 +580,29 @@ def _action_body(
     return {"type": type_, "target": target, "params": _action_params(param, arg)}
 
 
+GrantTokenArg = Annotated[
+    str, typer.Argument(metavar="TOKEN", help="The grant token (what request --wait printed).")
+]
+GrantTypeOpt = Annotated[
+    str, typer.Option("--type", "--action", metavar="TYPE", help="The action's type.")
+]
+GrantTargetOpt = Annotated[str, typer.Option(metavar="TARGET", help="The action's target.")]
+
+
 def grant_verify(
-    token: Annotated[str, typer.Argument(help="The grant token.")],
-    type_: Annotated[str, typer.Option("--type", "--action", help="Action type.")],
-    target: Annotated[str, typer.Option(help="Action target.")],
-    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    token: GrantTokenArg,
+    type_: GrantTypeOpt,
+    target: GrantTargetOpt,
+    param: ParamOpt = None,
     arg: ArgOpt = None,
     jwks: Annotated[
-        str | None, typer.Option(help="JWKS file or URL (default: the server's).")
+        str | None,
+        typer.Option(metavar="FILE|URL", help="JWKS file or URL (default: the server's)."),
     ] = None,
 ) -> None:
     """Check a token offline against the JWKS: signature, expiry and the action's digest.
 
-    This does not consume a use; redemption does (``signoff grant redeem``)."""
+    This does not consume a use; redemption does (signoff grant redeem)."""
     from signoff.adapters.signing import verify_with_jwks
     from signoff.domain.actions import Action
 
@@ -504,10 +638,10 @@ def grant_verify(
 
 
 def grant_redeem(
-    token: Annotated[str, typer.Argument(help="The grant token.")],
-    type_: Annotated[str, typer.Option("--type", "--action", help="Action type.")],
-    target: Annotated[str, typer.Option(help="Action target.")],
-    param: Annotated[list[str] | None, typer.Option(help="key=value (repeatable).")] = None,
+    token: GrantTokenArg,
+    type_: GrantTypeOpt,
+    target: GrantTargetOpt,
+    param: ParamOpt = None,
     arg: ArgOpt = None,
 ) -> None:
     """Consume one use of a grant for exactly this action."""
@@ -536,8 +670,8 @@ def grant_token(
 
 
 def grant_revoke(
-    grant_id: Annotated[str, typer.Argument(help="Grant id.")],
-    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    grant_id: Annotated[str, typer.Argument(metavar="GRANT_ID", help="The grant's id.")],
+    comment: CommentOpt = "",
 ) -> None:
     """Revoke a grant (admins)."""
     with client() as c:
