@@ -162,9 +162,12 @@ def db_upgrade() -> None:
 
 
 def signin_link(
-    user: Annotated[str, typer.Option(help="The person the link signs in.")],
+    user: Annotated[str, typer.Option(metavar="NAME", help="The person the link signs in.")],
     next_path: Annotated[
-        str, typer.Option("--next", help="A page of this site to open after, e.g. /requests/ID.")
+        str,
+        typer.Option(
+            "--next", metavar="PATH", help="A page of this site to open after, e.g. /requests/ID."
+        ),
     ] = "",
 ) -> None:
     """Print a one-time web sign-in link for a person (runs with the server's settings,
