@@ -258,3 +258,24 @@ def ask_other(app: App) -> str:
         "OPS-1",
         {},
     ).id
+
+
+def test_after_an_escalation_every_view_names_who_joined(world) -> None:
+    from signoff.services.scheduler import sweep
+
+    app, server, clock = world
+    rid = ask(app)
+    clock.advance(minutes=31)
+    assert sweep(app.services) >= 1
+    escalated = last_message(app, rid, "stage.escalated")
+    told = escalated.to_people("requester", ["dave"])
+    assert "Nobody answered in time; alice can now approve it too." in text_of_mail(
+        app, told, "dave"
+    )
+    with server.client("dave") as c:
+        stage = c.get(f"/v1/requests/{rid}").json()["stages"][0]
+    assert stage["approvers"] == ["alice", "bob", "carol"] and stage["escalated"] is True
+    assert stage["escalate_to"] == ["alice"]
+    asked = text_of_mail(app, escalated.to_people("approvers", ["alice"]), "alice")
+    assert "1 of 2: dba (escalated)" in asked
+    assert "1 more approval from alice or bob or carol" in asked
