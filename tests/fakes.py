@@ -13,12 +13,12 @@ from typing import Any
 
 from signoff.adapters.directory_file import load_directory
 from signoff.adapters.policy_files import load_policy_set
-from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
+from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next, format_time
 from signoff.domain.errors import Conflict, NotFound
 from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Request, Status
 from signoff.services.dependencies import Services
-from signoff.services.ports import FixedClock, Notification, Page, WebSession
+from signoff.services.ports import ApiToken, AuditQuery, FixedClock, Notification, Page, WebSession
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -30,6 +30,8 @@ class OutboxRow:
     payload: dict[str, Any]
     at: datetime
     not_before: datetime | None
+    status: str = "pending"
+    attempts: int = 0
 
 
 @dataclass
@@ -39,7 +41,7 @@ class Store:
     requests: dict[str, Request] = field(default_factory=dict)
     audit: list[AuditEvent] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)
-    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
+    tokens: dict[str, ApiToken] = field(default_factory=dict)  # by the token's hash
     links: set[str] = field(default_factory=set)
     sessions: dict[str, WebSession] = field(default_factory=dict)
 
@@ -119,6 +121,24 @@ class FakeAudit:
     def head(self) -> tuple[int, str]:
         return (self.staged[-1].seq, self.staged[-1].hash) if self.staged else (0, GENESIS_HASH)
 
+    def find(self, query: AuditQuery, limit: int) -> list[AuditEvent]:
+        since = format_time(query.since) if query.since else None
+        until = format_time(query.until) if query.until else None
+        found = [
+            e
+            for e in self.staged
+            if (query.request_id is None or e.request_id == query.request_id)
+            and (query.actor is None or e.actor == query.actor)
+            and (query.type is None or e.type == query.type)
+            and (since is None or e.at >= since)
+            and (until is None or e.at < until)
+            and (query.before is None or e.seq < query.before)
+            and (query.after is None or e.seq > query.after)
+        ]
+        if query.after is not None:
+            return found[:limit][::-1]
+        return found[::-1][:limit]
+
 
 class FakeOutbox:
     def __init__(self, staged: list[OutboxRow]) -> None:
@@ -137,20 +157,42 @@ class FakeOutbox:
     def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Notification]:
         raise NotImplementedError  # the dispatcher is tested on real databases
 
+    def requeue(self, outbox_id: int, at: datetime) -> Notification | None:
+        """Row ids are positions from 1, as the database's serial numbers them."""
+        if not 1 <= outbox_id <= len(self.staged) or self.staged[outbox_id - 1].status != "dead":
+            return None
+        row = self.staged[outbox_id - 1]
+        self.staged[outbox_id - 1] = replace(row, status="pending", attempts=0, not_before=at)
+        return Notification(outbox_id, row.topic, row.request_id, row.payload, row.attempts)
+
 
 class FakeTokens:
-    def __init__(self, staged: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, staged: dict[str, ApiToken]) -> None:
         self.staged = staged
 
     def add(self, token_id: str, user: str, token_hash: str, label: str, at: datetime) -> None:
-        self.staged[token_hash] = (token_id, user)
+        self.staged[token_hash] = ApiToken(token_id, user, label, at)
 
     def user_for(self, token_hash: str) -> str | None:
         hit = self.staged.get(token_hash)
-        return hit[1] if hit else None
+        return hit.user if hit and hit.revoked_at is None else None
 
     def count_for(self, user: str) -> int:
-        return sum(1 for _, u in self.staged.values() if u == user)
+        return sum(1 for t in self.staged.values() if t.user == user)
+
+    def list(self, user: str | None, limit: int) -> list[ApiToken]:
+        found = [t for t in self.staged.values() if user is None or t.user == user]
+        return sorted(found, key=lambda t: t.created_at, reverse=True)[:limit]
+
+    def get(self, token_id: str) -> ApiToken | None:
+        return next((t for t in self.staged.values() if t.id == token_id), None)
+
+    def revoke(self, token_id: str, at: datetime) -> str | None:
+        for token_hash, t in self.staged.items():
+            if t.id == token_id and t.revoked_at is None:
+                self.staged[token_hash] = replace(t, revoked_at=at)
+                return token_hash
+        return None
 
 
 class FakeLinks:

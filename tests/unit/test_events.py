@@ -27,6 +27,7 @@ from signoff.domain.events import (
     GrantRevoked,
     GrantUseReturned,
     OutboxDeadLettered,
+    OutboxRequeued,
     RequestFolded,
     RequestMoved,
     RequestReminded,
@@ -34,6 +35,7 @@ from signoff.domain.events import (
     StageAdvanced,
     StageEscalated,
     TokenCreated,
+    TokenRevoked,
     VoteCast,
 )
 from signoff.domain.requests import TRANSITIONS, Decision, StagePlan, Status
@@ -152,6 +154,10 @@ EXAMPLES: list[tuple[AuditedEvent, dict[str, Any]]] = [
     ),
     (TokenCreated(actor="admin", user="ann", label="ci"), {"user": "ann", "label": "ci"}),
     (
+        TokenRevoked(actor="ann", token_id="t1", user="ann", label="ci"),
+        {"token_id": "t1", "user": "ann", "label": "ci"},
+    ),
+    (
         OutboxDeadLettered(
             actor="dispatcher",
             outbox_id=7,
@@ -167,6 +173,12 @@ EXAMPLES: list[tuple[AuditedEvent, dict[str, Any]]] = [
             "error": "x" * 500,
             "event": "request.approved",
         },
+    ),
+    (
+        OutboxRequeued(
+            actor="root", outbox_id=7, channel="slack", attempts=5, event="request.approved"
+        ),
+        {"outbox_id": 7, "channel": "slack", "attempts": 5, "event": "request.approved"},
     ),
 ]
 

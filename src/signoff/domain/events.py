@@ -4,7 +4,7 @@ Every event has an ``actor``, a ``type`` (an :class:`EventType`) and a ``payload
 derived from its fields: the JSON the audit log stores (and the SSE stream, webhooks
 and ``signoff show`` read), so its keys and values are a contract. ``Request`` commands
 return :data:`DomainEvent` values; the use cases audit a few events of their own
-(:data:`ServiceEvent`): refusals, tokens, dead letters.
+(:data:`ServiceEvent`): refusals, tokens, dead letters and their requeueing.
 
 A status move is one class, :class:`RequestMoved`, whose type is ``request.<to>``.
 """
@@ -50,7 +50,9 @@ class EventType(StrEnum):
     EXECUTION_REFUSED = "execution.refused"
     GRANT_REFUSED = "grant.refused"
     TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
     OUTBOX_DEAD_LETTERED = "outbox.dead_lettered"
+    OUTBOX_REQUEUED = "outbox.requeued"
 
     @classmethod
     def moved_to(cls, status: Status) -> EventType:
@@ -373,6 +375,20 @@ class TokenCreated:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TokenRevoked:
+    """An API token (``token_id``, of ``user``) stopped authenticating."""
+
+    type: ClassVar[EventType] = EventType.TOKEN_REVOKED
+    actor: str
+    token_id: str
+    user: str
+    label: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"token_id": self.token_id, "user": self.user, "label": self.label}
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutboxDeadLettered:
     """A notification was given up after ``attempts`` deliveries (``error``: the last
     one's, at most 500 characters; ``event``: the event it was about)."""
@@ -395,7 +411,35 @@ class OutboxDeadLettered:
         }
 
 
-ServiceEvent = GrantRefusal | ExecutionRefusal | TokenCreated | OutboxDeadLettered
+@dataclass(frozen=True, kw_only=True)
+class OutboxRequeued:
+    """A dead letter was put back in the queue by someone, for new attempts
+    (``attempts``: how many it had had; ``event``: the event it is about)."""
+
+    type: ClassVar[EventType] = EventType.OUTBOX_REQUEUED
+    actor: str
+    outbox_id: int
+    channel: str
+    attempts: int
+    event: str | None
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "outbox_id": self.outbox_id,
+            "channel": self.channel,
+            "attempts": self.attempts,
+            "event": self.event,
+        }
+
+
+ServiceEvent = (
+    GrantRefusal
+    | ExecutionRefusal
+    | TokenCreated
+    | TokenRevoked
+    | OutboxDeadLettered
+    | OutboxRequeued
+)
 """What the use cases audit themselves, outside a request's commands."""
 
 AuditedEvent = DomainEvent | ServiceEvent

@@ -1,4 +1,5 @@
-"""API tokens: create them (shown once, stored hashed) and authenticate callers."""
+"""API tokens: create them (shown once, stored hashed), revoke them, and authenticate
+callers."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-from signoff.domain.errors import Unauthenticated
-from signoff.domain.events import TokenCreated
+from signoff.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from signoff.domain.events import TokenCreated, TokenRevoked
 from signoff.domain.identity import User
+from signoff.domain.limits import check_text
 
 if TYPE_CHECKING:
     from signoff.services.dependencies import Services
+    from signoff.services.ports import ApiToken
 
 
 class TokenCache:
@@ -38,21 +41,64 @@ class TokenCache:
             self._entries.clear()
         self._entries[token_hash] = (user, time.monotonic() + self.ttl)
 
+    def forget(self, token_hash: str) -> None:
+        """Drop a token at once (it was revoked): this process stops accepting it now,
+        others within ``ttl``."""
+        self._entries.pop(token_hash, None)
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(svc: Services, user_name: str, label: str = "") -> str:
-    """A new API token for a user; the plain token is returned once and stored hashed."""
+MAX_LABEL = 200  # characters of a token's label
+
+
+def create_token(svc: Services, user_name: str, label: str = "", by: User | None = None) -> str:
+    """A new API token for a user; the plain token is returned once and stored hashed.
+
+    ``by`` is the person asking (the web pages): anyone may make their own, admins one
+    for anyone. Without it (the CLI, run with the server's settings) the actor is the
+    server's administrator."""
+    if by is not None and by.name != user_name:
+        by.require_admin("create an API token for someone else")
     svc.directory.user(user_name)
+    if len(label) > MAX_LABEL:
+        raise InvalidInput(f"a label is at most {MAX_LABEL} characters", field="label")
+    check_text(label, "label")
     token = "so_" + secrets.token_urlsafe(32)
+    actor = by.name if by is not None else "admin"
     with svc.uow() as uow:
         now = svc.clock.now()
         uow.tokens.add(svc.new_id(), user_name, hash_token(token), label, now)
-        uow.audit.append(now, None, TokenCreated(actor="admin", user=user_name, label=label))
+        uow.audit.append(now, None, TokenCreated(actor=actor, user=user_name, label=label))
         uow.commit()
     return token
+
+
+def revoke_token(svc: Services, by: User, token_id: str) -> ApiToken:
+    """Stop an API token: its owner or an admin may. It stops authenticating at once on
+    this process (its cache entry is dropped) and within the cache's few seconds on
+    others. Returns the token as it was."""
+    with svc.uow() as uow:
+        found = uow.tokens.get(token_id)
+        if found is None or (found.user != by.name and not by.admin):
+            # someone else's token does not exist, to anyone but an admin
+            raise NotFound(f"no API token with id {token_id!r}")
+        if found.revoked_at is not None:
+            raise Conflict("this token was revoked already")
+        now = svc.clock.now()
+        token_hash = uow.tokens.revoke(token_id, now)
+        if token_hash is None:
+            raise Conflict("this token was revoked already")
+        uow.audit.append(
+            now,
+            None,
+            TokenRevoked(actor=by.name, token_id=found.id, user=found.user, label=found.label),
+        )
+        uow.commit()
+    svc.token_cache.forget(token_hash)
+    return found
 
 
 def authenticate_cached(svc: Services, token: str) -> User | None:

@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from signoff.domain.events import OutboxDeadLettered
+from signoff.domain.errors import Conflict
+from signoff.domain.events import OutboxDeadLettered, OutboxRequeued
+from signoff.domain.identity import User
 from signoff.domain.quiet_hours import QuietHours
 from signoff.services.dependencies import Services
 from signoff.services.ports import (
@@ -122,6 +124,32 @@ def dispatch_due(
                     svc.observer.delivery(n.channel, "failed")
             uow.commit()
     return DispatchResult(len(claimed), delivered, retried, dead)
+
+
+def requeue_dead_letter(svc: Services, user: User, outbox_id: int) -> Notification:
+    """Give a dead letter new attempts (an admin, once its receiver is fixed): it is due
+    now with its attempts counted from zero, audited, and the dispatcher is woken.
+    Returns the row as it was."""
+    user.require_admin("retry a notification")
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        row = uow.outbox.requeue(outbox_id, now)
+        if row is None:
+            raise Conflict(f"outbox row {outbox_id} is not a dead letter (or does not exist)")
+        uow.audit.append(
+            now,
+            row.request_id,
+            OutboxRequeued(
+                actor=user.name,
+                outbox_id=row.id,
+                channel=row.channel,
+                attempts=row.attempt,
+                event=row.payload.get("event"),
+            ),
+        )
+        uow.commit()
+    svc.wake_dispatcher()
+    return row
 
 
 def _deliver(

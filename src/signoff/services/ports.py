@@ -144,6 +144,25 @@ class AuditLog(Protocol):
         self, after: int = 0, request_id: str | None = None, limit: int | None = None
     ) -> Iterator[AuditEvent]: ...
     def head(self) -> tuple[int, str]: ...
+    def find(self, query: AuditQuery, limit: int) -> list[AuditEvent]:
+        """Up to ``limit`` events that match ``query``, newest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit events to read: every set field must match. ``since`` and ``until``
+    bound the event's time (from ``since``, before ``until``); ``before`` and ``after``
+    are the sequence numbers of a page's neighbours: the events just older than
+    ``before``, or just newer than ``after``."""
+
+    request_id: str | None = None
+    actor: str | None = None
+    type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before: int | None = None
+    after: int | None = None
 
 
 class Outbox(Protocol):
@@ -162,12 +181,36 @@ class Outbox(Protocol):
     def dead(self, outbox_id: int, error: str) -> None: ...
     def rows(self, status: str | None, limit: int) -> list[dict[str, Any]]: ...
     def counts(self) -> dict[str, int]: ...
+    def requeue(self, outbox_id: int, at: datetime) -> Notification | None:
+        """Put a dead letter back in the queue, due at ``at`` with its attempts counted
+        from zero; the row as it was, or None if there is no such dead letter."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """What may be shown of an API token: never the token, nor its hash."""
+
+    id: str
+    user: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None = None
 
 
 class TokenStore(Protocol):
     def add(self, token_id: str, user: str, token_hash: str, label: str, at: datetime) -> None: ...
     def user_for(self, token_hash: str) -> str | None: ...
     def count_for(self, user: str) -> int: ...
+    def list(self, user: str | None, limit: int) -> list[ApiToken]:
+        """Tokens newest first: one person's, or (None) everyone's."""
+        ...
+
+    def get(self, token_id: str) -> ApiToken | None: ...
+    def revoke(self, token_id: str, at: datetime) -> str | None:
+        """Stop a token: the hash of the token revoked now, or None if there is no such
+        token or it was revoked already."""
+        ...
 
 
 class LinkStore(Protocol):

@@ -7,7 +7,7 @@ may not see is, to them, a request that does not exist (``NotFound``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,14 @@ from signoff.domain.identity import User
 from signoff.domain.replay import differences, replay
 from signoff.domain.requests import Request
 from signoff.services.dependencies import Services
-from signoff.services.ports import Page, RequestBrief, UnitOfWork, UnitOfWorkFactory
+from signoff.services.ports import (
+    ApiToken,
+    AuditQuery,
+    Page,
+    RequestBrief,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 
 def find_request(uow: UnitOfWorkFactory, request_id: str) -> Request | None:
@@ -172,6 +179,15 @@ def audit_page(svc: Services, user: User, after: int = 0, limit: int = 100) -> l
         return list(uow.audit.events(after=after, limit=limit))
 
 
+def audit_search(
+    svc: Services, user: User, query: AuditQuery, limit: int = 100
+) -> list[AuditEvent]:
+    """Audit events that match ``query``, newest first (the admin pages' audit log)."""
+    user.require_admin("read the audit log")
+    with svc.uow(write=False) as uow:
+        return uow.audit.find(query, limit)
+
+
 def verify_audit(svc: Services) -> ChainReport:
     """Walk the whole chain once, in sequence order, reading in one snapshot."""
     with svc.uow(write=False, snapshot=True) as uow:
@@ -245,6 +261,13 @@ def outbox_counts(svc: Services) -> dict[str, int]:
         return uow.outbox.counts()
 
 
+def api_tokens(svc: Services, user: User, limit: int = 500) -> list[ApiToken]:
+    """API tokens newest first, never the token nor its hash: an admin sees everyone's,
+    anyone else their own."""
+    with svc.uow(write=False) as uow:
+        return uow.tokens.list(None if user.admin else user.name, limit)
+
+
 def never_signed_in(svc: Services, people: list[str]) -> bool:
     """True before anyone of ``people`` has an API token (the server's first start)."""
     with svc.uow(write=False) as uow:
@@ -260,7 +283,7 @@ def due_queue(svc: Services) -> tuple[int, float]:
     return due, (now - oldest).total_seconds() if oldest else 0.0
 
 
-def export_audit(svc: Services, after: int = 0) -> Iterator[AuditEvent]:
+def export_audit(svc: Services, after: int = 0) -> Generator[AuditEvent, None, None]:
     """Every audit event after ``after``, streamed in sequence order."""
     with svc.uow(write=False) as uow:
         yield from uow.audit.events(after=after)

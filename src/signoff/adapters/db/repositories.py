@@ -15,18 +15,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from signoff.adapters.db import tables as t
 from signoff.domain.actions import Action
-from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next
+from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next, format_time
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
 from signoff.domain.events import AuditedEvent
-from signoff.domain.requests import (
-    Decision,
-    Grant,
-    Request,
-    StagePlan,
-    Status,
-    Vote,
+from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status, Vote
+from signoff.services.ports import (
+    ApiToken,
+    AuditQuery,
+    Notification,
+    Page,
+    RequestBrief,
+    WebSession,
 )
-from signoff.services.ports import Notification, Page, RequestBrief, WebSession
 
 VIEWING = -1  # request_approvers.stage of those who may only see a request
 
@@ -538,16 +538,45 @@ class DatabaseAuditLog:
         if limit is not None:
             q = q.limit(limit)
         for row in self.conn.execute(q).mappings():
-            yield AuditEvent(
-                row["seq"],
-                row["at"],
-                row["actor"],
-                row["type"],
-                row["request_id"],
-                row["payload"],
-                row["prev_hash"],
-                row["hash"],
-            )
+            yield _audit_event(row)
+
+    def find(self, query: AuditQuery, limit: int) -> list[AuditEvent]:
+        """Events matching ``query``, newest first: the page just older than
+        ``query.before`` (or the newest), or the page just newer than ``query.after``.
+        Times compare as stored text, which sorts as time (``format_time``)."""
+        a = t.audit_events
+        q = sa.select(a)
+        if query.request_id is not None:
+            q = q.where(a.c.request_id == query.request_id)
+        if query.actor is not None:
+            q = q.where(a.c.actor == query.actor)
+        if query.type is not None:
+            q = q.where(a.c.type == query.type)
+        if query.since is not None:
+            q = q.where(a.c.at >= format_time(query.since))
+        if query.until is not None:
+            q = q.where(a.c.at < format_time(query.until))
+        if query.after is not None:
+            q = q.where(a.c.seq > query.after).order_by(a.c.seq)
+        else:
+            if query.before is not None:
+                q = q.where(a.c.seq < query.before)
+            q = q.order_by(a.c.seq.desc())
+        found = [_audit_event(row) for row in self.conn.execute(q.limit(limit)).mappings()]
+        return found[::-1] if query.after is not None else found
+
+
+def _audit_event(row: Any) -> AuditEvent:
+    return AuditEvent(
+        row["seq"],
+        row["at"],
+        row["actor"],
+        row["type"],
+        row["request_id"],
+        row["payload"],
+        row["prev_hash"],
+        row["hash"],
+    )
 
 
 class DatabaseOutbox:
@@ -659,6 +688,25 @@ class DatabaseOutbox:
         rows = self.conn.execute(sa.select(o.c.status, sa.func.count()).group_by(o.c.status))
         return {r[0]: int(r[1]) for r in rows}
 
+    def requeue(self, outbox_id: int, at: datetime) -> Notification | None:
+        o = t.outbox
+        q = sa.select(o.c.id, o.c.topic, o.c.request_id, o.c.payload, o.c.attempts).where(
+            o.c.id == outbox_id, o.c.status == "dead"
+        )
+        if self.conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        row = self.conn.execute(q).mappings().first()
+        if row is None:
+            return None
+        self.conn.execute(
+            o.update()
+            .where(o.c.id == outbox_id, o.c.status == "dead")
+            .values(status="pending", attempts=0, next_attempt_at=at)
+        )
+        return Notification(
+            row["id"], row["topic"], row["request_id"], row["payload"], row["attempts"]
+        )
+
 
 class DatabaseLinkStore:
     def __init__(self, conn: Connection) -> None:
@@ -733,6 +781,36 @@ class DatabaseTokenStore:
                 sa.select(sa.func.count()).where(t.api_tokens.c.user_name == user)
             ).scalar_one()
         )
+
+    _SHOWN = (
+        t.api_tokens.c.id,
+        t.api_tokens.c.user_name,
+        t.api_tokens.c.label,
+        t.api_tokens.c.created_at,
+        t.api_tokens.c.revoked_at,
+    )
+
+    def list(self, user: str | None, limit: int) -> list[ApiToken]:
+        a = t.api_tokens
+        q = sa.select(*self._SHOWN).order_by(a.c.created_at.desc(), a.c.id).limit(limit)
+        if user is not None:
+            q = q.where(a.c.user_name == user)
+        return [ApiToken(*row) for row in self.conn.execute(q)]
+
+    def get(self, token_id: str) -> ApiToken | None:
+        row = self.conn.execute(
+            sa.select(*self._SHOWN).where(t.api_tokens.c.id == token_id)
+        ).first()
+        return ApiToken(*row) if row is not None else None
+
+    def revoke(self, token_id: str, at: datetime) -> str | None:
+        a = t.api_tokens
+        return self.conn.execute(
+            a.update()
+            .where(a.c.id == token_id, a.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(a.c.token_hash)
+        ).scalar()
 
 
 NOTIFY_CHANNEL = "signoff_requests"
