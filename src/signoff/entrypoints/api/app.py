@@ -19,11 +19,12 @@ def create_app(app: App) -> FastAPI:
     )
     api.state.signoff = app
     problems.install(api)
-    from signoff.entrypoints.web import pages, reviews
+    from signoff.entrypoints.web import pages, requesting, reviews
     from signoff.entrypoints.web.links import router as links_router
 
     api.include_router(pages.router(app))
     api.include_router(reviews.router(app))
+    api.include_router(requesting.router(app))
     api.include_router(links_router(app))
     if app.settings.slack_signing_secret:
         from signoff.entrypoints.web.slack import router as slack_router
