@@ -40,6 +40,7 @@ from signoff.entrypoints.web.pages import (
     to_signin,
 )
 from signoff.entrypoints.web.render import action_blocks
+from signoff.entrypoints.web.requesting import requester_actions
 from signoff.services import requests as use_cases
 from signoff.services import sessions, views
 from signoff.services.messages import RequestSummary, summarize
@@ -334,6 +335,7 @@ def router(app: App) -> APIRouter:
             ticket_url=ticket_url.replace("{ticket}", r.ticket) if ticket_url and r.ticket else "",
             commands=_commands(me, r, svc.targets),
             **request_context(app, r),
+            **requester_actions(app, me, r, done),
         )
 
     @web.post("/requests/{request_id}/vote", response_class=HTMLResponse)
