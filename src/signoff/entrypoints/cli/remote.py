@@ -147,14 +147,14 @@ def _finish(r: dict[str, Any], as_json: bool) -> NoReturn:
         out.print_json(json.dumps(r))
     elif status == "approved":
         grant = r.get("grant") or {}
-        err.print(
+        say(
             f"approved: grant {grant.get('id')} expires {grant.get('expires_at')}, "
             f"{grant.get('uses_left')} use(s)",
-            markup=False,
+            err,
         )
         out.print(grant.get("token") or "", markup=False, highlight=False, soft_wrap=True)
     else:
-        err.print(_ended(r), markup=False)
+        say(_ended(r), err)
     code = {
         "approved": EXIT_OK,
         "executed": EXIT_OK,
@@ -442,7 +442,7 @@ def cancel(
     """Cancel a pending or approved request (requester or admin)."""
     with client() as c:
         r = c.cancel(request_id, comment)
-    out.print(_ended(r), markup=False)
+    say(_ended(r))
 
 
 def inbox(as_json: JsonOpt = False) -> None:
@@ -514,7 +514,9 @@ def show(
     request_id: RequestIdArg,
     as_json: JsonOpt = False,
 ) -> None:
-    """Everything about one request: action, context, policy, stages, votes, timeline."""
+    """Everything about one request.
+
+    Its action, context, policy, stages, votes, outcome and timeline."""
     with client() as c:
         r = c.get_request(request_id)
     if as_json:
