@@ -143,6 +143,23 @@ def test_hostile_text_stays_text_and_sign_out_ends_the_session(browser: Browser,
     expect(bob.locator("h1")).to_have_text("Sign in")
 
 
+def test_the_new_request_form_and_the_audit_page(browser: Browser, site) -> None:
+    app, url, shots = site["app"], site["url"], site["shots"]
+    dave = signed_in(browser, app, "dave")
+    dave.goto(f"{url}/new")
+    dave.fill("[name=type]", "sql.execute")
+    dave.fill("[name=target]", "pg/staged")
+    dave.fill("[name=params]", "sql=UPDATE plans SET tier = 'pro' WHERE id = 9")
+    dave.fill("[name=reason]", "customer upgrade")
+    # the dry run follows what is typed, before anything is sent
+    expect(dave.locator("#dry-run")).to_contain_text("staged-sql", timeout=10_000)
+    dave.screenshot(path=shots / "new-request.png", full_page=True)
+    alice = signed_in(browser, app, "alice")
+    alice.goto(f"{url}/admin/audit")
+    expect(alice.locator("h1")).to_have_text("Audit log")
+    alice.screenshot(path=shots / "audit.png", full_page=False)
+
+
 def test_a_used_sign_in_link_is_refused(browser: Browser, site) -> None:
     app = site["app"]
     link = app.signin_link("bob")
