@@ -434,7 +434,9 @@ class DatabaseRequestRepository:
         viewer: str | None,
     ) -> Any:
         r = t.requests
-        if viewer is not None:  # not an admin: their own requests and those they were asked
+        # Not an admin: their own requests and those they were asked. (Their inbox needs
+        # no such filter: a request that awaits them was asked of them.)
+        if viewer is not None and viewer != awaiting:
             ra = t.request_approvers
             q = q.where(
                 r.c.id.in_(
