@@ -91,6 +91,9 @@ class FakeRequests:
         ]
         return (min(due), len(due)) if due else (None, 0)
 
+    def voted_by(self, person: str, limit: int) -> list[str]:  # pragma: no cover
+        raise NotImplementedError
+
     def count(self, **kwargs: Any) -> int:  # pragma: no cover - reads live in views tests
         raise NotImplementedError
 

@@ -213,3 +213,24 @@ def test_errors_in_a_browser_are_pages(site) -> None:
         assert unknown.status_code == 404 and "<h1>" in unknown.text
     api = httpx.get(f"{server.url}/v1/nothing", headers={"Accept": "application/json"})
     assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_what_i_decided_and_what_i_watch(site) -> None:
+    app, server, _ = site
+    rid = ask(app)
+    other = ask(app, sql="UPDATE plans SET tier = 'pro' WHERE id = 8")
+    with browser(app, "bob") as web:
+        page = web.get(f"{server.url}/requests/{rid}")
+        web.post(
+            f"{server.url}/requests/{rid}/vote",
+            data={"decision": "deny", "comment": "not now", "csrf": csrf_of(page.text)},
+        )
+        decided = web.get(f"{server.url}/decided")
+        assert decided.status_code == 200
+        assert f"/requests/{rid}" in decided.text and f"/requests/{other}" not in decided.text
+        assert "you denied it" in decided.text and "denied by bob: not now" in decided.text
+        watching = web.get(f"{server.url}/watching")
+        assert f"/requests/{rid}" in watching.text and f"/requests/{other}" in watching.text
+    with browser(app, "frank") as web:  # asked nothing, sees nothing
+        assert f"/requests/{rid}" not in web.get(f"{server.url}/watching").text
+        assert "You have not voted on anything yet." in web.get(f"{server.url}/decided").text

@@ -158,6 +158,13 @@ def inbox(
     )
 
 
+def decided_by(svc: Services, user: User, limit: int = 100) -> list[Request]:
+    """The requests this person voted on, most recent vote first (they were asked, so
+    they may see them)."""
+    with svc.uow(write=False) as uow:
+        return uow.requests.get_many(uow.requests.voted_by(user.name, limit))
+
+
 def count_awaiting(svc: Services, user: User) -> int:
     """How many pending requests await this person's vote (the inbox's count)."""
     with svc.uow(write=False) as uow:

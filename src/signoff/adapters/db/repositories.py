@@ -377,6 +377,12 @@ class DatabaseRequestRepository:
         }
         return self._load_many([rows[i] for i in ids if i in rows])
 
+    def voted_by(self, person: str, limit: int) -> builtins.list[str]:
+        """The requests this person voted on, most recent vote first."""
+        v = t.votes
+        q = sa.select(v.c.request_id).where(v.c.voter == person).order_by(v.c.at.desc())
+        return [str(x) for x in self.conn.execute(q.limit(limit)).scalars()]
+
     def briefs(self, *, awaiting: str, viewer: str | None) -> builtins.list[RequestBrief]:
         """A few facts about every request awaiting this person, in one light query
         (no JSON decoded): enough to filter, count and order an inbox before loading

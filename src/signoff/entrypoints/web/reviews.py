@@ -40,7 +40,7 @@ from signoff.entrypoints.web.pages import (
     to_signin,
 )
 from signoff.entrypoints.web.render import action_blocks
-from signoff.entrypoints.web.requesting import requester_actions
+from signoff.entrypoints.web.requesting import _mine_item, requester_actions
 from signoff.services import requests as use_cases
 from signoff.services import sessions, views
 from signoff.services.messages import RequestSummary, summarize
@@ -48,6 +48,7 @@ from signoff.services.ports import RequestBrief
 from signoff.services.sessions import SignedIn
 
 INBOX_PAGE = 100
+HISTORY_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,8 @@ def router(app: App) -> APIRouter:
     svc = app.services
     ticket_url = app.settings.ticket_url
     add_nav(NavItem("Inbox", "/", count_key="inbox"))
+    add_nav(NavItem("I decided", "/decided"))
+    add_nav(NavItem("Watching", "/watching"))
     COUNTS["inbox"] = _count_inbox
 
     @web.get("/", response_class=HTMLResponse)
@@ -291,6 +294,53 @@ def router(app: App) -> APIRouter:
                 "?" + urlencode({**base, "start": max(0, start - INBOX_PAGE)}) if start else ""
             ),
             empty="Nothing matches these filters." if filtered else "Nothing awaits your vote.",
+        )
+
+    @web.get("/decided", response_class=HTMLResponse)
+    def decided(request: Request) -> Response:
+        """What I voted on, most recent first: how each ended."""
+        me = signed_in(app, request)
+        if me is None:
+            return to_signin(request)
+        found = views.decided_by(svc, me.user, HISTORY_PAGE)
+        mine = {r.id: next((v for v in r.votes if v.voter == me.user.name), None) for r in found}
+        items = [
+            (_mine_item(r, svc.targets), f"you {v.decision.done} it {when(v.at.isoformat())}")
+            for r in found
+            if (v := mine[r.id]) is not None
+        ]
+        return page(
+            "history.html",
+            "I decided",
+            me=me,
+            app=app,
+            here="/decided",
+            live="/live",
+            items=items,
+            empty="You have not voted on anything yet.",
+        )
+
+    @web.get("/watching", response_class=HTMLResponse)
+    def watching(request: Request, cursor: str = "") -> Response:
+        """Every request I may see that someone else asked for, newest first."""
+        me = signed_in(app, request)
+        if me is None:
+            return to_signin(request)
+        try:
+            found = views.list_requests(svc, me.user, cursor=cursor[:1000] or None, limit=100)
+        except SignoffError as exc:
+            return refused("These requests cannot be listed", exc, me)
+        items = [(_mine_item(r, svc.targets), f"asked by {r.requester}") for r in found.items]
+        return page(
+            "history.html",
+            "Watching",
+            me=me,
+            app=app,
+            here="/watching",
+            live="/live",
+            items=items,
+            older=f"/watching?cursor={found.next_cursor}" if found.next_cursor else "",
+            empty="Nothing you may see yet.",
         )
 
     @web.get("/requests/{request_id}", response_class=HTMLResponse)
