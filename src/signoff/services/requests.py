@@ -82,7 +82,7 @@ def submit_or_fold(
     if decision.outcome is Outcome.ALLOW:
         events += request.approve("policy", now, svc.new_id)
     elif decision.outcome is Outcome.DENY:
-        events += request.deny_by_policy(now, _denial(svc, decision))
+        events += request.deny_by_policy(now, denial(svc, decision))
     with svc.uow() as uow:
         if decision.outcome is Outcome.REVIEW:
             twin = uow.requests.pending_duplicate(user.name, action.digest)
@@ -103,8 +103,9 @@ def submit_or_fold(
     return request, False
 
 
-def _denial(svc: Services, decision: PolicyDecision) -> str:
-    """Why a policy denied a request, as the requester reads it."""
+def denial(svc: Services, decision: PolicyDecision) -> str:
+    """Why a policy denies a request, as the requester reads it (stored as the denial's
+    comment; the new-request page's dry run says the same)."""
     p = decision.policy
     if decision.error is not None:
         return f"{decision.reason} ({decision.error})"

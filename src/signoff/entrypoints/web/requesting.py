@@ -300,17 +300,6 @@ def _review(svc: Services, user: User, decision: Decision) -> tuple[str, list[st
     return ", ".join(parts), problems
 
 
-def _denial(svc: Services, decision: Decision) -> str:
-    """Why the policies would deny it (as ``services.requests`` says it when they do)."""
-    p = decision.policy
-    if decision.error is not None:
-        return f"{decision.reason} ({decision.error})"
-    if p is svc.policies.default:
-        return "no policy matched, and the default outcome is deny"
-    text = " ".join(p.description.split())
-    return f"policy {p.name!r} denies it" + (f": {text}" if text else "")
-
-
 def dry_run(svc: Services, user: User, d: Draft) -> DryRun:
     """What the policies would decide for this draft, and what would refuse it: the
     same questions ``submit_or_fold`` asks, and nothing stored."""
@@ -333,7 +322,7 @@ def dry_run(svc: Services, user: User, d: Draft) -> DryRun:
     if decision.outcome is Outcome.ALLOW:
         headline = f"Allowed by policy {p.name}: approved as soon as you send it."
     elif decision.outcome is Outcome.DENY:
-        headline = f"Denied: {_denial(svc, decision)}."
+        headline = f"Denied: {use_cases.denial(svc, decision)}."
     else:
         stages, unstaffed = _review(svc, user, decision)
         headline = f"Review under policy {p.name}: {stages}."

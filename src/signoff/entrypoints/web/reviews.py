@@ -19,7 +19,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from signoff import commands
 from signoff.adapters.channels.messages import needed_line, said, when
 from signoff.adapters.event_bus import ANY
 from signoff.bootstrap import App
@@ -366,6 +365,7 @@ def router(app: App) -> APIRouter:
         now = svc.clock.now()
         reason = why_not(r, me.user.name)
         flash = {"approve": "Your approval was recorded.", "deny": "Your denial was recorded."}
+        context = request_context(app, r)
         return page(
             "request_full.html",
             f"{r.action.type} on {r.action.target}",
@@ -383,8 +383,8 @@ def router(app: App) -> APIRouter:
             grant=_grant(r),
             executions=executions,
             ticket_url=ticket_url.replace("{ticket}", r.ticket) if ticket_url and r.ticket else "",
-            commands=_commands(me, r, svc.targets),
-            **request_context(app, r),
+            commands=_commands(me.user.name, r, context["r"]),
+            **context,
             **requester_actions(app, me, r, done),
         )
 
@@ -459,23 +459,16 @@ async def _changes(app: App, key: str) -> AsyncIterator[ServerSentEvent]:
         app.bus.unsubscribe(key, wake)
 
 
-def _commands(me: SignedIn, r: SignoffRequest, targets: frozenset[str]) -> list[str]:
-    person = me.user.name
-    found = []
-    if r.status is Status.PENDING and person in r.awaiting():
-        found += [commands.approve(r.id), commands.deny(r.id)]
+def _commands(person: str, r: SignoffRequest, summary: RequestSummary) -> list[str]:
+    """Of the commands a message would print about the request (``summary.commands``),
+    those this person can run now."""
+    found = summary.commands
+    keys = []
+    if person in r.awaiting():
+        keys += ["approve", "deny"]
     if person == r.requester:
-        if r.status is Status.PENDING:
-            found.append(commands.cancel(r.id))
-        elif r.status is Status.APPROVED and r.grant is not None:
-            if r.action.target in targets:
-                found.append(commands.execute(r.id))
-            else:
-                a = r.action
-                found.append(
-                    commands.redeem(r.id, a.type, a.target, a.params) or commands.grant_token(r.id)
-                )
-    return found
+        keys += ["cancel", "execute", "redeem" if "redeem" in found else "token"]
+    return [found[k] for k in keys if k in found]
 
 
 def _by_view_link(app: App, request_id: str, token: str) -> HTMLResponse:
@@ -495,11 +488,12 @@ def _by_view_link(app: App, request_id: str, token: str) -> HTMLResponse:
     except SignoffError as exc:
         return refused("This link cannot be used", exc)
     signin = f"/signin?next={safe_next(f'/requests/{r.id}')}"
+    context = request_context(app, r)
     return page(
         "request.html",
         f"{r.action.type} on {r.action.target}",
         lead=f"Request {r.id}, shown to {person.name}.",
-        commands=_commands(SignedIn(person, ""), r, svc.targets),
+        commands=_commands(person.name, r, context["r"]),
         signin=signin,
-        **request_context(app, r),
+        **context,
     )
