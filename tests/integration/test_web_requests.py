@@ -254,7 +254,9 @@ def test_a_refused_request_is_the_form_again_with_the_message_at_its_field(
     assert answer.url.path == "/new"
     said = field_error(answer.text, name)
     assert said is not None and message in said, (said, text_of(answer.text)[:800])
-    assert f'aria-describedby="{name}-error {name}-hint"' in answer.text
+    assert f'aria-describedby="{name}-error {name}-hint" autofocus' in answer.text
+    assert re.search(rf'Not sent: <a href="#{name}">\w+</a> needs a change', answer.text)
+    assert "--ticket" not in answer.text  # the CLI's option means nothing here
     # every value is kept as it was typed (line ends as a browser sends them: \n)
     for key, value in sent.items():
         if key != "risk" and len(value) < 5000 and "\x00" not in value:
@@ -283,6 +285,8 @@ def test_an_unknown_target_is_refused_with_what_was_meant(
             answer = send(dave, **typo)
             argv = send(dave, type="command.run", target="ops/restart", params="/bin/rm\n-rf")
         assert "did you mean pg/scratch?" in dry
+        assert "approved as soon as you send it" not in dry
+        assert "Allowed by policy reads-run-read-only: it would be approved once" in dry
         assert answer.status_code == 422
         said = field_error(answer.text, "target")
         assert said is not None and "did you mean pg/scratch?" in said

@@ -127,7 +127,7 @@ def _check_request_rules(policy: Policy, reason: str, ticket: str | None) -> Non
         raise InvalidInput(f"policy {policy.name!r} requires a reason", field="reason")
     pattern = policy.rules.ticket_regex()
     if pattern is not None and (not ticket or not re.fullmatch(pattern, ticket)):
-        given = f"got {ticket!r}" if ticket else "none was given (--ticket)"
+        given = f"got {ticket!r}" if ticket else "none was given"
         raise InvalidInput(
             f"policy {policy.name!r} requires a ticket matching the pattern "
             f"{policy.rules.ticket_pattern} ({given})",

@@ -317,13 +317,14 @@ def dry_run(svc: Services, user: User, d: Draft) -> DryRun:
     problems, notes = [], []
     try:
         svc.check_action(action)
+        runnable = True
     except InvalidInput as exc:
         problems.append(exc.detail)
-    if decision.outcome is Outcome.ALLOW:
-        headline = f"Allowed by policy {p.name}: approved as soon as you send it."
-    elif decision.outcome is Outcome.DENY:
+        runnable = False
+    headline = ""
+    if decision.outcome is Outcome.DENY:
         headline = f"Denied: {use_cases.denial(svc, decision)}."
-    else:
+    elif decision.outcome is Outcome.REVIEW:
         stages, unstaffed = _review(svc, user, decision)
         headline = f"Review under policy {p.name}: {stages}."
         problems += unstaffed
@@ -341,7 +342,13 @@ def dry_run(svc: Services, user: User, d: Draft) -> DryRun:
             problems.append(f"{wanted}: {ask.ticket} does not match.")
         else:
             notes.append(f"{wanted}: {ask.ticket} matches.")
-    if decision.outcome is not Outcome.DENY:
+    if decision.outcome is Outcome.ALLOW:
+        headline = f"Allowed by policy {p.name}: " + (
+            "it would be approved once what is below is fixed."
+            if problems
+            else "approved as soon as you send it."
+        )
+    if decision.outcome is not Outcome.DENY and runnable:
         g = p.grant
         uses = f"{g.uses} use" + ("s" if g.uses != 1 else "")
         runs = (
@@ -640,8 +647,9 @@ def router(app: App) -> APIRouter:
             name = _field_of(exc.extra.get("field"))
             if not name and d.target.strip() in svc.targets and isinstance(exc, InvalidInput):
                 name = "params"  # the target's executor refused the params as given
-            errors = {name: exc.detail} if name else {}
-            general = "" if name else exc.detail
+            detail = exc.detail
+            errors = {name: detail} if name else {}
+            general = "" if name else detail
             return await run_in_threadpool(form_page, me, d, exc.status, errors, general)
         done = "folded" if folded else "asked"
         return RedirectResponse(f"/requests/{r.id}?done={done}", status_code=303)
