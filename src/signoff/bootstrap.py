@@ -28,6 +28,7 @@ from signoff.adapters.metrics import PrometheusObserver
 from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import Ed25519GrantSigner, KeyRing, VoteLinkSigner
 from signoff.adapters.targets_file import TargetSet, load_target_set
+from signoff.adapters.workload import load_workload
 from signoff.config import Settings
 from signoff.domain.audit import Checkpoint
 from signoff.domain.durations import parse_duration
@@ -303,6 +304,7 @@ def _assemble(
         ),
         check_action=target_set.check,
         targets=frozenset(executors),
+        workload=load_workload(settings.workload_file),
         session_idle=parse_duration(settings.session_idle),
         session_max=parse_duration(settings.session_max),
         wake_dispatcher=dispatch_wanted.set,

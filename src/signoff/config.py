@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     users_file: Path = Field(
         EXAMPLES / "users.yaml", description="YAML file of users and groups (embedded mode)."
     )
+    workload_file: Path | None = Field(
+        None,
+        description="YAML file of the OIDC issuers whose machine tokens (GitHub Actions, "
+        "GitLab, Kubernetes) Signoff accepts, with claim rules mapping each token to an "
+        "identity (docs/identity.md).",
+    )
     targets_file: Path | None = Field(
         None,
         description="YAML file of targets Signoff executes approved actions on (postgres, "

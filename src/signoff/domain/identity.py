@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from signoff.domain.errors import Forbidden, NotFound
 
@@ -17,6 +18,8 @@ class User:
     slack_id: str | None = None  # else found by email (users.lookupByEmail)
     teams_webhook: str | None = None  # a webhook that posts to this person's Teams chat
     notify: tuple[str, ...] = ()  # where they prefer news of their own requests
+    # A workload's token claims (policies read them as requester.claims); empty for people.
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def require_admin(self, to: str) -> None:
         """Admins read the audit log and the outbox, and act for others."""

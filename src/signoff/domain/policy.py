@@ -234,6 +234,7 @@ class EvaluationInput:
                     "email": self.requester.email or "",
                     "groups": sorted(self.requester.groups),
                     "admin": self.requester.admin,
+                    "claims": dict(self.requester.claims),
                 },
                 "context": dict(self.context),
                 "labels": dict(self.labels),

@@ -108,6 +108,8 @@ def authenticate_cached(svc: Services, token: str) -> User | None:
 
 
 def authenticate(svc: Services, token: str) -> User:
+    if svc.workload is not None and svc.workload.accepts(token):
+        return svc.workload.verify(token)
     cached = authenticate_cached(svc, token)
     if cached is not None:
         return cached

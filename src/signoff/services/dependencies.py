@@ -17,6 +17,7 @@ from signoff.services.ports import (
     GrantSigner,
     NullObserver,
     Observer,
+    TokenVerifier,
     UnitOfWorkFactory,
 )
 
@@ -59,6 +60,8 @@ class Services:
     check_action: Callable[[Action], None] = _no_check
     # The configured targets: Signoff runs approved actions on these itself (gateway).
     targets: frozenset[str] = frozenset()
+    # Machine tokens of trusted issuers (workload identity), when configured.
+    workload: TokenVerifier | None = None
     # Web sessions end after this long unused, and this long after sign-in at most.
     session_idle: timedelta = timedelta(hours=8)
     session_max: timedelta = timedelta(days=7)

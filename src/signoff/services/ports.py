@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 from signoff.domain.actions import Action
 from signoff.domain.audit import AuditEvent
 from signoff.domain.events import AuditedEvent
+from signoff.domain.identity import User
 from signoff.domain.requests import Request
 from signoff.services.messages import Message
 
@@ -234,6 +235,13 @@ class SessionStore(Protocol):
     def get(self, id_hash: str) -> WebSession | None: ...
     def touch(self, id_hash: str, at: datetime) -> None: ...
     def delete(self, id_hash: str) -> None: ...
+
+
+class TokenVerifier(Protocol):
+    """Bearer tokens that are not Signoff's own API tokens (a pipeline's OIDC token)."""
+
+    def accepts(self, token: str) -> bool: ...
+    def verify(self, token: str) -> User: ...
 
 
 class ExecutionStore(Protocol):
