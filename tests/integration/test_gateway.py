@@ -263,6 +263,24 @@ def test_reads_are_masked_and_limited(gateway) -> None:
     assert "@example.com" not in text and "4111111111111" not in text
 
 
+def test_a_masked_column_stays_masked_under_another_name(gateway) -> None:
+    """An alias, an expression over it, or a subquery does not unmask a column; a plain
+    column beside it is shown."""
+    app = gateway
+    statements = [
+        "SELECT id, email AS contact FROM accounts ORDER BY id",
+        "SELECT id, upper(email) AS contact FROM accounts ORDER BY id",
+        "SELECT id, email || '' AS contact FROM accounts ORDER BY id",
+        "SELECT id, x.c AS contact FROM (SELECT id, email AS c FROM accounts) x ORDER BY id",
+    ]
+    for text in statements:
+        r = ask(app, "dave", sql(text))
+        done = run(app, "dave", r.id)
+        assert done.ok, (text, done.summary)
+        assert done.output["rows"][0] == [1, "****"], text
+        assert "@example.com" not in json.dumps(done.output), text
+
+
 def test_a_read_only_grant_refuses_a_write_inside_the_transaction(gateway, target_db) -> None:
     app = gateway
     # the parser sees a SELECT; PostgreSQL's READ ONLY transaction sees the write

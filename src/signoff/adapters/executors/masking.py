@@ -36,8 +36,33 @@ class Mask:
         """A JSON-able value with every string masked by the patterns."""
         return map_text(value, self.text)
 
-    def rows(self, columns: list[str], rows: list[list[Any]]) -> list[list[Any]]:
-        hidden = [c.lower() in self.columns for c in columns]
+    def mentioned_in(self, sql: str) -> bool:
+        """Whether a statement names a masked column anywhere (conservatively: any
+        identifier with that name, or, if it does not parse, the word in its text)."""
+        if not self.columns:
+            return False
+        try:
+            import sqlglot
+            from sqlglot import exp
+
+            names = {
+                str(i.name).lower()
+                for tree in sqlglot.parse(sql, read="postgres")
+                if tree is not None
+                for i in tree.find_all(exp.Identifier)
+            }
+        except Exception:
+            words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", sql)}
+            return bool(words & self.columns)
+        return bool(names & self.columns)
+
+    def rows(
+        self, columns: list[str], rows: list[list[Any]], hidden: list[bool] | None = None
+    ) -> list[list[Any]]:
+        """Rows with masked columns hidden: by their name, or as ``hidden`` says (the
+        executor knows more: a column's source, an expression over a masked one)."""
+        if hidden is None:
+            hidden = [c.lower() in self.columns for c in columns]
         if not any(hidden) and not self.patterns:
             return rows
         plain = (int, float, bool, type(None))

@@ -94,6 +94,38 @@ class PostgresExecutor:
         if extra:
             raise InvalidInput(f"target {self.name} takes only params.sql, not {sorted(extra)}")
 
+    def _hidden(self, cur: psycopg.Cursor[Any], sql: str) -> list[bool] | None:
+        """Which result columns to mask. By name, and by where each comes from: a column
+        that is a masked table column under another name (``email AS e``: PostgreSQL
+        reports its table and column), and, when the statement names a masked column
+        anywhere, every column that is not a plain table column (``upper(email)``,
+        ``email || ''``: what an expression was made of is not reported)."""
+        description = cur.description or []
+        result = cur.pgresult
+        if not self.mask.columns or result is None:
+            return None
+        origin = [(result.ftable(i), result.ftablecol(i)) for i in range(len(description))]
+        sources: dict[tuple[int, int], str] = {}
+        pairs = sorted({(t, c) for t, c in origin if t})
+        if pairs:
+            found = cur.connection.execute(
+                "SELECT a.attrelid::bigint, a.attnum::int, a.attname FROM pg_attribute a "
+                "JOIN unnest(%s::bigint[], %s::int[]) AS p(rel, num) "
+                "ON a.attrelid = p.rel::oid AND a.attnum = p.num",
+                [[t for t, _ in pairs], [c for _, c in pairs]],
+            ).fetchall()
+            sources = {(int(o), int(n)): str(name) for o, n, name in found}
+        named = self.mask.mentioned_in(sql)
+        hidden = []
+        for d, (table, column) in zip(description, origin, strict=True):
+            source = sources.get((table, column)) if table else None
+            hidden.append(
+                d.name.lower() in self.mask.columns
+                or (source is not None and source.lower() in self.mask.columns)
+                or (source is None and named)
+            )
+        return hidden
+
     def run(self, action: Action, read_only: bool) -> ExecutionOutcome:
         sql = str(action.params["sql"])
         read_only = read_only or self.always_read_only
@@ -118,6 +150,7 @@ class PostgresExecutor:
                         rows = self.mask.rows(
                             columns,
                             [[v if type(v) in plain else _json(v) for v in r] for r in got],
+                            self._hidden(cur, sql),
                         )
                         rows = rows[: self.max_rows]
                         summary = f"{len(rows)} row(s)" + (" (truncated)" if truncated else "")
