@@ -176,6 +176,9 @@ def test_a_pipeline_on_main_passes_by_policy_on_its_claims(ci) -> None:
     assert body["grant"]["token"]  # the pipeline holds its grant
     seen = call(server, issuer.token(), "GET", f"/v1/requests/{body['id']}")
     assert seen.status_code == 200
+    me = call(server, issuer.token(), "GET", "/v1/me").json()
+    assert me["name"] == "ci:acme/api" and me["groups"] == ["deployers"]
+    assert me["claims"]["repository"] == "acme/api" and me["claims"]["ref"] == "refs/heads/main"
 
 
 def test_a_branch_build_waits_for_a_person_and_the_cli_follows_it(ci, tmp_path: Path) -> None:
@@ -210,6 +213,12 @@ def test_a_branch_build_waits_for_a_person_and_the_cli_follows_it(ci, tmp_path: 
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 0, err
     assert json.loads(out)["status"] == "approved"
+    who = subprocess.run(
+        [sys.executable, "-m", "signoff", "whoami"], env=env, capture_output=True, text=True
+    )
+    assert who.returncode == 0, who.stderr
+    assert who.stdout.splitlines()[:2] == ["ci:acme/api", "groups: none"]
+    assert "  ref: refs/heads/feature" in who.stdout
 
 
 def refused(server: LiveServer, token: str) -> str:

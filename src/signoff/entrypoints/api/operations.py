@@ -8,6 +8,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from signoff.bootstrap import App
+from signoff.domain.limits import shown
+from signoff.entrypoints.api.callers import ERRORS, CurrentUser
 from signoff.services import views
 
 
@@ -36,6 +38,18 @@ def router(app: App) -> APIRouter:
             checks["database_error"] = type(exc).__name__
         checks["database"] = ok
         return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+    @api.get("/v1/me", tags=["operations"], responses=ERRORS)
+    def me(user: CurrentUser) -> dict[str, Any]:
+        """Who the bearer token stands for, as policies see them: a person of the users
+        file, or a workload identity with its token's claims."""
+        return {
+            "name": user.name,
+            "email": user.email,
+            "admin": user.admin,
+            "groups": sorted(user.groups),
+            "claims": shown(dict(user.claims)),
+        }
 
     @api.get("/metrics", tags=["operations"])
     def metrics() -> Response:

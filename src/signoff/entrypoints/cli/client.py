@@ -72,6 +72,10 @@ class SignoffClient:
             raise ApiError(resp.status_code, code, str(detail), body)
         return resp.json()
 
+    def me(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/v1/me")
+        return result
+
     def create_request(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/v1/requests", json=body)
         return result

@@ -657,6 +657,19 @@ def grant_redeem(
     )
 
 
+def whoami(as_json: JsonOpt = False) -> None:
+    """Who your token stands for: name, groups, and a pipeline's token claims."""
+    with client() as c:
+        me = c.me()
+    if as_json:
+        out.print_json(json.dumps(me))
+        return
+    say(f"{me['name']}{' (admin)' if me['admin'] else ''}")
+    say(f"groups: {', '.join(me['groups']) or 'none'}")
+    for key, value in sorted((me.get("claims") or {}).items()):
+        say(f"  {key}: {value}")
+
+
 def grant_token(
     request_id: Annotated[str, typer.Argument(help="An approved request of yours.")],
 ) -> None:
