@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from signoff.domain.errors import Forbidden, NotFound
+from signoff.domain.errors import Forbidden, NotFound, Refused
 
 
 @dataclass(frozen=True)
@@ -17,11 +17,17 @@ class User:
     slack_id: str | None = None  # else found by email (users.lookupByEmail)
     teams_webhook: str | None = None  # a webhook that posts to this person's Teams chat
     notify: tuple[str, ...] = ()  # where they prefer news of their own requests
+    disabled: bool = False  # signs in, authenticates and acts nowhere (users.yaml)
 
     def require_admin(self, to: str) -> None:
         """Admins read the audit log and the outbox, and act for others."""
         if not self.admin:
             raise Forbidden(f"only an admin may {to}")
+
+    def require_enabled(self, to: str) -> None:
+        """A disabled person does nothing: votes, asks, cancels, redeems, gets tokens."""
+        if self.disabled:
+            raise Refused("disabled", f"user {self.name} is disabled, and may not {to}")
 
 
 @dataclass(frozen=True)
