@@ -197,6 +197,14 @@ class FakeTokens:
                 return token_hash
         return None
 
+    def revoke_for_user(self, user: str, at: datetime) -> tuple[tuple[str, str], ...]:
+        revoked = []
+        for token_hash, t in list(self.staged.items()):
+            if t.user == user and t.revoked_at is None:
+                self.staged[token_hash] = replace(t, revoked_at=at)
+                revoked.append((t.id, token_hash))
+        return tuple(sorted(revoked))
+
 
 class FakeLinks:
     def __init__(self, staged: set[str]) -> None:
@@ -228,6 +236,12 @@ class FakeSessions:
 
     def delete(self, id_hash: str) -> None:
         self.staged.pop(id_hash, None)
+
+    def delete_for_user(self, user: str) -> int:
+        mine = [k for k, s in self.staged.items() if s.user == user]
+        for k in mine:
+            del self.staged[k]
+        return len(mine)
 
 
 class FakeUnitOfWork:

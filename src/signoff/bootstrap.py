@@ -88,7 +88,8 @@ class App:
     def signin_link(self, person: str, next_path: str = "") -> str:
         """A one-time link that signs ``person`` in to the web app (single-use, expires
         after ``SIGNOFF_SIGNIN_LINK_TTL``)."""
-        self.directory.user(person)  # NotFound names an unknown person
+        # NotFound names an unknown person; a disabled one is refused (and so is the link)
+        self.directory.user(person).require_enabled("sign in")
         expires = self.services.clock.now() + parse_duration(self.settings.signin_link_ttl)
         token = self.links.issue_signin(person, expires)
         where = f"?next={quote(next_path, safe='/')}" if next_path else ""

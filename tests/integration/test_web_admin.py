@@ -41,7 +41,12 @@ ADMIN_PAGES = [
     "/admin/people",
     "/admin/audit/export.jsonl",
 ]
-ADMIN_FORMS = ["/admin/policies/explain", "/admin/audit/verify", "/admin/outbox/1/retry"]
+ADMIN_FORMS = [
+    "/admin/policies/explain",
+    "/admin/audit/verify",
+    "/admin/outbox/1/retry",
+    "/admin/people/erin/sign-out",
+]
 
 
 @dataclass
@@ -531,6 +536,7 @@ def test_forms_without_the_session_csrf_token_are_refused_and_change_nothing(sit
         ("/tokens", {"label": "sneaky", "user": "dave"}),
         (f"/tokens/{token.id}/revoke", {}),
         (f"/admin/outbox/{dead['id']}/retry", {}),
+        ("/admin/people/bob/sign-out", {}),
         ("/admin/audit/verify", {}),
         ("/admin/policies/explain", {"type": "deploy", "target": "prod/web"}),
     ]:

@@ -36,6 +36,7 @@ from signoff.domain.events import (
     StageEscalated,
     TokenCreated,
     TokenRevoked,
+    UserSignedOut,
     VoteCast,
 )
 from signoff.domain.requests import TRANSITIONS, Decision, StagePlan, Status
@@ -156,6 +157,10 @@ EXAMPLES: list[tuple[AuditedEvent, dict[str, Any]]] = [
     (
         TokenRevoked(actor="ann", token_id="t1", user="ann", label="ci"),
         {"token_id": "t1", "user": "ann", "label": "ci"},
+    ),
+    (
+        UserSignedOut(actor="root", user="ann", sessions=2, tokens=("t1", "t2")),
+        {"user": "ann", "sessions": 2, "tokens": ["t1", "t2"]},
     ),
     (
         OutboxDeadLettered(

@@ -21,6 +21,7 @@ class UserDoc(BaseModel):
     slack: str | None = None
     teams_webhook: str | None = None
     notify: list[ChannelName] = []
+    disabled: bool = False
 
 
 class DirectoryDoc(BaseModel):
@@ -55,6 +56,7 @@ def load_directory(path: Path | str) -> Directory:
             slack_id=u.slack,
             teams_webhook=u.teams_webhook,
             notify=tuple(u.notify),
+            disabled=u.disabled,
         )
         for u in parsed.users
     )

@@ -51,6 +51,7 @@ class EventType(StrEnum):
     GRANT_REFUSED = "grant.refused"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
+    USER_SIGNED_OUT = "user.signed_out"
     OUTBOX_DEAD_LETTERED = "outbox.dead_lettered"
     OUTBOX_REQUEUED = "outbox.requeued"
 
@@ -389,6 +390,22 @@ class TokenRevoked:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UserSignedOut:
+    """Someone (``actor``: an admin, or ``admin`` for the CLI) ended every web session
+    of ``user`` (``sessions``: how many) and revoked all their API tokens (``tokens``:
+    the ids of those still active)."""
+
+    type: ClassVar[EventType] = EventType.USER_SIGNED_OUT
+    actor: str
+    user: str
+    sessions: int
+    tokens: tuple[str, ...]
+
+    def payload(self) -> dict[str, Any]:
+        return {"user": self.user, "sessions": self.sessions, "tokens": list(self.tokens)}
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutboxDeadLettered:
     """A notification was given up after ``attempts`` deliveries (``error``: the last
     one's, at most 500 characters; ``event``: the event it was about)."""
@@ -437,6 +454,7 @@ ServiceEvent = (
     | ExecutionRefusal
     | TokenCreated
     | TokenRevoked
+    | UserSignedOut
     | OutboxDeadLettered
     | OutboxRequeued
 )

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from signoff.domain.errors import Forbidden, NotFound
+from signoff.domain.errors import Forbidden, NotFound, Refused
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class User:
     slack_id: str | None = None  # else found by email (users.lookupByEmail)
     teams_webhook: str | None = None  # a webhook that posts to this person's Teams chat
     notify: tuple[str, ...] = ()  # where they prefer news of their own requests
+    disabled: bool = False  # signs in, authenticates and acts nowhere (users.yaml)
     # A workload's token claims (policies read them as requester.claims); empty for people.
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -25,6 +26,11 @@ class User:
         """Admins read the audit log and the outbox, and act for others."""
         if not self.admin:
             raise Forbidden(f"only an admin may {to}")
+
+    def require_enabled(self, to: str) -> None:
+        """A disabled person does nothing: votes, asks, cancels, redeems, gets tokens."""
+        if self.disabled:
+            raise Refused("disabled", f"user {self.name} is disabled, and may not {to}")
 
 
 @dataclass(frozen=True)

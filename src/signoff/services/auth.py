@@ -1,15 +1,16 @@
 """API tokens: create them (shown once, stored hashed), revoke them, and authenticate
-callers."""
+callers; and sign a person out everywhere (every web session, every token)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from signoff.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from signoff.domain.events import TokenCreated, TokenRevoked
+from signoff.domain.events import TokenCreated, TokenRevoked, UserSignedOut
 from signoff.domain.identity import User
 from signoff.domain.limits import check_text
 
@@ -62,7 +63,7 @@ def create_token(svc: Services, user_name: str, label: str = "", by: User | None
     server's administrator."""
     if by is not None and by.name != user_name:
         by.require_admin("create an API token for someone else")
-    svc.directory.user(user_name)
+    svc.directory.user(user_name).require_enabled("get an API token")
     if len(label) > MAX_LABEL:
         raise InvalidInput(f"a label is at most {MAX_LABEL} characters", field="label")
     check_text(label, "label")
@@ -101,10 +102,20 @@ def revoke_token(svc: Services, by: User, token_id: str) -> ApiToken:
     return found
 
 
+def _enabled(user: User) -> User:
+    if user.disabled:
+        raise Unauthenticated(f"user {user.name} is disabled")
+    return user
+
+
 def authenticate_cached(svc: Services, token: str) -> User | None:
-    """The user of a recently verified token, without touching the database."""
+    """The user of a recently verified token, without touching the database.
+
+    The person is read from the directory on each call: their groups, admin role and
+    ``disabled`` are those of the users file the server loaded, never the token's."""
     name = svc.token_cache.get(hash_token(token))
-    return svc.directory.users.get(name) if name is not None else None
+    user = svc.directory.users.get(name) if name is not None else None
+    return _enabled(user) if user is not None else None
 
 
 def authenticate(svc: Services, token: str) -> User:
@@ -118,5 +129,45 @@ def authenticate(svc: Services, token: str) -> User:
         name = uow.tokens.user_for(digest)
     if name is None or name not in svc.directory.users:
         raise Unauthenticated("the API token is not valid")
+    user = _enabled(svc.directory.user(name))
     svc.token_cache.put(digest, name)
-    return svc.directory.user(name)
+    return user
+
+
+@dataclass(frozen=True)
+class SignedOut:
+    """What ``sign_out_everywhere`` ended: how many web sessions, which tokens."""
+
+    user: str
+    sessions: int
+    tokens: tuple[str, ...]
+
+
+def sign_out_everywhere(svc: Services, user_name: str, by: User | None = None) -> SignedOut:
+    """End every web session of a person and revoke all their API tokens, audited
+    (``user.signed_out``). An admin's act (``by``; None: the CLI, run with the server's
+    settings, whose actor is ``admin``). Works for anyone in the directory, disabled or
+    not; revoked tokens stop at once on this process, within the token cache's few
+    seconds on others; sessions end at their next request everywhere."""
+    if by is not None:
+        by.require_admin("end someone's sessions and revoke their tokens")
+    svc.directory.user(user_name)
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        sessions = uow.sessions.delete_for_user(user_name)
+        revoked = uow.tokens.revoke_for_user(user_name, now)
+        ended = SignedOut(user_name, sessions, tuple(token_id for token_id, _ in revoked))
+        uow.audit.append(
+            now,
+            None,
+            UserSignedOut(
+                actor=by.name if by is not None else "admin",
+                user=user_name,
+                sessions=ended.sessions,
+                tokens=ended.tokens,
+            ),
+        )
+        uow.commit()
+    for _, token_hash in revoked:
+        svc.token_cache.forget(token_hash)
+    return ended

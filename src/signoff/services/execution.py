@@ -59,6 +59,7 @@ class Execution:
 def execute_request(
     svc: Services, executors: Mapping[str, Executor], user: User, request_id: str
 ) -> Execution:
+    user.require_enabled("execute a request")
     # 1. claim one use for the stored action
     with svc.uow() as uow:
         now = svc.clock.now()

@@ -72,6 +72,7 @@ def submit_or_fold(
 ) -> tuple[Request, bool]:
     """Submit a request; or, when the same requester already has the same action pending
     under review, fold this ask into that request (True) instead of asking again."""
+    user.require_enabled("ask for anything")
     svc.check_action(action)
     now = svc.clock.now()
     decision = svc.policies.evaluate(evaluation_input(svc, user, action, context, ticket))
@@ -207,6 +208,8 @@ def _vote(
     comment: str,
     link_id: str | None,
 ) -> Request:
+    """Every vote comes here (API, web form, mail and Teams links, Slack buttons)."""
+    user.require_enabled("vote")
     if len(comment) > MAX_TEXT:
         raise InvalidInput(f"comment is longer than {MAX_TEXT} characters", field="comment")
     with svc.uow() as uow:
@@ -225,6 +228,7 @@ def _vote(
 
 
 def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> Request:
+    user.require_enabled("cancel a request")
     return _change(
         svc,
         lambda uow: uow.requests.get(request_id, for_update=True),
@@ -233,6 +237,7 @@ def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> 
 
 
 def revoke_grant(svc: Services, user: User, grant_id: str, comment: str) -> Request:
+    user.require_enabled("revoke a grant")
     return _change(
         svc,
         lambda uow: uow.requests.get_by_grant(grant_id, for_update=True),
@@ -272,6 +277,7 @@ def redeem_grant(svc: Services, user: User, token: str, action: Action) -> Redem
     in the audit log as an attempt, in its own transaction. The domain takes the use;
     saving the request stores it, and refuses (``Conflict``) if anyone else changed the
     request or its grant since it was read, so each use goes to one caller only."""
+    user.require_enabled("redeem a grant")
     claims = svc.signer.verify(token)  # GrantRefused on a forged, malformed or expired token
     digest = action.digest
     try:

@@ -3,7 +3,9 @@
 A session's cookie value is a random 256-bit string; the database keeps only its
 SHA-256, with the person, a CSRF token for the session's forms and two times. A session
 ends when unused for ``session_idle`` or ``session_max`` after sign-in, whichever comes
-first, or at sign-out. Sign-in links are single-use (their ``jti`` is recorded in the
+first, at sign-out, when an admin signs the person out everywhere
+(``auth.sign_out_everywhere``), or when the users file marks them ``disabled``. Sign-in
+links are single-use (their ``jti`` is recorded in the
 same transaction that makes the session) and expire.
 """
 
@@ -45,6 +47,8 @@ def sign_in_by_link(svc: Services, claims: Mapping[str, Any]) -> tuple[str, Sign
         raise LinkRefused(
             "unknown_user", "this link is for someone Signoff does not know"
         ) from None
+    if user.disabled:
+        raise LinkRefused("disabled", f"user {user.name} is disabled")
     value = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     with svc.uow() as uow:
@@ -58,7 +62,8 @@ def sign_in_by_link(svc: Services, claims: Mapping[str, Any]) -> tuple[str, Sign
 
 def session_for(svc: Services, value: str) -> SignedIn:
     """The person a session cookie stands for; Unauthenticated when there is none, it
-    ended, or its person left the directory."""
+    ended, or its person left the directory or is disabled. The person is read from the
+    directory on each call, so their groups and role are those the server loaded."""
     if not value or len(value) > 200:
         raise Unauthenticated("sign in first")
     key = _hash(value)
@@ -73,6 +78,9 @@ def session_for(svc: Services, value: str) -> SignedIn:
     user = svc.directory.users.get(found.user)
     if user is None:
         raise Unauthenticated("sign in first")
+    if user.disabled:
+        end_session(svc, value)
+        raise Unauthenticated(f"user {user.name} is disabled")
     if (now - found.last_seen_at).total_seconds() > TOUCH_EVERY_SECONDS:
         with svc.uow() as uow:
             uow.sessions.touch(key, now)

@@ -820,6 +820,16 @@ class DatabaseTokenStore:
             .returning(a.c.token_hash)
         ).scalar()
 
+    def revoke_for_user(self, user: str, at: datetime) -> tuple[tuple[str, str], ...]:
+        a = t.api_tokens
+        rows = self.conn.execute(
+            a.update()
+            .where(a.c.user_name == user, a.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(a.c.id, a.c.token_hash)
+        )
+        return tuple(sorted((str(i), str(h)) for i, h in rows))
+
 
 NOTIFY_CHANNEL = "signoff_requests"
 _NOTIFY = sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, sa.bindparam("rid", type_=sa.String)))
@@ -867,6 +877,10 @@ class DatabaseSessionStore:
 
     def delete(self, id_hash: str) -> None:
         self.conn.execute(t.web_sessions.delete().where(t.web_sessions.c.id_hash == id_hash))
+
+    def delete_for_user(self, user: str) -> int:
+        ended = self.conn.execute(t.web_sessions.delete().where(t.web_sessions.c.user_name == user))
+        return int(ended.rowcount)
 
 
 class DatabaseUnitOfWork:

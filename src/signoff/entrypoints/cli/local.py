@@ -1,7 +1,7 @@
 """Commands that work on the local installation: they read the server settings, build the
 application (migrating the database first) or load the policy files, and never talk HTTP.
 
-``serve``, ``worker``, ``db upgrade``, ``token create``, ``policy check``,
+``serve``, ``worker``, ``db upgrade``, ``token create``, ``user logout``, ``policy check``,
 ``policy explain``, ``outbox list``, ``audit verify``, ``audit export``; ``main.py``
 registers them. Everything heavy is imported inside the command that needs it.
 """
@@ -198,6 +198,27 @@ def token_create(
     finally:
         signoff_app.close()
     out.print(token, markup=False, highlight=False)
+
+
+def user_logout(
+    user: Annotated[str, typer.Option(metavar="NAME", help="The person to sign out.")],
+) -> None:
+    """End every web session of a person and revoke all their API tokens (audited as
+    user.signed_out; runs with the server's settings, like token create)."""
+    from signoff.services.auth import sign_out_everywhere
+
+    signoff_app = _local_app()
+    try:
+        ended = guarded(lambda: sign_out_everywhere(signoff_app.services, user))
+    finally:
+        signoff_app.close()
+    sessions = f"{ended.sessions} session" + ("" if ended.sessions == 1 else "s")
+    tokens = f"{len(ended.tokens)} API token" + ("" if len(ended.tokens) == 1 else "s")
+    out.print(
+        f"{user} is signed out everywhere: {sessions} ended, {tokens} revoked.",
+        markup=False,
+        highlight=False,
+    )
 
 
 def policy_check(

@@ -63,6 +63,7 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Check and explain policy-as-code.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="People: sign them out everywhere.", no_args_is_help=True)
 grant_app = typer.Typer(help="Verify, redeem and revoke grants.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify and export the audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -72,6 +73,7 @@ keys_app = typer.Typer(
 )
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
 app.add_typer(grant_app, name="grant")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
@@ -83,6 +85,7 @@ app.command()(local.serve)
 app.command()(local.worker)
 db_app.command("upgrade")(local.db_upgrade)
 token_app.command("create")(local.token_create)
+user_app.command("logout")(local.user_logout)
 app.command("signin-link")(local.signin_link)
 policy_app.command("check")(local.policy_check)
 policy_app.command("explain")(local.policy_explain)
@@ -121,7 +124,17 @@ def where(command: Callable[..., Any]) -> str:
     return LOCAL
 
 
-for _group in (app, policy_app, token_app, grant_app, audit_app, db_app, outbox_app, keys_app):
+for _group in (
+    app,
+    policy_app,
+    token_app,
+    user_app,
+    grant_app,
+    audit_app,
+    db_app,
+    outbox_app,
+    keys_app,
+):
     for _info in _group.registered_commands:
         if _info.callback is not None and _info.epilog is None:
             _info.epilog = where(_info.callback)

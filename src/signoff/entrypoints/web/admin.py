@@ -1,15 +1,16 @@
 """The admin pages: the loaded policy set and a dry run of it (explain), the audit log
-(filters, pages, verify, export), the outbox (dead letters retried), people and groups;
-and the API tokens page, which everyone signed in has (their own tokens; admins see and
-make everyone's).
+(filters, pages, verify, export), the outbox (dead letters retried), people and groups
+(a person signed out everywhere: sessions ended, tokens revoked); and the API tokens
+page, which everyone signed in has (their own tokens; admins see and make everyone's).
 
 Every page reads through the same views and use cases as the API and the CLI
 (``views.audit_search``, ``views.audit_report``, ``use_cases.explain``,
-``requeue_dead_letter``, ``create_token`` / ``revoke_token``), so a page cannot show or
-allow what they would not. Every input is bounded here, where it enters, and a bad one
-is answered with a page that says what is wrong. Forms that change something are POSTs
-carrying the session's CSRF token and answer with a redirect, except token creation:
-the new token exists only in that answer, which shows it once.
+``requeue_dead_letter``, ``create_token`` / ``revoke_token``, ``sign_out_everywhere``),
+so a page cannot show or allow what they would not. Every input is bounded here, where
+it enters, and a bad one is answered with a page that says what is wrong. Forms that
+change something are POSTs carrying the session's CSRF token and answer with a
+redirect, except token creation: the new token exists only in that answer, which shows
+it once.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ OUTBOX_ROWS = 100
 RISKS = ("low", "medium", "high", "critical")
 
 ADMINS_ONLY = "Only admins may see this page."
+
+
+def plural(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def moment(at: datetime) -> str:
@@ -694,17 +699,28 @@ def router(app: App) -> APIRouter:
         return RedirectResponse(f"/admin/outbox?retried={row.id}", status_code=303)
 
     @web.get("/admin/people", response_class=HTMLResponse)
-    def people(request: Request) -> Response:
+    def people(
+        request: Request, signed_out: str = "", sessions: str = "", tokens: str = ""
+    ) -> Response:
         """Who Signoff knows, and their groups (the directory, as loaded)."""
         me = admin_or_refusal(app, request)
         if not isinstance(me, SignedIn):
             return me
         directory = svc.directory
+        flash = ""
+        if signed_out in directory.users and all(
+            v.isdigit() and len(v) <= 9 for v in (sessions, tokens)
+        ):
+            flash = (
+                f"{signed_out} is signed out everywhere: {plural(int(sessions), 'session')} "
+                f"ended, {plural(int(tokens), 'API token')} revoked."
+            )
         users = [
             {
                 "name": u.name,
                 "email": u.email or "",
                 "admin": u.admin,
+                "disabled": u.disabled,
                 "groups": sorted(u.groups),
                 "notify": list(u.notify),
                 "slack": u.slack_id or "",
@@ -723,7 +739,31 @@ def router(app: App) -> APIRouter:
             groups=groups,
             slack=any(u["slack"] for u in users),
             teams=any(u["teams"] for u in users),
+            flash=flash,
         )
+
+    @web.post("/admin/people/{name}/sign-out", response_class=HTMLResponse)
+    async def person_sign_out(request: Request, name: str) -> Response:
+        values = await form_of(request)
+        return await run_in_threadpool(_sign_out, request, name, values)
+
+    def _sign_out(request: Request, name: str, values: dict[str, str]) -> Response:
+        me = admin_or_refusal(app, request, back="/admin/people")
+        if not isinstance(me, SignedIn):
+            return me
+        if not csrf_ok(me, values.get("csrf", "")[:MAX_CSRF]):
+            return csrf_refused(app, me, "Not signed out")
+        try:
+            if len(name) > MAX_NAME:
+                raise NotFound("there is no such person")
+            check_text(name, "name")
+            ended = auth.sign_out_everywhere(svc, name, by=me.user)
+        except SignoffError as exc:
+            return problem_page(app, me, "Not signed out", exc, "/admin/people", "Back to people")
+        query = urlencode(
+            {"signed_out": name, "sessions": ended.sessions, "tokens": len(ended.tokens)}
+        )
+        return RedirectResponse(f"/admin/people?{query}", status_code=303)
 
     def tokens_page(
         me: SignedIn,

@@ -51,6 +51,7 @@ def router(app: App) -> APIRouter:
                         lines=["Nothing was changed."],
                     )
             approver = svc.directory.user(str(claims["sub"]))
+            approver.require_enabled("vote")  # said now, not after the button
             r = views.request_for(svc, approver, str(claims["rid"]))
         except SignoffError as exc:
             return refused("This link cannot be used", exc)
