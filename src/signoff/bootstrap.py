@@ -25,6 +25,7 @@ from signoff.adapters.db.repositories import DatabaseUnitOfWork
 from signoff.adapters.directory_file import load_directory
 from signoff.adapters.event_bus import InProcessEventBus
 from signoff.adapters.metrics import PrometheusObserver
+from signoff.adapters.oidc import OidcProvider
 from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import Ed25519GrantSigner, KeyRing, VoteLinkSigner
 from signoff.adapters.targets_file import TargetSet, load_target_set
@@ -64,6 +65,8 @@ class App:
     checkpoint_sinks: Sequence[CheckpointSink]
     # Set after a commit that wrote outbox rows; the worker delivers at once.
     dispatch_wanted: threading.Event
+    # Single sign-on for the web app (SIGNOFF_OIDC_ISSUER), when configured.
+    oidc: OidcProvider | None = None
 
     @property
     def policy_set(self) -> PolicySet:
@@ -221,6 +224,25 @@ def quiet_hours(settings: Settings, channels: Mapping[str, Channel]) -> dict[str
     return out
 
 
+def oidc_provider(settings: Settings) -> OidcProvider | None:
+    """The OpenID provider people sign in with, when SIGNOFF_OIDC_ISSUER names one."""
+    if not settings.oidc_issuer:
+        return None
+    if not settings.oidc_client_id:
+        raise InvalidInput("SIGNOFF_OIDC_ISSUER is set: SIGNOFF_OIDC_CLIENT_ID must be too")
+    if "openid" not in settings.oidc_scopes.split():
+        raise InvalidInput("SIGNOFF_OIDC_SCOPES must include 'openid'")
+    return OidcProvider(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        scopes=settings.oidc_scopes,
+        name_claim=settings.oidc_name_claim,
+        groups_claim=settings.oidc_groups_claim,
+        display_name=settings.oidc_provider_name,
+    )
+
+
 def load_rules(settings: Settings) -> tuple[Directory, PolicySet]:
     """Users, groups and policies; raises PolicyError listing every problem."""
     directory = load_directory(settings.users_file)
@@ -235,11 +257,12 @@ def build(
     """The whole object graph, from settings. Raises PolicyError or InvalidInput (with
     every problem named) when the policies, users, targets or channels are wrong."""
     clock = clock or SystemClock()
+    oidc = oidc_provider(settings)
     directory, policy_set = load_rules(settings)
     target_set = load_target_set(settings.targets_file)
     engine = create_db_engine(settings.effective_database_url(), settings.db_pool_size)
     try:
-        return _assemble(settings, clock, directory, policy_set, target_set, engine, migrate)
+        return _assemble(settings, clock, directory, policy_set, target_set, engine, migrate, oidc)
     except sa_exc.DBAPIError as exc:
         engine.dispose()
         raise database_unavailable(engine, exc) from None
@@ -268,6 +291,7 @@ def _assemble(
     target_set: TargetSet,
     engine: Engine,
     migrate: bool,
+    oidc: OidcProvider | None = None,
 ) -> App:
     executors = target_set.executors
     if migrate:
@@ -307,6 +331,7 @@ def _assemble(
         workload=load_workload(settings.workload_file),
         session_idle=parse_duration(settings.session_idle),
         session_max=parse_duration(settings.session_max),
+        single_sign_on=oidc is not None,
         wake_dispatcher=dispatch_wanted.set,
     )
     retry = RetryPolicy(
@@ -329,6 +354,7 @@ def _assemble(
         observer=observer,
         dispatch_wanted=dispatch_wanted,
         checkpoint_sinks=checkpoint_sinks,
+        oidc=oidc,
     )
 
 
