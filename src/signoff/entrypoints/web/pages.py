@@ -7,7 +7,9 @@ without it). A request is shown with the rows every channel uses
 (``adapters/channels/messages.context_rows``), so a page and a mail never disagree.
 
 People sign in with a one-time link (``signoff signin-link``, or the one the server
-prints at first start) and get a server-side session (``services/sessions.py``): an
+prints at first start), or with an OpenID provider when one is configured
+(``/signin/oidc``: code flow with PKCE, state and nonce; ``adapters/oidc.py``), and get a
+server-side session (``services/sessions.py``): an
 HttpOnly, SameSite=Lax cookie (Secure over HTTPS); every form that changes something
 carries the session's CSRF token. Messages' "Details" links are signed for one person
 and show that request read-only without a session.
