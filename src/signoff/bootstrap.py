@@ -259,6 +259,12 @@ def build(
     clock = clock or SystemClock()
     oidc = oidc_provider(settings)
     directory, policy_set = load_rules(settings)
+    unknown = sorted(set(settings.oidc_group_map.values()) - set(directory.groups))
+    if oidc is not None and unknown:
+        raise InvalidInput(
+            f"SIGNOFF_OIDC_GROUP_MAP maps to {', '.join(map(repr, unknown))}, not a group of "
+            f"{settings.users_file} (declare it there, empty if need be)"
+        )
     target_set = load_target_set(settings.targets_file)
     engine = create_db_engine(settings.effective_database_url(), settings.db_pool_size)
     try:

@@ -224,3 +224,40 @@ def test_an_id_token_for_another_audience_or_sign_in_is_refused() -> None:
     hs = jwt.encode({"iss": "https://idp.example"}, "k" * 32, algorithm="HS256")
     with pytest.raises(Unauthenticated, match="HS256"):
         provider.verify_id_token(hs, "n1")
+
+
+def test_a_group_map_to_an_unknown_group_is_refused_at_start(tmp_path) -> None:
+    from signoff.domain.errors import InvalidInput
+
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'signoff.db'}",
+        tmp_path,
+        oidc_issuer="https://idp.example",
+        oidc_client_id="signoff",
+        oidc_group_map={"idp-x": "no-such-group"},
+    )
+    with pytest.raises(InvalidInput, match="no-such-group"):
+        build(settings)
+
+
+def test_a_name_is_bound_to_one_issuer_and_subject(signoff_app) -> None:
+    from signoff.domain.errors import Forbidden
+
+    svc = signoff_app.services
+    _, first = sessions.sign_in_by_oidc(
+        svc, "https://idp.example", "s1", "zed", "zed@example.com", frozenset({"dba"})
+    )
+    assert (first.user.name, first.user.groups) == ("zed", {"dba"})
+    # another subject claiming the same name is refused: never matched by name or email
+    with pytest.raises(Forbidden, match="already another"):
+        sessions.sign_in_by_oidc(svc, "https://idp.example", "s2", "zed", None, frozenset())
+    # the first keeps the name even when the provider renames them; groups are refreshed
+    _, again = sessions.sign_in_by_oidc(
+        svc, "https://idp.example", "s1", "zed2", "zed@example.com", frozenset()
+    )
+    assert (again.user.name, again.user.groups) == ("zed", frozenset())
+    # no name claim: the email is the name
+    _, nina = sessions.sign_in_by_oidc(
+        svc, "https://idp.example", "s3", None, "nina@example.com", frozenset()
+    )
+    assert nina.user.name == "nina@example.com"
