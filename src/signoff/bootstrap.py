@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+    from signoff.adapters.oidc import OidcProvider
+
 from signoff.adapters.channels.log import LogChannel
 from signoff.adapters.channels.messages import VoteLinks
 from signoff.adapters.checkpoints import build_sinks, signature_ok
@@ -25,7 +27,6 @@ from signoff.adapters.db.repositories import DatabaseUnitOfWork
 from signoff.adapters.directory_file import load_directory
 from signoff.adapters.event_bus import InProcessEventBus
 from signoff.adapters.metrics import PrometheusObserver
-from signoff.adapters.oidc import OidcProvider
 from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import Ed25519GrantSigner, KeyRing, VoteLinkSigner
 from signoff.adapters.targets_file import TargetSet, load_target_set
@@ -232,6 +233,8 @@ def oidc_provider(settings: Settings) -> OidcProvider | None:
         raise InvalidInput("SIGNOFF_OIDC_ISSUER is set: SIGNOFF_OIDC_CLIENT_ID must be too")
     if "openid" not in settings.oidc_scopes.split():
         raise InvalidInput("SIGNOFF_OIDC_SCOPES must include 'openid'")
+    from signoff.adapters.oidc import OidcProvider  # httpx and Authlib: only when used
+
     return OidcProvider(
         issuer=settings.oidc_issuer,
         client_id=settings.oidc_client_id,
