@@ -102,9 +102,11 @@ def begin_oidc_login(
 ) -> None:
     """Keep what the callback of a single sign-in checks, bound to the browser that
     started it (the SHA-256 of a random cookie value it holds)."""
+    now = svc.clock.now()
     with svc.uow() as uow:
+        uow.identities.forget_logins(now - OIDC_LOGIN_TTL)  # abandoned ones
         uow.identities.begin_login(
-            OidcLogin(state, _hash(browser), nonce, verifier, next_path, svc.clock.now())
+            OidcLogin(state, _hash(browser), nonce, verifier, next_path, now)
         )
         uow.commit()
 

@@ -940,6 +940,10 @@ class DatabaseIdentityStore:
             },
         )
 
+    def forget_logins(self, before: datetime) -> None:
+        lg = t.oidc_logins
+        self.conn.execute(lg.delete().where(lg.c.created_at < before))
+
     def take_login(self, state: str) -> OidcLogin | None:
         lg = t.oidc_logins
         row = self.conn.execute(sa.select(lg).where(lg.c.state == state)).mappings().first()
