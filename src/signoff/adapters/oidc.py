@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import authlib.deprecate  # noqa: F401 (sets its warning filter, which the next one overrides)
 import httpx
 import jwt
 
