@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 export UV_LINK_MODE := copy
 
-.PHONY: help install browser run test lint typecheck unit bench clean
+.PHONY: help install browser oidc-provider run test lint typecheck unit bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,7 +34,18 @@ browser: ## Install Debian's chromium for the browser tests, if it is missing (n
 				|| { echo "$$out"; exit 1; }; \
 		fi; }
 
-test: install lint typecheck browser ## Install everything and run the whole test suite (SQLite and PostgreSQL) on two workers
+oidc-provider: ## Install the test OpenID provider (tests/oidc_provider, npm ci) if node is here and it is missing
+	@# The single sign-on tests run a real OpenID provider (oidc-provider, on Node). Without
+	@# node or npm they skip, or fail under CI=true.
+	@if [ ! -d tests/oidc_provider/node_modules ]; then \
+		if command -v npm >/dev/null; then \
+			npm ci --prefix tests/oidc_provider --no-audit --no-fund --loglevel=error; \
+		else \
+			echo "node/npm are missing: the single sign-on tests will skip"; \
+		fi; \
+	fi
+
+test: install lint typecheck browser oidc-provider ## Install everything and run the whole test suite (SQLite and PostgreSQL) on two workers
 	$(UV) run --frozen pytest -q -n 2 --dist loadfile
 
 lint: install ## ruff lint and format check

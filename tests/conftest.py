@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -429,3 +431,64 @@ def page(browser: Browser, offsite_requests: list[str]) -> Iterator[Page]:
     opened = context.new_page()
     yield opened
     context.close()
+
+
+# ----- a real OpenID provider on loopback (oidc-provider on Node) ---------------------
+
+OIDC_PROVIDER_DIR = Path(__file__).parent / "oidc_provider"
+OIDC_CLIENT_ID = "signoff"
+OIDC_CLIENT_SECRET = "signoff-test-secret"
+
+
+@contextmanager
+def oidc_provider(redirect_uris: list[str]) -> Iterator[str]:
+    """Start tests/oidc_provider/server.js (``make test`` runs ``npm ci`` for it) on a
+    free loopback port, wait for its discovery document, and yield its issuer URL."""
+    node = shutil.which("node")
+    if node is None:
+        unavailable("node is not installed: the OpenID provider of the SSO tests needs it")
+    if not (OIDC_PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+        unavailable("tests/oidc_provider has no node_modules: run `make oidc-provider`")
+    with bound_socket() as sock:
+        port = sock.getsockname()[1]
+    issuer = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "REDIRECT_URIS": ",".join(redirect_uris),
+        "CLIENT_ID": OIDC_CLIENT_ID,
+        "CLIENT_SECRET": OIDC_CLIENT_SECRET,
+    }
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
+    proc = subprocess.Popen(
+        [node, "server.js"],
+        cwd=OIDC_PROVIDER_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                found = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2)
+                if found.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait(5)
+                log.seek(0)
+                said = log.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"the OpenID provider did not start: {said}")
+            time.sleep(0.1)
+        yield issuer
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+    from signoff.adapters.oidc import OidcProvider
+
 from signoff.adapters.channels.log import LogChannel
 from signoff.adapters.channels.messages import VoteLinks
 from signoff.adapters.checkpoints import build_sinks, signature_ok
@@ -64,6 +66,8 @@ class App:
     checkpoint_sinks: Sequence[CheckpointSink]
     # Set after a commit that wrote outbox rows; the worker delivers at once.
     dispatch_wanted: threading.Event
+    # Single sign-on for the web app (SIGNOFF_OIDC_ISSUER), when configured.
+    oidc: OidcProvider | None = None
 
     @property
     def policy_set(self) -> PolicySet:
@@ -222,6 +226,27 @@ def quiet_hours(settings: Settings, channels: Mapping[str, Channel]) -> dict[str
     return out
 
 
+def oidc_provider(settings: Settings) -> OidcProvider | None:
+    """The OpenID provider people sign in with, when SIGNOFF_OIDC_ISSUER names one."""
+    if not settings.oidc_issuer:
+        return None
+    if not settings.oidc_client_id:
+        raise InvalidInput("SIGNOFF_OIDC_ISSUER is set: SIGNOFF_OIDC_CLIENT_ID must be too")
+    if "openid" not in settings.oidc_scopes.split():
+        raise InvalidInput("SIGNOFF_OIDC_SCOPES must include 'openid'")
+    from signoff.adapters.oidc import OidcProvider  # httpx and Authlib: only when used
+
+    return OidcProvider(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        scopes=settings.oidc_scopes,
+        name_claim=settings.oidc_name_claim,
+        groups_claim=settings.oidc_groups_claim,
+        display_name=settings.oidc_provider_name,
+    )
+
+
 def load_rules(settings: Settings) -> tuple[Directory, PolicySet]:
     """Users, groups and policies; raises PolicyError listing every problem."""
     directory = load_directory(settings.users_file)
@@ -236,11 +261,18 @@ def build(
     """The whole object graph, from settings. Raises PolicyError or InvalidInput (with
     every problem named) when the policies, users, targets or channels are wrong."""
     clock = clock or SystemClock()
+    oidc = oidc_provider(settings)
     directory, policy_set = load_rules(settings)
+    unknown = sorted(set(settings.oidc_group_map.values()) - set(directory.groups))
+    if oidc is not None and unknown:
+        raise InvalidInput(
+            f"SIGNOFF_OIDC_GROUP_MAP maps to {', '.join(map(repr, unknown))}, not a group of "
+            f"{settings.users_file} (declare it there, empty if need be)"
+        )
     target_set = load_target_set(settings.targets_file)
     engine = create_db_engine(settings.effective_database_url(), settings.db_pool_size)
     try:
-        return _assemble(settings, clock, directory, policy_set, target_set, engine, migrate)
+        return _assemble(settings, clock, directory, policy_set, target_set, engine, migrate, oidc)
     except sa_exc.DBAPIError as exc:
         engine.dispose()
         raise database_unavailable(engine, exc) from None
@@ -269,6 +301,7 @@ def _assemble(
     target_set: TargetSet,
     engine: Engine,
     migrate: bool,
+    oidc: OidcProvider | None = None,
 ) -> App:
     executors = target_set.executors
     if migrate:
@@ -308,6 +341,7 @@ def _assemble(
         workload=load_workload(settings.workload_file),
         session_idle=parse_duration(settings.session_idle),
         session_max=parse_duration(settings.session_max),
+        single_sign_on=oidc is not None,
         wake_dispatcher=dispatch_wanted.set,
     )
     retry = RetryPolicy(
@@ -330,6 +364,7 @@ def _assemble(
         observer=observer,
         dispatch_wanted=dispatch_wanted,
         checkpoint_sinks=checkpoint_sinks,
+        oidc=oidc,
     )
 
 

@@ -129,6 +129,36 @@ class Settings(BaseSettings):
     session_max: str = Field(
         "7d", description="A web session ends this long after sign-in, however busy."
     )
+    oidc_issuer: str = Field(
+        "",
+        description="Single sign-on for the web app: the OpenID provider's issuer URL (its "
+        "discovery document is ISSUER/.well-known/openid-configuration); empty: sign-in "
+        "by one-time link only (docs/identity.md).",
+    )
+    oidc_client_id: str = Field("", description="Signoff's client id at the OpenID provider.")
+    oidc_client_secret: str = Field(
+        "", description="Signoff's client secret at the OpenID provider (empty: a public client)."
+    )
+    oidc_scopes: str = Field(
+        "openid email profile", description="The scopes Signoff asks the provider for."
+    )
+    oidc_groups_claim: str = Field(
+        "groups", description="The ID token (or userinfo) claim that lists a person's groups."
+    )
+    oidc_group_map: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"provider group": "Signoff group"}; groups not named are ignored.',
+    )
+    oidc_name_claim: str = Field(
+        "preferred_username",
+        description="The claim a person's Signoff name comes from at their first sign-in "
+        "(else their email).",
+    )
+    oidc_provider_name: str = Field(
+        "",
+        description='The name on the sign-in button ("Sign in with NAME"); default: the '
+        "issuer's host.",
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP server for the email channel.")
     smtp_port: int = Field(25, description="SMTP port (587 with STARTTLS, 465 with TLS).")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")

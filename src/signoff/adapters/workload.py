@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import jwt
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,6 +108,8 @@ class TrustedIssuer:
             return self._client
 
     def _discover(self) -> str:
+        import httpx  # only when an issuer is first used: the server starts without it
+
         where = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
             found = httpx.get(where, timeout=self._timeout).raise_for_status().json()

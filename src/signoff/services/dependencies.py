@@ -62,6 +62,9 @@ class Services:
     targets: frozenset[str] = frozenset()
     # Machine tokens of trusted issuers (workload identity), when configured.
     workload: TokenVerifier | None = None
+    # People may sign in by single sign-on (OIDC): their groups then come from the
+    # directory and from their latest sign-in (stored), and approvers are found in both.
+    single_sign_on: bool = False
     # Web sessions end after this long unused, and this long after sign-in at most.
     session_idle: timedelta = timedelta(hours=8)
     session_max: timedelta = timedelta(days=7)

@@ -244,6 +244,41 @@ class SessionStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class OidcIdentity:
+    """A person a single sign-on provider vouches for: (issuer, subject) is who they
+    are; ``user`` the Signoff name bound to it at their first sign-in."""
+
+    issuer: str
+    subject: str
+    user: str
+    email: str | None
+    groups: frozenset[str]
+    signed_in_at: datetime
+
+
+@dataclass(frozen=True)
+class OidcLogin:
+    """A single sign-in under way, kept until its callback spends it."""
+
+    state: str
+    browser_hash: str
+    nonce: str
+    verifier: str
+    next_path: str
+    created_at: datetime
+
+
+class IdentityStore(Protocol):
+    def by_subject(self, issuer: str, subject: str) -> OidcIdentity | None: ...
+    def by_name(self, user: str) -> OidcIdentity | None: ...
+    def save(self, identity: OidcIdentity) -> None: ...
+    def memberships(self) -> dict[str, frozenset[str]]: ...
+    def begin_login(self, login: OidcLogin) -> None: ...
+    def take_login(self, state: str) -> OidcLogin | None: ...
+    def forget_logins(self, before: datetime) -> None: ...
+
+
 class TokenVerifier(Protocol):
     """Bearer tokens that are not Signoff's own API tokens (a pipeline's OIDC token)."""
 
@@ -280,6 +315,8 @@ class UnitOfWork(Protocol):
     def executions(self) -> ExecutionStore: ...
     @property
     def sessions(self) -> SessionStore: ...
+    @property
+    def identities(self) -> IdentityStore: ...
     @property
     def touched(self) -> set[str]: ...
 

@@ -4,7 +4,7 @@ store the new state, its audit events and its outbox rows together, and commit o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -149,14 +149,15 @@ def _new_request(
     """The request as the policy shapes it: its stages with groups resolved to people,
     its grant's terms, its deadlines and channels."""
     policy = decision.policy
+    resolve = people_resolver(svc)
     stages = [
         StagePlan(
             s.name,
-            svc.directory.resolve(s.users, s.groups),
+            resolve(s.users, s.groups),
             s.quorum,
             s.timeout,
             s.reminders,
-            svc.directory.resolve(s.escalate_users, s.escalate_groups),
+            resolve(s.escalate_users, s.escalate_groups),
             s.escalation_timeout,
         )
         for s in policy.stages
@@ -174,15 +175,33 @@ def _new_request(
         grant_ttl=policy.grant.ttl,
         grant_uses=policy.grant.uses,
         read_only=policy.grant.read_only,
-        executors=svc.directory.resolve(policy.grant.executor_users, policy.grant.executor_groups),
-        redeemers=svc.directory.resolve(policy.grant.redeemer_users, policy.grant.redeemer_groups),
-        viewers=svc.directory.resolve(policy.viewer_users, policy.viewer_groups),
+        executors=resolve(policy.grant.executor_users, policy.grant.executor_groups),
+        redeemers=resolve(policy.grant.redeemer_users, policy.grant.redeemer_groups),
+        viewers=resolve(policy.viewer_users, policy.viewer_groups),
         created_at=now,
         on_timeout=policy.on_timeout,
         expires_at=now + svc.max_pending,
         notify=policy.notify,
         digest_every=policy.digest_every,
     )
+
+
+def people_resolver(svc: Services) -> Callable[[Iterable[str], Iterable[str]], frozenset[str]]:
+    """Who users and groups name: the directory's members, and with single sign-on also
+    the people whose latest sign-in put them in one of the groups."""
+    if not svc.single_sign_on:
+        return svc.directory.resolve
+    with svc.uow(write=False) as uow:
+        extra = uow.identities.memberships()
+
+    def resolve(users: Iterable[str], groups: Iterable[str]) -> frozenset[str]:
+        groups = tuple(groups)
+        found = svc.directory.resolve(users, groups)
+        for g in groups:
+            found |= extra.get(g, frozenset())
+        return found
+
+    return resolve
 
 
 def cast_vote(

@@ -14,13 +14,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
-from signoff.domain.errors import LinkRefused, NotFound, Unauthenticated
+from signoff.domain.errors import Forbidden, LinkRefused, NotFound, Unauthenticated
 from signoff.domain.identity import User
 from signoff.services.dependencies import Services
-from signoff.services.ports import WebSession
+from signoff.services.ports import OidcIdentity, OidcLogin, UnitOfWork, WebSession
+
+# A single sign-in must come back from the provider within this long.
+OIDC_LOGIN_TTL = timedelta(minutes=10)
 
 # A busy page does not write on every request: last_seen moves at most this often.
 TOUCH_EVERY_SECONDS = 60
@@ -76,6 +80,9 @@ def session_for(svc: Services, value: str) -> SignedIn:
         end_session(svc, value)
         raise Unauthenticated("your session has ended: sign in again")
     user = svc.directory.users.get(found.user)
+    if svc.single_sign_on:
+        with svc.uow(write=False) as uow:
+            user = _with_identity(user, uow.identities.by_name(found.user))
     if user is None:
         raise Unauthenticated("sign in first")
     if user.disabled:
@@ -86,6 +93,87 @@ def session_for(svc: Services, value: str) -> SignedIn:
             uow.sessions.touch(key, now)
             uow.commit()
     return SignedIn(user, found.csrf)
+
+
+def _with_identity(user: User | None, identity: OidcIdentity | None) -> User | None:
+    """A person as the directory and their latest single sign-on make them: the groups of
+    both; the provider's email when the directory has none. None: neither knows them."""
+    if identity is None:
+        return user
+    if user is None:
+        return User(name=identity.user, email=identity.email, groups=identity.groups)
+    return replace(user, groups=user.groups | identity.groups, email=user.email or identity.email)
+
+
+def begin_oidc_login(
+    svc: Services, state: str, browser: str, nonce: str, verifier: str, next_path: str
+) -> None:
+    """Keep what the callback of a single sign-in checks, bound to the browser that
+    started it (the SHA-256 of a random cookie value it holds)."""
+    now = svc.clock.now()
+    with svc.uow() as uow:
+        uow.identities.forget_logins(now - OIDC_LOGIN_TTL)  # abandoned ones
+        uow.identities.begin_login(
+            OidcLogin(state, _hash(browser), nonce, verifier, next_path, now)
+        )
+        uow.commit()
+
+
+def take_oidc_login(svc: Services, state: str, browser: str) -> OidcLogin:
+    """The sign-in a callback answers, spent now (a state works once); Unauthenticated
+    when it is unknown, used, old, or was started by another browser."""
+    if not state or len(state) > 64 or not browser or len(browser) > 200:
+        raise Unauthenticated("this sign-in is not one Signoff started: sign in again")
+    with svc.uow() as uow:
+        login = uow.identities.take_login(state)
+        uow.commit()
+    if login is None:
+        raise Unauthenticated("this sign-in is unknown or was already used: sign in again")
+    if not secrets.compare_digest(login.browser_hash, _hash(browser)):
+        raise Unauthenticated("this sign-in was started in another browser: sign in again")
+    if svc.clock.now() - login.created_at > OIDC_LOGIN_TTL:
+        raise Unauthenticated("this sign-in took too long: sign in again")
+    return login
+
+
+def sign_in_by_oidc(
+    svc: Services,
+    issuer: str,
+    subject: str,
+    name: str | None,
+    email: str | None,
+    groups: frozenset[str],
+) -> tuple[str, SignedIn]:
+    """A session for the person a provider vouched for, (issuer, subject). At their
+    first sign-in they get the name the provider gives (its name claim, else their
+    email), which then stays theirs; their email and (mapped) groups are refreshed at
+    every sign-in."""
+    value = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    with svc.uow() as uow:
+        now = svc.clock.now()
+        known = uow.identities.by_subject(issuer, subject)
+        person = known.user if known is not None else _new_name(uow, name, email)
+        identity = OidcIdentity(issuer, subject, person, email, groups, now)
+        uow.identities.save(identity)
+        uow.sessions.add(_hash(value), WebSession(person, csrf, now, now))
+        uow.commit()
+    user = _with_identity(svc.directory.users.get(person), identity)
+    assert user is not None
+    return value, SignedIn(user, csrf)
+
+
+def _new_name(uow: UnitOfWork, name: str | None, email: str | None) -> str:
+    chosen = (name or email or "").strip()
+    if not chosen or len(chosen) > 200 or any(c.isspace() or not c.isprintable() for c in chosen):
+        raise Forbidden(
+            "the provider gave no usable name for you (its name claim, or an email): ask an admin"
+        )
+    if uow.identities.by_name(chosen) is not None:
+        raise Forbidden(
+            f"the name {chosen!r} is already another single sign-on account's: ask an admin"
+        )
+    return chosen
 
 
 def end_session(svc: Services, value: str) -> None:

@@ -23,6 +23,8 @@ from signoff.services.ports import (
     ApiToken,
     AuditQuery,
     Notification,
+    OidcIdentity,
+    OidcLogin,
     Page,
     RequestBrief,
     WebSession,
@@ -883,6 +885,97 @@ class DatabaseSessionStore:
         return int(ended.rowcount)
 
 
+class DatabaseIdentityStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @staticmethod
+    def _identity(row: Any) -> OidcIdentity:
+        return OidcIdentity(
+            row["issuer"],
+            row["subject"],
+            row["user_name"],
+            row["email"],
+            frozenset(row["groups"] or ()),
+            row["signed_in_at"],
+        )
+
+    def by_subject(self, issuer: str, subject: str) -> OidcIdentity | None:
+        i = t.oidc_identities
+        row = (
+            self.conn.execute(sa.select(i).where(i.c.issuer == issuer, i.c.subject == subject))
+            .mappings()
+            .first()
+        )
+        return None if row is None else self._identity(row)
+
+    def by_name(self, user: str) -> OidcIdentity | None:
+        i = t.oidc_identities
+        row = self.conn.execute(sa.select(i).where(i.c.user_name == user)).mappings().first()
+        return None if row is None else self._identity(row)
+
+    def save(self, identity: OidcIdentity) -> None:
+        i = t.oidc_identities
+        values = {
+            "user_name": identity.user,
+            "email": identity.email,
+            "groups": sorted(identity.groups),
+            "signed_in_at": identity.signed_in_at,
+        }
+        done = self.conn.execute(
+            i.update()
+            .where(i.c.issuer == identity.issuer, i.c.subject == identity.subject)
+            .values(**values)
+        )
+        if done.rowcount == 0:
+            self.conn.execute(
+                i.insert(), {"issuer": identity.issuer, "subject": identity.subject, **values}
+            )
+
+    def memberships(self) -> dict[str, frozenset[str]]:
+        """Each group's members by their latest single sign-on."""
+        i = t.oidc_identities
+        found: dict[str, set[str]] = {}
+        for name, mine in self.conn.execute(sa.select(i.c.user_name, i.c.groups)):
+            for g in mine or ():
+                found.setdefault(g, set()).add(name)
+        return {g: frozenset(m) for g, m in found.items()}
+
+    def begin_login(self, login: OidcLogin) -> None:
+        self.conn.execute(
+            t.oidc_logins.insert(),
+            {
+                "state": login.state,
+                "browser_hash": login.browser_hash,
+                "nonce": login.nonce,
+                "verifier": login.verifier,
+                "next_path": login.next_path,
+                "created_at": login.created_at,
+            },
+        )
+
+    def forget_logins(self, before: datetime) -> None:
+        lg = t.oidc_logins
+        self.conn.execute(lg.delete().where(lg.c.created_at < before))
+
+    def take_login(self, state: str) -> OidcLogin | None:
+        lg = t.oidc_logins
+        row = self.conn.execute(sa.select(lg).where(lg.c.state == state)).mappings().first()
+        if row is None:
+            return None
+        gone = self.conn.execute(lg.delete().where(lg.c.state == state))
+        if gone.rowcount != 1:  # another callback spent it first
+            return None
+        return OidcLogin(
+            row["state"],
+            row["browser_hash"],
+            row["nonce"],
+            row["verifier"],
+            row["next_path"],
+            row["created_at"],
+        )
+
+
 class DatabaseUnitOfWork:
     """One transaction. SQLite write transactions start with BEGIN IMMEDIATE (see
     ``engine.py``) so concurrent writers queue instead of failing to upgrade a lock."""
@@ -918,6 +1011,7 @@ class DatabaseUnitOfWork:
         self.tokens = DatabaseTokenStore(conn)
         self.links = DatabaseLinkStore(conn)
         self.sessions = DatabaseSessionStore(conn)
+        self.identities = DatabaseIdentityStore(conn)
         self.executions = DatabaseExecutionStore(conn)
         return self
 

@@ -233,6 +233,32 @@ web_sessions = sa.Table(
     sa.Column("last_seen_at", UTCDateTime, nullable=False),
 )
 
+# People a single sign-on provider signed in, by (issuer, subject): the Signoff name
+# they got at their first sign-in, and the email and (mapped) groups of their latest.
+oidc_identities = sa.Table(
+    "oidc_identities",
+    metadata,
+    sa.Column("issuer", sa.String(500), primary_key=True),
+    sa.Column("subject", sa.String(255), primary_key=True),
+    sa.Column("user_name", sa.String(200), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("groups", sa.JSON, nullable=False),
+    sa.Column("signed_in_at", UTCDateTime, nullable=False),
+)
+
+# Single sign-ins under way: what the callback checks (state, the browser's cookie
+# hash, nonce) and the PKCE verifier; a row is spent by the callback that uses it.
+oidc_logins = sa.Table(
+    "oidc_logins",
+    metadata,
+    sa.Column("state", sa.String(64), primary_key=True),
+    sa.Column("browser_hash", sa.String(64), nullable=False),
+    sa.Column("nonce", sa.String(64), nullable=False),
+    sa.Column("verifier", sa.String(128), nullable=False),
+    sa.Column("next_path", sa.String(2000), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
 # Approval links (email, Teams) are single-use: a link's id is recorded when it votes.
 used_links = sa.Table(
     "used_links",

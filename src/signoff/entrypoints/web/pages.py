@@ -7,7 +7,9 @@ without it). A request is shown with the rows every channel uses
 (``adapters/channels/messages.context_rows``), so a page and a mail never disagree.
 
 People sign in with a one-time link (``signoff signin-link``, or the one the server
-prints at first start) and get a server-side session (``services/sessions.py``): an
+prints at first start), or with an OpenID provider when one is configured
+(``/signin/oidc``: code flow with PKCE, state and nonce; ``adapters/oidc.py``), and get a
+server-side session (``services/sessions.py``): an
 HttpOnly, SameSite=Lax cookie (Secure over HTTPS); every form that changes something
 carries the session's CSRF token. Messages' "Details" links are signed for one person
 and show that request read-only without a session.
@@ -15,6 +17,7 @@ and show that request read-only without a session.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,9 @@ from signoff.services.sessions import SignedIn
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 COOKIE = "signoff_session"
+# Binds a single sign-in under way to the browser that started it (login CSRF).
+OIDC_COOKIE = "signoff_oidc"
+OIDC_PATH = "/signin/oidc"
 
 # No inline script or style, no frames, no third party, no referrer (links carry tokens).
 HEADERS = {
@@ -140,6 +146,91 @@ def router(app: App) -> APIRouter:
     svc = app.services
     secure = app.settings.public_url.startswith("https://")
 
+    def session_cookie(response: Response, value: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            value,
+            max_age=int(svc.session_max.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+            path="/",
+        )
+
+    oidc = app.oidc
+    callback = app.settings.public_url.rstrip("/") + OIDC_PATH + "/callback"
+
+    def sso_refused(exc: SignoffError) -> HTMLResponse:
+        response = page(
+            "signin.html",
+            "Single sign-on did not sign you in",
+            exc.status,
+            lines=[exc.detail],
+            ttl=app.settings.signin_link_ttl,
+            next="",
+            sso=oidc.display_name if oidc is not None else "",
+        )
+        response.delete_cookie(OIDC_COOKIE, path=OIDC_PATH, secure=secure, httponly=True)
+        return response
+
+    @web.get(OIDC_PATH, response_class=HTMLResponse)
+    def sign_in_oidc(next: str = "") -> Response:
+        """Off to the OpenID provider: a new state, nonce and PKCE verifier, kept on the
+        server and bound to this browser by a short-lived cookie."""
+        if oidc is None:
+            return page("message.html", "Not found", 404, lines=["Single sign-on is not set up."])
+        try:
+            started = oidc.start(callback)
+        except SignoffError as exc:
+            return sso_refused(exc)
+        browser = secrets.token_urlsafe(32)
+        sessions.begin_oidc_login(
+            svc, started.state, browser, started.nonce, started.verifier, safe_next(next)
+        )
+        response = RedirectResponse(started.url, status_code=303)
+        response.set_cookie(
+            OIDC_COOKIE,
+            browser,
+            max_age=int(sessions.OIDC_LOGIN_TTL.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+            path=OIDC_PATH,
+        )
+        return response
+
+    @web.get(OIDC_PATH + "/callback", response_class=HTMLResponse)
+    def sign_in_oidc_callback(
+        request: Request, state: str = "", code: str = "", error: str = "", iss: str = ""
+    ) -> Response:
+        """Back from the provider: the state must be one this browser started and not
+        used yet; then the code is exchanged and the ID token checked."""
+        if oidc is None:
+            return page("message.html", "Not found", 404, lines=["Single sign-on is not set up."])
+        try:
+            login = sessions.take_oidc_login(svc, state, request.cookies.get(OIDC_COOKIE, ""))
+            if iss and iss != oidc.issuer:  # RFC 9207: an answer from another provider
+                raise Unauthenticated(f"this answer comes from {iss[:200]!r}, not {oidc.issuer}")
+            if error or not code or len(code) > 4000:
+                raise Unauthenticated(
+                    f"the provider did not sign you in ({error[:100] or 'no code'})"
+                )
+            claims = oidc.finish(callback, code, login.verifier, login.nonce)
+            groups = frozenset(
+                app.settings.oidc_group_map[g]
+                for g in claims.groups
+                if g in app.settings.oidc_group_map
+            )
+            value, _ = sessions.sign_in_by_oidc(
+                svc, claims.issuer, claims.subject, claims.name, claims.email, groups
+            )
+        except SignoffError as exc:
+            return sso_refused(exc)
+        response = RedirectResponse(safe_next(login.next_path), status_code=303)
+        session_cookie(response, value)
+        response.delete_cookie(OIDC_COOKIE, path=OIDC_PATH, secure=secure, httponly=True)
+        return response
+
     @web.get("/signin/{token}", response_class=HTMLResponse)
     def sign_in(token: str, next: str = "") -> Response:
         """Use a one-time sign-in link: a session, then the page asked for."""
@@ -156,17 +247,10 @@ def router(app: App) -> APIRouter:
                 lines=[exc.detail, "Ask for a new link:"],
                 ttl=app.settings.signin_link_ttl,
                 next="",
+                sso=oidc.display_name if oidc is not None else "",
             )
         response = RedirectResponse(safe_next(next), status_code=303)
-        response.set_cookie(
-            COOKIE,
-            value,
-            max_age=int(svc.session_max.total_seconds()),
-            httponly=True,
-            samesite="lax",
-            secure=secure,
-            path="/",
-        )
+        session_cookie(response, value)
         return response
 
     @web.get("/signin", response_class=HTMLResponse)
@@ -175,9 +259,14 @@ def router(app: App) -> APIRouter:
             "signin.html",
             "Sign in",
             401,
-            lines=["Signoff signs people in with a one-time link."],
+            lines=[
+                f"Sign in with {oidc.display_name}, or with a one-time link."
+                if oidc is not None
+                else "Signoff signs people in with a one-time link."
+            ],
             ttl=app.settings.signin_link_ttl,
             next=safe_next(next) if next else "",
+            sso=oidc.display_name if oidc is not None else "",
         )
 
     @web.post("/signout", response_class=HTMLResponse)
