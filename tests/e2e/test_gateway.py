@@ -315,16 +315,12 @@ def test_signoff_run_results_fit_80_and_120_columns_and_pipe_as_plain_lines(
            "--link", "https://example.com/OPS-9"]  # fmt: skip
     terms = {w: Terminal(ask, dave, w) for w in (80, 120)}
     piped = subprocess.run(ask, env=dave, capture_output=True, text=True, timeout=60)
-    with psycopg.connect(target_db) as conn:
-        digests = conn.execute(
-            "SELECT md5(card) || md5(email) FROM accounts WHERE id < 3 ORDER BY id"
-        ).fetchall()
     names = ["account_id", "email", "card_number_on_file", "balance_in_cents",
              "support_note", "card_email_digest"]  # fmt: skip
     note = "a note long enough to need more than one line at eighty columns, about account "
-    expected = [
-        [str(i), "****", "****", "100", f"{note}{i}", d] for i, (d,) in enumerate(digests, 1)
-    ]
+    # the digest is computed from masked columns: masked too (a hash of an email is
+    # as good as the email to whoever has a list of addresses)
+    expected = [[str(i), "****", "****", "100", f"{note}{i}", "****"] for i in (1, 2)]
 
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.splitlines() == ["\t".join(row) for row in [names, *expected]]

@@ -36,25 +36,32 @@ class Mask:
         """A JSON-able value with every string masked by the patterns."""
         return map_text(value, self.text)
 
-    def mentioned_in(self, sql: str) -> bool:
-        """Whether a statement names a masked column anywhere (conservatively: any
-        identifier with that name, or, if it does not parse, the word in its text)."""
+    def computed_hidden(self, sql: str, count: int) -> list[bool]:
+        """For each of ``count`` result columns, whether a value computed there may come
+        from a masked column: the matching item of a single SELECT's list names one
+        (``upper(email)``, ``md5(card) || md5(email)``); when the list cannot be matched
+        to the result (``*``, several statements, SQL that does not parse), every
+        computed column of a statement that names a masked column anywhere."""
         if not self.columns:
-            return False
+            return [False] * count
         try:
             import sqlglot
             from sqlglot import exp
 
-            names = {
-                str(i.name).lower()
-                for tree in sqlglot.parse(sql, read="postgres")
-                if tree is not None
-                for i in tree.find_all(exp.Identifier)
-            }
+            trees = [t for t in sqlglot.parse(sql, read="postgres") if t is not None]
         except Exception:
             words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", sql)}
-            return bool(words & self.columns)
-        return bool(names & self.columns)
+            return [bool(words & self.columns)] * count
+
+        def names(node: Any) -> set[str]:
+            return {str(i.name).lower() for i in node.find_all(exp.Identifier)}
+
+        anywhere = bool(set().union(*(names(t) for t in trees)) & self.columns)
+        if len(trees) == 1 and isinstance(trees[0], exp.Select):
+            items = trees[0].expressions
+            if len(items) == count and not any(i.find(exp.Star) for i in items):
+                return [bool(names(i.unalias()) & self.columns) for i in items]
+        return [anywhere] * count
 
     def rows(
         self, columns: list[str], rows: list[list[Any]], hidden: list[bool] | None = None

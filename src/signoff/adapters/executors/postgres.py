@@ -97,9 +97,9 @@ class PostgresExecutor:
     def _hidden(self, cur: psycopg.Cursor[Any], sql: str) -> list[bool] | None:
         """Which result columns to mask. By name, and by where each comes from: a column
         that is a masked table column under another name (``email AS e``: PostgreSQL
-        reports its table and column), and, when the statement names a masked column
-        anywhere, every column that is not a plain table column (``upper(email)``,
-        ``email || ''``: what an expression was made of is not reported)."""
+        reports its table and column, through subqueries too), and a computed column
+        whose expression names a masked column (``upper(email)``; what an expression
+        was made of is not reported, so it is read from the statement)."""
         description = cur.description or []
         result = cur.pgresult
         if not self.mask.columns or result is None:
@@ -115,14 +115,14 @@ class PostgresExecutor:
                 [[t for t, _ in pairs], [c for _, c in pairs]],
             ).fetchall()
             sources = {(int(o), int(n)): str(name) for o, n, name in found}
-        named = self.mask.mentioned_in(sql)
+        computed = self.mask.computed_hidden(sql, len(description))
         hidden = []
-        for d, (table, column) in zip(description, origin, strict=True):
+        for d, (table, column), from_masked in zip(description, origin, computed, strict=True):
             source = sources.get((table, column)) if table else None
             hidden.append(
                 d.name.lower() in self.mask.columns
                 or (source is not None and source.lower() in self.mask.columns)
-                or (source is None and named)
+                or (source is None and from_masked)
             )
         return hidden
 
