@@ -44,6 +44,63 @@ ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES
 MAX_TOKEN = 16_000  # characters
 
 
+def asymmetric(header: dict[str, Any], what: str) -> str:
+    """The token's algorithm, if asymmetric; else Unauthenticated (``none`` and HMAC
+    are refused, so a public key can never serve as a shared secret)."""
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise Unauthenticated(
+            f"{what}s signed with {alg!r} are refused: only asymmetric algorithms "
+            f"({', '.join(ALGORITHMS)})"
+        )
+    return str(alg)
+
+
+def verify_signed(
+    token: str, keys: jwt.PyJWKClient, issuer: str, audience: str, what: str
+) -> dict[str, Any]:
+    """The claims of a JWT from ``issuer`` for ``audience``, checked with PyJWT: an
+    asymmetric algorithm only, a key among the issuer's (``keys`` refetches for an
+    unknown kid), the signature, the issuer, the audience, ``exp``/``nbf``/``iat`` with
+    30 s of leeway; Unauthenticated naming ``what`` and the reason otherwise. Used for
+    pipelines' tokens and for people's ID tokens (``adapters/oidc.py``)."""
+    if len(token) > MAX_TOKEN:
+        raise Unauthenticated(f"the {what} is too long")
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise Unauthenticated(f"the {what} is not a valid JWT") from None
+    alg = asymmetric(header, what)
+    try:
+        key = keys.get_signing_key_from_jwt(token)
+    except jwt.PyJWKClientError as exc:
+        raise Unauthenticated(
+            f"the {what}'s key ({header.get('kid')!r}) is not among {issuer}'s keys: {exc}"
+        ) from None
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.key,
+            algorithms=[alg],
+            audience=audience,
+            issuer=issuer,
+            leeway=30,
+            options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated(f"the {what} has expired") from None
+    except jwt.InvalidAudienceError:
+        raise Unauthenticated(
+            f"the {what} is for audience {unverified.get('aud')!r}, not {audience!r}"
+        ) from None
+    except jwt.InvalidSignatureError:
+        raise Unauthenticated(f"the {what}'s signature is not valid") from None
+    except jwt.InvalidTokenError as exc:
+        raise Unauthenticated(f"the {what} is not valid: {exc}") from None
+    return claims
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -141,42 +198,11 @@ class WorkloadVerifier:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError:
             raise Unauthenticated("the token is not a valid JWT") from None
-        alg = header.get("alg")
-        if alg not in ALGORITHMS:
-            raise Unauthenticated(
-                f"tokens signed with {alg!r} are refused: only asymmetric algorithms "
-                f"({', '.join(ALGORITHMS)})"
-            )
+        asymmetric(header, "token")  # refused before any issuer is looked at
         issuer = self.issuers.get(str(unverified.get("iss")))
         if issuer is None:
             raise Unauthenticated(f"tokens from issuer {unverified.get('iss')!r} are not trusted")
-        try:
-            key = issuer.keys().get_signing_key_from_jwt(token)
-        except jwt.PyJWKClientError as exc:
-            raise Unauthenticated(
-                f"the token's key ({header.get('kid')!r}) is not among {issuer.issuer}'s "
-                f"keys: {exc}"
-            ) from None
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=[alg],
-                audience=issuer.audience,
-                issuer=issuer.issuer,
-                leeway=30,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the token has expired") from None
-        except jwt.InvalidAudienceError:
-            raise Unauthenticated(
-                f"the token is for audience {unverified.get('aud')!r}, not {issuer.audience!r}"
-            ) from None
-        except jwt.InvalidSignatureError:
-            raise Unauthenticated("the token's signature is not valid") from None
-        except jwt.InvalidTokenError as exc:
-            raise Unauthenticated(f"the token is not valid: {exc}") from None
+        claims = verify_signed(token, issuer.keys(), issuer.issuer, issuer.audience, "token")
         for rule in issuer.rules:
             if rule.matches(claims):
                 return User(name=rule.name(claims), groups=rule.groups, claims=claims)
