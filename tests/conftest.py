@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -35,7 +36,7 @@ from signoff.domain.requests import Request
 from signoff.entrypoints.api.app import create_app
 from signoff.services.auth import create_token
 from signoff.services.dependencies import Services
-from signoff.services.ports import Clock
+from signoff.services.ports import Clock, FixedClock
 from signoff.services.views import find_request
 
 if TYPE_CHECKING:
@@ -255,6 +256,26 @@ def as_user(server: LiveServer) -> Iterator[dict[str, httpx.Client]]:
 
 def fixed_app(database_url: str, tmp_path: Path, clock: Clock) -> App:
     return build(make_settings(database_url, tmp_path), clock=clock)
+
+
+@pytest.fixture
+def staged_site(database_url: str, tmp_path: Path) -> Iterator[tuple[App, LiveServer, FixedClock]]:
+    """A server on its own database with the two-stage policy of ``fixtures/staged``
+    (dba, escalating to alice after 30 minutes, then security) and a clock that stands
+    at 2026-11-21 09:00 UTC until a test moves it."""
+    clock = FixedClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+    sock = bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(
+        database_url, tmp_path, public_url=url, policies_dir=FIXTURES / "staged"
+    )
+    app = build(settings, clock=clock)
+    server = LiveServer(app, sock).start()
+    try:
+        yield app, server, clock
+    finally:
+        server.stop()
+        app.close()
 
 
 # ----- a scratch PostgreSQL database that executors act on (the gateway) -----------

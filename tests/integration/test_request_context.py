@@ -8,9 +8,7 @@ The messages are the real outbox rows the use cases wrote, rendered by each chan
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,14 +18,14 @@ from signoff.adapters.channels import messages as rendering
 from signoff.adapters.channels.email import EmailChannel
 from signoff.adapters.channels.slack import render as slack_render
 from signoff.adapters.channels.teams import TeamsDirectChannel, section
-from signoff.bootstrap import App, build
+from signoff.bootstrap import App
 from signoff.domain.actions import Action
 from signoff.domain.requests import Decision
 from signoff.services import requests as use_cases
 from signoff.services.messages import Message
 from signoff.services.ports import FixedClock, Notification
 
-from ..conftest import FIXTURES, LiveServer, bound_socket, make_settings, reload
+from ..conftest import LiveServer, reload
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 SQL = "UPDATE plans SET tier = 'pro' WHERE id = 7"
@@ -54,20 +52,8 @@ EXPECTED = [
 
 
 @pytest.fixture
-def world(database_url: str, tmp_path: Path) -> Iterator[tuple[App, LiveServer, FixedClock]]:
-    clock = FixedClock(T0)
-    sock = bound_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = make_settings(
-        database_url, tmp_path, public_url=url, policies_dir=FIXTURES / "staged"
-    )
-    app = build(settings, clock=clock)
-    server = LiveServer(app, sock).start()
-    try:
-        yield app, server, clock
-    finally:
-        server.stop()
-        app.close()
+def world(staged_site: tuple[App, LiveServer, FixedClock]) -> tuple[App, LiveServer, FixedClock]:
+    return staged_site
 
 
 def ask(app: App) -> str:

@@ -8,38 +8,25 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
-from signoff.bootstrap import App, build
+from signoff.bootstrap import App
 from signoff.domain.actions import Action
 from signoff.domain.requests import Status
 from signoff.services import requests as use_cases
 from signoff.services.ports import FixedClock
 
-from ..conftest import FIXTURES, LiveServer, bound_socket, make_settings, reload
+from ..conftest import LiveServer, reload
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
 
 
 @pytest.fixture
-def site(database_url: str, tmp_path: Path) -> Iterator[tuple[App, LiveServer, FixedClock]]:
-    clock = FixedClock(T0)
-    sock = bound_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = make_settings(
-        database_url, tmp_path, public_url=url, policies_dir=FIXTURES / "staged"
-    )
-    app = build(settings, clock=clock)
-    server = LiveServer(app, sock).start()
-    try:
-        yield app, server, clock
-    finally:
-        server.stop()
-        app.close()
+def site(staged_site: tuple[App, LiveServer, FixedClock]) -> tuple[App, LiveServer, FixedClock]:
+    return staged_site
 
 
 def ask(

@@ -30,6 +30,7 @@ from signoff.domain.errors import (
     NotEligible,
     QuorumUnreachable,
     SelfApproval,
+    SignoffError,
 )
 from signoff.domain.events import (
     DomainEvent,
@@ -338,22 +339,32 @@ class Request:
             )
         ]
 
-    def vote(
-        self, voter: str, decision: Decision, comment: str, now: datetime, new_id: Callable[[], str]
-    ) -> list[DomainEvent]:
+    def vote_refusal(self, voter: str) -> SignoffError | None:
+        """Why ``voter`` may not vote now (the error ``vote`` raises), or None: the
+        request is not pending, it is their own, they voted already, or they are not an
+        approver of the current stage. Pages ask this to say why there is no button."""
         if self.status is not Status.PENDING:
-            raise InvalidTransition(
+            return InvalidTransition(
                 f"request {self.id} is {self.status.value}; votes are only taken while pending"
             )
         if voter == self.requester:
-            raise SelfApproval("you cannot vote on your own request")
+            return SelfApproval("you cannot vote on your own request")
         if voter in self.voters():
-            raise AlreadyVoted(f"{voter} has already voted on request {self.id}")
-        stage = self.stages[self.current_stage]
+            return AlreadyVoted(f"{voter} has already voted on request {self.id}")
         if voter not in self.eligible(self.current_stage):
-            raise NotEligible(
+            stage = self.stages[self.current_stage]
+            return NotEligible(
                 f"{voter} is not an approver of stage {self.current_stage + 1} ({stage.name})"
             )
+        return None
+
+    def vote(
+        self, voter: str, decision: Decision, comment: str, now: datetime, new_id: Callable[[], str]
+    ) -> list[DomainEvent]:
+        refusal = self.vote_refusal(voter)
+        if refusal is not None:
+            raise refusal
+        stage = self.stages[self.current_stage]
         self.votes.append(Vote(voter, decision, comment, self.current_stage, now))
         self.version += 1
         events: list[DomainEvent] = [

@@ -379,7 +379,8 @@ class MineItem:
     progress: str
 
 
-def _mine_item(r: SignoffRequest, targets: frozenset[str]) -> MineItem:
+def list_item(r: SignoffRequest, targets: frozenset[str]) -> MineItem:
+    """A request as the lists of requests show it (My requests, I decided, Watching)."""
     s = summarize(r, r.action.target in targets)
     if r.status is Status.PENDING and s.stage is not None:
         progress = f"Stage {stage_line(s.stage)} · {needed_line(s)}"
@@ -573,7 +574,7 @@ def router(app: App) -> APIRouter:
             )
         except SignoffError as exc:
             return _refused(me, app, "These requests cannot be listed", exc, "")
-        items = [_mine_item(r, svc.targets) for r in found.items]
+        items = [list_item(r, svc.targets) for r in found.items]
         older = ""
         if found.next_cursor:
             older = "/mine?" + urlencode({"state": state, "cursor": found.next_cursor})

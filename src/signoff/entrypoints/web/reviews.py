@@ -23,7 +23,13 @@ from signoff.adapters.channels.messages import needed_line, said, when
 from signoff.adapters.event_bus import ANY
 from signoff.bootstrap import App
 from signoff.domain.durations import parse_duration
-from signoff.domain.errors import InvalidInput, SignoffError
+from signoff.domain.errors import (
+    AlreadyVoted,
+    InvalidInput,
+    InvalidTransition,
+    SelfApproval,
+    SignoffError,
+)
 from signoff.domain.requests import FINAL, MAX_TEXT, Decision, Status
 from signoff.domain.requests import Request as SignoffRequest
 from signoff.entrypoints.web.pages import (
@@ -39,7 +45,7 @@ from signoff.entrypoints.web.pages import (
     to_signin,
 )
 from signoff.entrypoints.web.render import action_blocks
-from signoff.entrypoints.web.requesting import _mine_item, requester_actions
+from signoff.entrypoints.web.requesting import list_item, requester_actions
 from signoff.services import requests as use_cases
 from signoff.services import sessions, views
 from signoff.services.messages import RequestSummary, summarize
@@ -102,23 +108,24 @@ def _item(r: SignoffRequest, s: RequestSummary, now: datetime) -> InboxItem:
 
 
 def why_not(r: SignoffRequest, person: str) -> str | None:
-    """Why this person cannot vote on the request now, or None if they can."""
-    if r.status is not Status.PENDING:
-        return f"The request is {said(r.status.value)}: nothing to decide."
-    if person == r.requester:
-        return "You asked for this: someone else decides."
-    mine = [v for v in r.votes if v.voter == person]
-    if mine:
-        return f"You already {mine[0].decision.done} it."
-    if person in r.eligible(r.current_stage):
+    """Why this person cannot vote on the request now, or None if they can: the
+    domain's refusal (``Request.vote_refusal``), said to the person it concerns."""
+    refusal = r.vote_refusal(person)
+    if refusal is None:
         return None
+    if isinstance(refusal, InvalidTransition):
+        return f"The request is {said(r.status.value)}: nothing to decide."
+    if isinstance(refusal, SelfApproval):
+        return "You asked for this: someone else decides."
+    if isinstance(refusal, AlreadyVoted):
+        mine = next(v for v in r.votes if v.voter == person)
+        return f"You already {mine.decision.done} it."
     later = [i for i in range(r.current_stage + 1, len(r.stages)) if person in r.eligible(i)]
     if later:
         i = later[0]
         return f"You approve in stage {i + 1} ({r.stages[i].name}), which is not active yet."
-    stage = r.stages[r.current_stage] if r.stages else None
-    where = f" of stage {r.current_stage + 1} ({stage.name})" if stage else ""
-    return f"You are not an approver{where}."
+    stage = r.stages[r.current_stage]
+    return f"You are not an approver of stage {r.current_stage + 1} ({stage.name})."
 
 
 def _stages(r: SignoffRequest, now: datetime) -> list[dict[str, Any]]:
@@ -304,7 +311,7 @@ def router(app: App) -> APIRouter:
         found = views.decided_by(svc, me.user, HISTORY_PAGE)
         mine = {r.id: next((v for v in r.votes if v.voter == me.user.name), None) for r in found}
         items = [
-            (_mine_item(r, svc.targets), f"you {v.decision.done} it {when(v.at.isoformat())}")
+            (list_item(r, svc.targets), f"you {v.decision.done} it {when(v.at.isoformat())}")
             for r in found
             if (v := mine[r.id]) is not None
         ]
@@ -329,7 +336,7 @@ def router(app: App) -> APIRouter:
             found = views.list_requests(svc, me.user, cursor=cursor[:1000] or None, limit=100)
         except SignoffError as exc:
             return refused("These requests cannot be listed", exc, me)
-        items = [(_mine_item(r, svc.targets), f"asked by {r.requester}") for r in found.items]
+        items = [(list_item(r, svc.targets), f"asked by {r.requester}") for r in found.items]
         return page(
             "history.html",
             "Watching",
