@@ -5,7 +5,7 @@ stored, so tests assert on it, not on calls."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +44,8 @@ class Store:
     tokens: dict[str, ApiToken] = field(default_factory=dict)  # by the token's hash
     links: set[str] = field(default_factory=set)
     sessions: dict[str, WebSession] = field(default_factory=dict)
+    # (request id, person, kind, channel, at)
+    flow: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)
 
 
 class FakeRequests:
@@ -244,6 +246,22 @@ class FakeSessions:
         return len(mine)
 
 
+class FakeFlow:
+    def __init__(self, staged: list[tuple[str, str, str, str, datetime]]) -> None:
+        self.staged = staged
+
+    def add(
+        self, request_id: str, people: Iterable[str], kind: str, channel: str, at: datetime
+    ) -> None:
+        self.staged += [(request_id, p, kind, channel, at) for p in people]
+
+    def seen(self, request_id: str, person: str, channel: str, at: datetime) -> bool:
+        if any(r[:3] == (request_id, person, "seen") for r in self.staged):
+            return False
+        self.add(request_id, [person], "seen", channel, at)
+        return True
+
+
 class FakeUnitOfWork:
     """One transaction over a ``Store``: changes are staged on copies and land in the
     store only on ``commit`` (a use case that raises leaves the store as it was)."""
@@ -267,6 +285,8 @@ class FakeUnitOfWork:
         self.tokens = FakeTokens(self._tokens)
         self.links = FakeLinks(self._links)
         self.sessions = FakeSessions(self._sessions)
+        self._flow = list(s.flow)
+        self.flow = FakeFlow(self._flow)
         self.executions = None
         return self
 
@@ -277,6 +297,7 @@ class FakeUnitOfWork:
         s = self.store
         s.requests, s.audit, s.outbox = self._requests, self._audit, self._outbox
         s.tokens, s.links, s.sessions = self._tokens, self._links, self._sessions
+        s.flow = self._flow
         self.committed = True
 
 

@@ -40,7 +40,7 @@ from signoff.domain.policy import PolicySet
 from signoff.domain.quiet_hours import QuietHours
 from signoff.services import views
 from signoff.services.anchoring import CheckpointSink, check_checkpoints, write_checkpoint
-from signoff.services.dependencies import Services
+from signoff.services.dependencies import Services, Thresholds
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
 from signoff.services.ports import Channel, Clock, Executor, RequestReader, SystemClock
 from signoff.services.scheduler import DeadlineWorker
@@ -343,6 +343,16 @@ def _assemble(
         session_max=parse_duration(settings.session_max),
         single_sign_on=oidc is not None,
         wake_dispatcher=dispatch_wanted.set,
+        thresholds=Thresholds(
+            min_reviews=settings.findings_min_reviews,
+            min_votes=settings.findings_min_votes,
+            quick_seconds=settings.findings_quick_seconds,
+            quick_share=settings.findings_quick_share,
+            never_denies_votes=settings.findings_never_denies_votes,
+            timeout_share=settings.findings_timeout_share,
+            notify_budget=settings.findings_notify_budget,
+            fold_count=settings.findings_fold_count,
+        ),
     )
     retry = RetryPolicy(
         max_attempts=settings.outbox_max_attempts,

@@ -159,6 +159,33 @@ class Settings(BaseSettings):
         description='The name on the sign-in button ("Sign in with NAME"); default: the '
         "issuer's host.",
     )
+    findings_min_reviews: int = Field(
+        20, ge=1, description="Reviews of a policy before 'always approved' is a finding."
+    )
+    findings_min_votes: int = Field(
+        10, ge=1, description="Votes of an approver before their quick approvals are judged."
+    )
+    findings_quick_seconds: float = Field(
+        5.0, ge=0, description="An approval this soon after the approver's first look is quick."
+    )
+    findings_quick_share: float = Field(
+        0.5, gt=0, le=1, description="The share of quick approvals that is a finding."
+    )
+    findings_never_denies_votes: int = Field(
+        20, ge=1, description="Votes without one denial that make 'never denies' a finding."
+    )
+    findings_timeout_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="The share of reviews timed out or escalated that is a finding.",
+    )
+    findings_notify_budget: int = Field(
+        25, ge=1, description="Asks delivered to one approver in one day before it is too many."
+    )
+    findings_fold_count: int = Field(
+        10, ge=1, description="Identical asks folded for one requester that make them noisy."
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP server for the email channel.")
     smtp_port: int = Field(25, description="SMTP port (587 with STARTTLS, 465 with TLS).")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")

@@ -326,8 +326,15 @@ class VoteLinkSigner:
         self.keys = keys
         self.clock_now = clock_now
 
-    def issue(self, approver: str, request_id: str, decision: str, expires_at: datetime) -> str:
-        claims = {
+    def issue(
+        self,
+        approver: str,
+        request_id: str,
+        decision: str,
+        expires_at: datetime,
+        channel: str = "",
+    ) -> str:
+        claims: dict[str, Any] = {
             "iss": ISSUER,
             "aud": LINK_AUDIENCE,
             "sub": approver,
@@ -337,6 +344,8 @@ class VoteLinkSigner:
             "iat": int(self.clock_now().timestamp()),
             "exp": int(expires_at.timestamp()),
         }
+        if channel:  # where the link was sent (mail, Teams): where the vote came from
+            claims["ch"] = channel
         return _sign(self.keys, claims)
 
     def verify(self, token: str) -> dict[str, Any]:

@@ -226,6 +226,9 @@ class Request:
     viewers: frozenset[str] = frozenset()  # may see it too (policy visible_to)
     expiry_warned: bool = False  # the requester was told the unused grant expires soon
     outcome: str | None = None  # why it is in its state, in one line ("denied by bob: ...")
+    # what the requester was when the policies judged it: groups, claims, admin, email
+    # (what a policy replay judges again; None for requests stored before it was kept)
+    requester_snapshot: dict[str, Any] | None = None
 
     # ----- queries -------------------------------------------------------------------
 

@@ -35,6 +35,20 @@ def _no_wake() -> None:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """When a pattern becomes a finding (``SIGNOFF_FINDINGS_*``)."""
+
+    min_reviews: int = 20  # reviews of a policy before "always approved" is said
+    min_votes: int = 10  # votes of an approver before their habits are judged
+    quick_seconds: float = 5.0  # an approval this soon after the first look is quick
+    quick_share: float = 0.5  # ... and this share of quick approvals is a finding
+    never_denies_votes: int = 20  # votes without a single denial
+    timeout_share: float = 0.2  # reviews timed out or escalated
+    notify_budget: int = 25  # asks delivered to one person in one day
+    fold_count: int = 10  # identical asks folded by one requester
+
+
+@dataclass(frozen=True)
 class Services:
     """Everything the use cases depend on. Frozen: ``bootstrap.build`` makes it in one
     pass, and nothing replaces a part of it afterwards."""
@@ -71,3 +85,5 @@ class Services:
     # Called after a commit that wrote outbox rows: the worker delivers at once rather
     # than at its next interval.
     wake_dispatcher: Callable[[], None] = _no_wake
+    # When the flow's patterns become findings (analytics).
+    thresholds: Thresholds = field(default_factory=Thresholds)

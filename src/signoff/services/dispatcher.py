@@ -100,6 +100,8 @@ def dispatch_due(
             for n, error in outcomes:
                 if error is None:
                     uow.outbox.delivered(n.id)
+                    if n.message.asks_to_vote and n.request_id is not None:
+                        uow.flow.add(n.request_id, n.message.to, "notified", n.channel, now)
                     delivered += 1
                     svc.observer.delivery(n.channel, "delivered")
                 elif n.attempt >= retry.max_attempts:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -279,6 +279,50 @@ class IdentityStore(Protocol):
     def forget_logins(self, before: datetime) -> None: ...
 
 
+class FlowLog(Protocol):
+    """How the approval flow went, for its analytics (``flow_events``)."""
+
+    def add(
+        self, request_id: str, people: Iterable[str], kind: str, channel: str, at: datetime
+    ) -> None:
+        """One row per person ("notified", "voted", "escalated" with no person: "")."""
+
+    def seen(self, request_id: str, person: str, channel: str, at: datetime) -> bool:
+        """Record a person's first look at a request; False when they had looked before."""
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    """A request as the flow's analytics read it."""
+
+    id: str
+    policy: str
+    status: str
+    requester: str
+    created_at: datetime
+    decided_at: datetime | None
+    escalated: bool
+    folds: int
+
+
+@dataclass(frozen=True)
+class FlowRows:
+    """What a report reads for a window: the requests asked in it, and theirs."""
+
+    requests: list[RequestRow]
+    asks: list[tuple[str, str]]  # (request id, person asked to vote)
+    votes: list[tuple[str, str, str, datetime]]  # (request id, voter, decision, at)
+    events: list[tuple[str, str, str, str, datetime]]  # flow events of those requests
+    notified: list[tuple[str, datetime]]  # (person, at): asks delivered in the window
+
+
+class FlowReader(Protocol):
+    def rows(self, since: datetime, until: datetime, policy: str | None) -> FlowRows: ...
+    def pending(self, limit: int) -> builtins.list[dict[str, Any]]: ...
+    def pending_due(self, before: datetime, limit: int) -> builtins.list[dict[str, Any]]: ...
+    def pending_count(self) -> int: ...
+
+
 class TokenVerifier(Protocol):
     """Bearer tokens that are not Signoff's own API tokens (a pipeline's OIDC token)."""
 
@@ -317,6 +361,10 @@ class UnitOfWork(Protocol):
     def sessions(self) -> SessionStore: ...
     @property
     def identities(self) -> IdentityStore: ...
+    @property
+    def flow(self) -> FlowLog: ...
+    @property
+    def flow_rows(self) -> FlowReader: ...
     @property
     def touched(self) -> set[str]: ...
 

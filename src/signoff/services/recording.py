@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from signoff.domain.events import DomainEvent
+from signoff.domain.events import DomainEvent, StageEscalated
 from signoff.domain.requests import Request
 from signoff.services import notify
 from signoff.services.messages import APPROVERS, WATCHERS, Message
@@ -46,6 +46,8 @@ def record_changes(
     last: Message | None = None
     for ev in events:
         audited = uow.audit.append(now, request.id, ev)
+        if isinstance(ev, StageEscalated):
+            uow.flow.add(request.id, [""], "escalated", "", now)
         last = notify.message(
             request, ev, audited.seq, executes=request.action.target in svc.targets
         )

@@ -183,7 +183,18 @@ def _new_request(
         expires_at=now + svc.max_pending,
         notify=policy.notify,
         digest_every=policy.digest_every,
+        requester_snapshot=snapshot(user),
     )
+
+
+def snapshot(user: User) -> dict[str, Any]:
+    """What a requester was when the policies judged their ask (stored with it)."""
+    return {
+        "groups": sorted(user.groups),
+        "admin": user.admin,
+        "email": user.email,
+        "claims": dict(user.claims),
+    }
 
 
 def people_resolver(svc: Services) -> Callable[[Iterable[str], Iterable[str]], frozenset[str]]:
@@ -205,17 +216,31 @@ def people_resolver(svc: Services) -> Callable[[Iterable[str], Iterable[str]], f
 
 
 def cast_vote(
-    svc: Services, user: User, request_id: str, decision: Decision, comment: str
+    svc: Services,
+    user: User,
+    request_id: str,
+    decision: Decision,
+    comment: str,
+    channel: str = "api",
 ) -> Request:
-    return _vote(svc, user, request_id, decision, comment, link_id=None)
+    """A vote by a signed-in person; ``channel`` says where it came from (api, cli, web,
+    slack), for the flow's analytics."""
+    return _vote(svc, user, request_id, decision, comment, None, channel)
 
 
 def vote_by_link(svc: Services, claims: Mapping[str, Any], comment: str) -> Request:
     """Vote as the approver a verified link was made for; the link is used up only if
     the vote is recorded (same transaction)."""
     user = svc.directory.user(str(claims["sub"]))
+    channel = str(claims.get("ch") or "link")
     return _vote(
-        svc, user, str(claims["rid"]), Decision(str(claims["dec"])), comment, str(claims["jti"])
+        svc,
+        user,
+        str(claims["rid"]),
+        Decision(str(claims["dec"])),
+        comment,
+        str(claims["jti"]),
+        channel,
     )
 
 
@@ -226,6 +251,7 @@ def _vote(
     decision: Decision,
     comment: str,
     link_id: str | None,
+    channel: str,
 ) -> Request:
     """Every vote comes here (API, web form, mail and Teams links, Slack buttons)."""
     user.require_enabled("vote")
@@ -239,11 +265,25 @@ def _vote(
         version = request.version
         events = request.vote(user.name, decision, comment, now, svc.new_id)
         save_changes(svc, uow, now, request, version, events)
+        uow.flow.seen(request.id, user.name, channel, now)  # a vote is a look, at the latest
+        uow.flow.add(request.id, [user.name], "voted", channel, now)
         uow.commit()
     if request.status is not Status.PENDING:
         svc.observer.decided(request)
     publish_changes(svc, uow)
     return request
+
+
+def looked(svc: Services, user: User, request: Request, channel: str) -> None:
+    """An approver of a pending request opened it (its page, a link's confirmation
+    page): their first look is recorded, for the time-to-first-look figures."""
+    if request.status is not Status.PENDING or not any(
+        user.name in s.approvers or user.name in s.escalate_to for s in request.stages
+    ):
+        return
+    with svc.uow() as uow:
+        if uow.flow.seen(request.id, user.name, channel, svc.clock.now()):
+            uow.commit()
 
 
 def cancel_request(svc: Services, user: User, request_id: str, comment: str) -> Request:

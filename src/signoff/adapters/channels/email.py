@@ -99,7 +99,7 @@ class EmailChannel:
 
     def _section(self, p: Message, person: str) -> tuple[list[str], str]:
         """One request's part of a message to one person: text lines and HTML."""
-        links = self.vote_links(person, p)
+        links = self.vote_links(person, p, "email")
         rows = messages.context_rows(p.request, p.status)
         params = p.request.params
         view = self.vote_links.view(person, p)

@@ -242,15 +242,16 @@ class VoteLinks:
     public_url: str
     ttl: timedelta
 
-    def __call__(self, person: str, m: Message) -> dict[str, str] | None:
-        """This person's links, when the message asks them to vote."""
+    def __call__(self, person: str, m: Message, channel: str = "") -> dict[str, str] | None:
+        """This person's links, when the message asks them to vote (``channel``: the kind
+        of channel they are sent by, recorded with the vote)."""
         if not m.asks_to_vote:
             return None
         expires = self.clock_now() + self.ttl
         rid = m.request.id
         base = self.public_url.rstrip("/")
         return {
-            d: f"{base}/links/{self.signer.issue(person, rid, d, expires)}"
+            d: f"{base}/links/{self.signer.issue(person, rid, d, expires, channel)}"
             for d in ("approve", "deny")
         }
 

@@ -159,7 +159,7 @@ class TeamsDirectChannel(_Poster):
 
     def _actions(self, person: str, p: Message) -> list[dict[str, Any]]:
         actions = []
-        links = self.vote_links(person, p)
+        links = self.vote_links(person, p, "teams")
         if links:
             actions += [open_url("Approve", links["approve"]), open_url("Deny", links["deny"])]
         return [*actions, open_url("Details", self.vote_links.view(person, p))]

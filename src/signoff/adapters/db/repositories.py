@@ -6,7 +6,7 @@ import base64
 import builtins
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from signoff.adapters.db import tables as t
+from signoff.adapters.db.analytics import DatabaseFlowRows
 from signoff.domain.actions import Action
 from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next, format_time
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
@@ -98,6 +99,7 @@ class DatabaseRequestRepository:
             ),
             "expiry_warned": r.expiry_warned,
             "outcome": r.outcome,
+            "requester_snapshot": r.requester_snapshot,
         }
 
     def _write_children(self, r: Request) -> None:
@@ -236,6 +238,7 @@ class DatabaseRequestRepository:
             ),
             expiry_warned=bool(row["expiry_warned"]),
             outcome=row["outcome"],
+            requester_snapshot=row["requester_snapshot"],
         )
 
     def save(self, r: Request, expected_version: int) -> None:
@@ -976,6 +979,33 @@ class DatabaseIdentityStore:
         )
 
 
+class DatabaseFlowLog:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(
+        self, request_id: str, people: Iterable[str], kind: str, channel: str, at: datetime
+    ) -> None:
+        rows = [
+            {"request_id": request_id, "person": p, "kind": kind, "channel": channel, "at": at}
+            for p in people
+        ]
+        if rows:
+            self.conn.execute(t.flow_events.insert(), rows)
+
+    def seen(self, request_id: str, person: str, channel: str, at: datetime) -> bool:
+        f = t.flow_events
+        before = self.conn.execute(
+            sa.select(f.c.id)
+            .where(f.c.request_id == request_id, f.c.kind == "seen", f.c.person == person)
+            .limit(1)
+        ).first()
+        if before is not None:
+            return False
+        self.add(request_id, [person], "seen", channel, at)
+        return True
+
+
 class DatabaseUnitOfWork:
     """One transaction. SQLite write transactions start with BEGIN IMMEDIATE (see
     ``engine.py``) so concurrent writers queue instead of failing to upgrade a lock."""
@@ -1013,6 +1043,8 @@ class DatabaseUnitOfWork:
         self.sessions = DatabaseSessionStore(conn)
         self.identities = DatabaseIdentityStore(conn)
         self.executions = DatabaseExecutionStore(conn)
+        self.flow = DatabaseFlowLog(conn)
+        self.flow_rows = DatabaseFlowRows(conn)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -92,6 +92,9 @@ requests = sa.Table(
     sa.Column("expiry_warned", sa.Boolean, nullable=False, server_default=sa.false()),
     # Why it is in its state, in one line ("denied by bob: too broad"); NULL while pending.
     sa.Column("outcome", sa.Text),
+    # what the requester was when the policies judged it (groups, claims, admin), so a
+    # policy change can be replayed against history after groups change
+    sa.Column("requester_snapshot", sa.JSON),
     sa.Index("ix_requests_status_created", "status", "created_at"),
     # The fold check: this requester's pending twin of this action, oldest first.
     sa.Index("ix_requests_fold", "requester", "action_digest", "status", "created_at"),
@@ -257,6 +260,23 @@ oidc_logins = sa.Table(
     sa.Column("verifier", sa.String(128), nullable=False),
     sa.Column("next_path", sa.String(2000), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# How the approval flow went, for its analytics: "notified" (a message asking to vote
+# reached a person, on a channel), "seen" (a person first looked at a request),
+# "voted" (on which channel), "escalated" (a stage's escalation joined; no person).
+flow_events = sa.Table(
+    "flow_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    sa.Column("person", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_flow_events_request", "request_id", "kind", "person"),
+    sa.Index("ix_flow_events_person", "person", "kind", "at"),
+    sa.Index("ix_flow_events_at", "at"),
 )
 
 # Approval links (email, Teams) are single-use: a link's id is recorded when it votes.

@@ -7,7 +7,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from signoff.bootstrap import App
-from signoff.entrypoints.api import docs, grants, operations, policies, problems, requests
+from signoff.entrypoints.api import (
+    analytics,
+    docs,
+    grants,
+    operations,
+    policies,
+    problems,
+    requests,
+)
 from signoff.entrypoints.api.limits import BodySizeLimit
 
 
@@ -42,6 +50,7 @@ def create_app(app: App) -> FastAPI:
     api.include_router(requests.router(app))
     api.include_router(grants.router(app))
     api.include_router(policies.router(app))
+    api.include_router(analytics.router(app))
     pages.mount_assets(api)
     api.add_middleware(BodySizeLimit, max_bytes=app.settings.max_body_bytes)
     return api

@@ -170,8 +170,16 @@ def router(app: App) -> APIRouter:
         tags=["requests"],
         responses=ERRORS,
     )
-    def vote(request_id: RequestRef, body: VoteCreate, user: CurrentUser) -> RequestOut:
-        r = use_cases.cast_vote(svc, user, request_id, Decision(body.decision), body.comment)
+    def vote(
+        request_id: RequestRef,
+        body: VoteCreate,
+        user: CurrentUser,
+        user_agent: Annotated[str, Header(include_in_schema=False)] = "",
+    ) -> RequestOut:
+        channel = "cli" if user_agent.startswith("signoff-cli/") else "api"
+        r = use_cases.cast_vote(
+            svc, user, request_id, Decision(body.decision), body.comment, channel
+        )
         return request_out(app, r, user)
 
     @api.post(

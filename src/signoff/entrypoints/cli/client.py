@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
+from signoff import __version__
+
 
 @dataclass(frozen=True)
 class ClientSettings:
@@ -47,6 +49,7 @@ class SignoffClient:
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers["User-Agent"] = f"signoff-cli/{__version__}"
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout))
 
     def close(self) -> None:

@@ -53,6 +53,7 @@ def router(app: App) -> APIRouter:
             approver = svc.directory.user(str(claims["sub"]))
             approver.require_enabled("vote")  # said now, not after the button
             r = views.request_for(svc, approver, str(claims["rid"]))
+            use_cases.looked(svc, approver, r, str(claims.get("ch") or "link"))
         except SignoffError as exc:
             return refused("This link cannot be used", exc)
         verb = "Approve" if claims["dec"] == "approve" else "Deny"

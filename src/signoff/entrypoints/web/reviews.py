@@ -370,6 +370,7 @@ def router(app: App) -> APIRouter:
         if rid != request_id:
             return RedirectResponse(f"/requests/{rid}", status_code=303)
         now = svc.clock.now()
+        use_cases.looked(svc, me.user, r, "web")
         reason = why_not(r, me.user.name)
         flash = {"approve": "Your approval was recorded.", "deny": "Your denial was recorded."}
         context = request_context(app, r)
@@ -413,7 +414,9 @@ def router(app: App) -> APIRouter:
                 raise InvalidInput("choose Approve or Deny", field="decision")
             if decision == "deny" and not comment.strip():
                 raise InvalidInput("say why you deny it: the requester reads it", field="comment")
-            r = use_cases.cast_vote(svc, me.user, request_id, Decision(decision), comment)
+            r = use_cases.cast_vote(
+                svc, me.user, request_id, Decision(decision), comment, channel="web"
+            )
         except SignoffError as exc:
             return page(
                 "message.html",
@@ -492,6 +495,7 @@ def _by_view_link(app: App, request_id: str, token: str) -> HTMLResponse:
             )
         person = svc.directory.user(str(claims["sub"]))
         r = views.request_for(svc, person, request_id)
+        use_cases.looked(svc, person, r, str(claims.get("ch") or "link"))
     except SignoffError as exc:
         return refused("This link cannot be used", exc)
     signin = f"/signin?next={safe_next(f'/requests/{r.id}')}"

@@ -1,0 +1,150 @@
+"""The rows the flow's analytics read: the requests asked in a window, their asks, votes
+and flow events, and what is pending now. Each query is served by an index (requests by
+``created_at``, children by ``request_id``, pending by ``status``), so a report costs what
+its window holds, not what the database holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from signoff.adapters.db import tables as t
+from signoff.services.ports import FlowRows, RequestRow
+
+_CHUNK = 500  # ids per IN list (SQLite's and PostgreSQL's limits are far above)
+
+
+class DatabaseFlowRows:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def rows(self, since: datetime, until: datetime, policy: str | None) -> FlowRows:
+        r = t.requests
+        query = sa.select(
+            r.c.id,
+            r.c.policy_name,
+            r.c.status,
+            r.c.requester,
+            r.c.created_at,
+            r.c.decided_at,
+            r.c.escalation_level,
+            r.c.fold_count,
+        ).where(r.c.created_at >= since, r.c.created_at < until)
+        if policy is not None:
+            query = query.where(r.c.policy_name == policy)
+        requests = [
+            RequestRow(
+                id=row.id,
+                policy=row.policy_name,
+                status=row.status,
+                requester=row.requester,
+                created_at=row.created_at,
+                decided_at=row.decided_at if row.decided_at is not None else None,
+                escalated=row.escalation_level > 0,
+                folds=row.fold_count,
+            )
+            for row in self.conn.execute(query)
+        ]
+        ids = [x.id for x in requests]
+        asks: list[tuple[str, str]] = []
+        votes: list[tuple[str, str, str, datetime]] = []
+        events: list[tuple[str, str, str, str, datetime]] = []
+        a, v, f = t.request_approvers, t.votes, t.flow_events
+        for chunk in _chunks(ids):
+            asks += [
+                (row.request_id, row.person)
+                for row in self.conn.execute(
+                    sa.select(a.c.request_id, a.c.person)
+                    .where(a.c.request_id.in_(chunk), a.c.stage >= 0)
+                    .distinct()
+                )
+            ]
+            votes += [
+                (row.request_id, row.voter, row.decision, row.at)
+                for row in self.conn.execute(
+                    sa.select(v.c.request_id, v.c.voter, v.c.decision, v.c.at).where(
+                        v.c.request_id.in_(chunk)
+                    )
+                )
+            ]
+            events += [
+                (row.request_id, row.person, row.kind, row.channel, row.at)
+                for row in self.conn.execute(
+                    sa.select(f.c.request_id, f.c.person, f.c.kind, f.c.channel, f.c.at).where(
+                        f.c.request_id.in_(chunk)
+                    )
+                )
+            ]
+        notified = [
+            (row.person, row.at)
+            for row in self.conn.execute(
+                sa.select(f.c.person, f.c.at).where(
+                    f.c.at >= since, f.c.at < until, f.c.kind == "notified"
+                )
+            )
+        ]
+        return FlowRows(requests, asks, votes, events, notified)
+
+    def pending(self, limit: int) -> list[dict[str, Any]]:
+        r = t.requests
+        found = self.conn.execute(
+            sa.select(
+                r.c.id,
+                r.c.policy_name,
+                r.c.requester,
+                r.c.action_type,
+                r.c.action_target,
+                r.c.created_at,
+                r.c.deadline_at,
+            )
+            .where(r.c.status == "pending")
+            .order_by(r.c.created_at, r.c.id)
+            .limit(limit)
+        )
+        return [
+            {
+                "id": row.id,
+                "policy": row.policy_name,
+                "requester": row.requester,
+                "type": row.action_type,
+                "target": row.action_target,
+                "created_at": row.created_at,
+                "deadline_at": row.deadline_at if row.deadline_at is not None else None,
+            }
+            for row in found
+        ]
+
+    def pending_due(self, before: datetime, limit: int) -> list[dict[str, Any]]:
+        """Pending requests whose deadline (timeout or escalation) comes before ``before``."""
+        r = t.requests
+        found = self.conn.execute(
+            sa.select(r.c.id, r.c.policy_name, r.c.requester, r.c.created_at, r.c.deadline_at)
+            .where(r.c.status == "pending", r.c.deadline_at < before)
+            .order_by(r.c.deadline_at)
+            .limit(limit)
+        )
+        return [
+            {
+                "id": row.id,
+                "policy": row.policy_name,
+                "requester": row.requester,
+                "created_at": row.created_at,
+                "deadline_at": row.deadline_at,
+            }
+            for row in found
+        ]
+
+    def pending_count(self) -> int:
+        r = t.requests
+        return int(
+            self.conn.execute(
+                sa.select(sa.func.count()).select_from(r).where(r.c.status == "pending")
+            ).scalar_one()
+        )
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
