@@ -3,6 +3,12 @@ every figure and every finding is known in advance, from how the history was mad
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,5 +251,64 @@ def test_the_report_over_http_admins_and_approvers(reported) -> None:
         assert long.status_code == 422 and "400 days" in long.json()["detail"]
         anon = httpx.get(f"{server.url}/v1/analytics/report")
         assert anon.status_code == 401
+        _the_cli_says_the_same(server, body)
     finally:
         server.stop()
+
+
+def _cli(server: LiveServer, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SIGNOFF_URL": server.url, "SIGNOFF_TOKEN": server.tokens[user]}
+    return subprocess.run(
+        [sys.executable, "-m", "signoff", "report", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _the_cli_says_the_same(server: LiveServer, body: dict[str, Any]) -> None:
+    window = ("--since", "2026-11-02", "--until", "2026-11-03")
+    as_json = _cli(server, "alice", *window, "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["findings"] == body["findings"]
+    table = _cli(server, "alice", *window)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "Approval flow, 2026-11-02 00:00 to 2026-11-03 00:00 UTC: 49 requests"
+    # piped: tab-separated rows under a header
+    row = next(x for x in lines if x.startswith("prod-sql-write\t"))
+    assert row.split("\t") == [
+        "prod-sql-write",
+        "14",
+        "0",
+        "0",
+        "14",
+        "6",
+        "4",
+        "4",
+        "0",
+        "0",
+        "60%",
+        "6m40s",
+        "50m",
+        "1m40s",
+    ]
+    assert "Queue: 1 pending now" in lines
+    assert (
+        "- quick approvals: bob: 25 of 31 approvals came within 5 s of their first look "
+        "(median look to decision 2 s)"
+    ) in lines
+    as_csv = _cli(server, "alice", *window, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(as_csv.stdout)))
+    assert rows[0] == ["section", "subject", "figure", "value"]
+    assert ["approvers", "carol", "denials", "4"] in rows
+    assert ["findings", "dave", "noisy_requester", body["findings"][-1]["evidence"]] in rows
+    wrong = _cli(server, "alice", "--since", "lately")
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().startswith("error: since must be a duration")
+    mine = _cli(server, "carol", *window)
+    assert mine.returncode == 0
+    assert mine.stdout.splitlines()[0] == (
+        "Your figures as an approver, 2026-11-02 00:00 to 2026-11-03 00:00 UTC"
+    )

@@ -79,6 +79,10 @@ class SignoffClient:
         result: dict[str, Any] = self._call("GET", "/v1/me")
         return result
 
+    def report(self, params: dict[str, str]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/v1/analytics/report", params=params)
+        return result
+
     def create_request(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/v1/requests", json=body)
         return result

@@ -27,7 +27,7 @@ from typing import Any
 
 import typer
 
-from signoff.entrypoints.cli import local, remote
+from signoff.entrypoints.cli import flow, local, remote
 from signoff.entrypoints.cli.output import EXIT_INTERRUPTED, err, say
 
 REMOTE = (
@@ -100,6 +100,7 @@ app.command()(remote.inbox)
 app.command("list")(remote.list_)
 app.command()(remote.show)
 app.command()(remote.whoami)
+app.command()(flow.report)
 grant_app.command("verify")(remote.grant_verify)
 grant_app.command("redeem")(remote.grant_redeem)
 grant_app.command("token")(remote.grant_token)
@@ -115,7 +116,7 @@ keys_app.command("rotate")(local.keys_rotate)
 
 def where(command: Callable[..., Any]) -> str:
     """What a command connects to or reads, for the end of its help."""
-    if command.__module__ == remote.__name__:
+    if command.__module__ in (remote.__name__, flow.__name__):
         return REMOTE
     if command is local.serve:
         return SERVE

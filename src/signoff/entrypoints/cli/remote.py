@@ -296,7 +296,7 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _show_rows(columns: list[str], rows: list[list[Any]]) -> None:
+def show_rows(columns: list[str], rows: list[list[Any]]) -> None:
     """Rows as people read them: piped, tab-separated lines (a header, then one line a
     row; a tab or newline in a value written \\t, \\n); in a terminal, a table whose long
     cells fold onto more lines, or, when even the column names do not fit the width, one
@@ -330,7 +330,7 @@ def _show_execution(x: dict[str, Any], as_json: bool) -> NoReturn:
     else:
         output = x.get("output") or {}
         if "columns" in output:
-            _show_rows(output["columns"], output["rows"])
+            show_rows(output["columns"], output["rows"])
         elif "stdout" in output:
             out.print(output.get("stdout", ""), markup=False, highlight=False, end="")
             if output.get("stderr"):

@@ -1,0 +1,169 @@
+"""How the approval flow behaves, from the command line: ``signoff report`` (a server's
+``/v1/analytics/report``), as tables, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from signoff.entrypoints.cli.output import out, say
+from signoff.entrypoints.cli.remote import client, show_rows
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+POLICY_COLUMNS = (
+    ("policy", "name"),
+    ("requests", "requests"),
+    ("allowed", "allowed"),
+    ("denied by policy", "denied_by_policy"),
+    ("reviewed", "reviewed"),
+    ("approved", "approved"),
+    ("denied", "denied"),
+    ("timed out", "timed_out"),
+    ("cancelled", "cancelled"),
+    ("escalated", "escalated"),
+    ("approval rate", "approval_rate"),
+    ("decision p50", "decision_p50_s"),
+    ("decision p90", "decision_p90_s"),
+    ("first look p50", "first_look_p50_s"),
+)
+APPROVER_COLUMNS = (
+    ("approver", "name"),
+    ("asks", "asks"),
+    ("votes", "votes"),
+    ("approval rate", "approval_rate"),
+    ("look to decision p50", "look_to_decision_p50_s"),
+    ("quick approvals", "quick_approvals"),
+    ("notifications a day", "notifications_per_day"),
+    ("busiest day", "busiest_day"),
+)
+CHANNEL_COLUMNS = (
+    ("channel", "name"),
+    ("votes", "votes"),
+    ("approvals", "approvals"),
+    ("denials", "denials"),
+    ("decision p50", "decision_p50_s"),
+)
+
+
+def report(
+    since: Annotated[
+        str,
+        typer.Option(
+            metavar="WHEN", help="From this long ago (30d, 12h) or this date (2026-11-01)."
+        ),
+    ] = "30d",
+    until: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Up to this date (default: now).")
+    ] = None,
+    policy: Annotated[str | None, typer.Option(metavar="NAME", help="Only this policy.")] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table (default), json, or csv (one figure a line).")
+    ] = Format.TABLE,
+) -> None:
+    """How the approval flow behaved: per policy, approver and channel, the queue now,
+    and findings (rubber-stamping, rules that only make noise, who is asked too often).
+
+    Admins see everything; anyone else their own figures as an approver."""
+    params = {"since": since}
+    if until:
+        params["until"] = until
+    if policy:
+        params["policy"] = policy
+    with client() as c:
+        rep = c.report(params)
+    if fmt is Format.JSON:
+        out.print_json(json.dumps(rep))
+    elif fmt is Format.CSV:
+        out.print(to_csv(rep), end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        _tables(rep)
+
+
+def to_csv(rep: dict[str, Any]) -> str:
+    """One figure a line, ``section,subject,figure,value``: every table of the report in
+    one file a spreadsheet or a script reads without knowing its shape."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["section", "subject", "figure", "value"])
+    for section in ("policies", "approvers", "channels"):
+        for row in rep[section]:
+            for key, value in row.items():
+                if key != "name":
+                    w.writerow([section, row["name"], key, "" if value is None else value])
+    for f in rep["findings"]:
+        w.writerow(["findings", f["subject"], f["kind"], f["evidence"]])
+    return buf.getvalue()
+
+
+def duration(seconds: float | None) -> str:
+    """62 -> 1m2s; None -> "-"."""
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:g}s" if seconds < 10 else f"{whole}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts[:2])
+
+
+def _cell(key: str, value: Any) -> str:
+    if key.endswith("_s"):
+        return duration(value)
+    if key.endswith("rate"):
+        return "-" if value is None else f"{value:.0%}"
+    return str(value)
+
+
+def _tables(rep: dict[str, Any]) -> None:
+    window = f"{rep['since'][:16].replace('T', ' ')} to {rep['until'][:16].replace('T', ' ')} UTC"
+    if rep["policies"] or rep["channels"]:
+        say(f"Approval flow, {window}: {rep['requests']} requests")
+    else:
+        say(f"Your figures as an approver, {window}")
+    for title, columns, rows in (
+        ("Policies", POLICY_COLUMNS, rep["policies"]),
+        ("Approvers", APPROVER_COLUMNS, rep["approvers"]),
+        ("Channels where decisions are made", CHANNEL_COLUMNS, rep["channels"]),
+    ):
+        if not rows and title != "Approvers":
+            continue
+        say("")
+        say(title)
+        if not rows:
+            say("  none in this window")
+            continue
+        show_rows([c for c, _ in columns], [[_cell(k, r[k]) for _, k in columns] for r in rows])
+    queue = rep.get("queue") or {}
+    if queue:
+        say("")
+        say(f"Queue: {queue['pending']} pending now")
+        for q in queue["oldest"][:10]:
+            say(
+                f"  {q['id']}  {q['type']} on {q['target']}  by {q['requester']}, "
+                f"waiting {duration(q['waiting_s'])} ({q['policy']})"
+            )
+        due = queue["due_within_hour"]
+        say(f"Deadlines within the hour: {len(due) or 'none'}")
+        for q in due[:10]:
+            say(f"  {q['id']}  {q['policy']}, deadline {q['deadline_at'][:16].replace('T', ' ')}")
+    say("")
+    findings = rep["findings"]
+    say(f"Findings: {len(findings) or 'none'}")
+    for f in findings:
+        say(f"- {f['kind'].replace('_', ' ')}: {f['subject']}: {f['evidence']}")
+        say(f"  suggestion: {f['suggestion']}")
