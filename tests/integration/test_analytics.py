@@ -213,7 +213,7 @@ def test_every_figure_of_a_known_history(reported) -> None:
         "25 of 31 approvals came within 5 s of their first look (median look to decision 2 s)"
     )
     assert said[("times_out", "prod-sql-write")] == "4 of 14 reviews timed out and 0 escalated"
-    assert said[("noisy_requester", "dave")] == ("11 identical asks folded into 1 pending requests")
+    assert said[("noisy_requester", "dave")] == ("11 identical asks folded into 1 pending request")
 
 
 def test_a_policy_filter_and_thresholds(reported) -> None:
@@ -296,7 +296,7 @@ def _the_cli_says_the_same(server: LiveServer, body: dict[str, Any]) -> None:
     ]
     assert "Queue: 1 pending now" in lines
     assert (
-        "- quick approvals: bob: 25 of 31 approvals came within 5 s of their first look "
+        "- Quick approvals: bob: 25 of 31 approvals came within 5 s of their first look "
         "(median look to decision 2 s)"
     ) in lines
     as_csv = _cli(server, "alice", *window, "--format", "csv")

@@ -32,3 +32,20 @@ def format_duration(value: timedelta) -> str:
             out.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(out) or "0s"
+
+
+def brief(seconds: float | None) -> str:
+    """A measured time as people read it: 2s, 6.5s, 1m2s, 50m, 2h5m, 3d4h ("-": none).
+    Two units at most."""
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:g}s" if seconds < 10 else f"{whole}s"
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts[:2])

@@ -105,15 +105,16 @@ class Report:
         }
 
 
-FINDING_KINDS = (
-    "always_approved",
-    "quick_approvals",
-    "never_denies",
-    "times_out",
-    "over_notified",
-    "never_matches",
-    "noisy_requester",
-)
+# Each kind of finding, and what it is called where people read it.
+FINDING_KINDS = {
+    "always_approved": "Always approved",
+    "times_out": "Times out or escalates",
+    "quick_approvals": "Quick approvals",
+    "never_denies": "Never denies",
+    "over_notified": "Over-notified",
+    "never_matches": "Never matches",
+    "noisy_requester": "Noisy requester",
+}
 
 
 MAX_WINDOW = timedelta(days=400)
@@ -209,9 +210,11 @@ def compute(
 ) -> Report:
     """Every figure and finding, from the rows of one window (pure: tests feed it)."""
     created = {r.id: r.created_at for r in rows.requests}
+    requester = {r.id: r.requester for r in rows.requests}
     asked: dict[str, set[str]] = defaultdict(set)
     for rid, person in rows.asks:
-        asked[rid].add(person)
+        if person != requester.get(rid):  # nobody is asked about their own request
+            asked[rid].add(person)
     first_look: dict[tuple[str, str], datetime] = {}
     request_look: dict[str, datetime] = {}  # the first look of anyone asked
     vote_channel: dict[tuple[str, str], str] = {}
@@ -391,8 +394,8 @@ def findings(
                 Finding(
                     "over_notified",
                     a.name,
-                    f"up to {a.busiest_day} asks a day ({a.days_over_budget} days over the "
-                    f"budget of {th.notify_budget}; {a.notifications_per_day:g} a day on "
+                    f"up to {a.busiest_day} asks a day ({_n(a.days_over_budget, 'day')} over "
+                    f"the budget of {th.notify_budget}; {a.notifications_per_day:g} a day on "
                     "average)",
                     "use `notify_mode: digest` for their policies, share the load with "
                     "more approvers, or allow low-risk asks by policy",
@@ -417,7 +420,8 @@ def findings(
                 Finding(
                     "noisy_requester",
                     requester,
-                    f"{n} identical asks folded into {folded_into[requester]} pending requests",
+                    f"{n} identical asks folded into "
+                    f"{_n(folded_into[requester], 'pending request')}",
                     "the caller asks again instead of waiting: use `signoff request "
                     "--wait` (or the event stream) rather than retrying",
                 )
@@ -432,6 +436,10 @@ def percentile(values: list[float], pct: int) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return round(ordered[rank - 1], 3)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _seconds(delta: timedelta) -> float:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from signoff.domain.durations import brief
 from signoff.entrypoints.cli.output import out, say
 from signoff.entrypoints.cli.remote import client, show_rows
 
@@ -106,24 +107,9 @@ def to_csv(rep: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def duration(seconds: float | None) -> str:
-    """62 -> 1m2s; None -> "-"."""
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{seconds:g}s" if seconds < 10 else f"{whole}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if whole >= size:
-            parts.append(f"{whole // size}{unit}")
-            whole %= size
-    return "".join(parts[:2])
-
-
 def _cell(key: str, value: Any) -> str:
     if key.endswith("_s"):
-        return duration(value)
+        return brief(value)
     if key.endswith("rate"):
         return "-" if value is None else f"{value:.0%}"
     return str(value)
@@ -155,15 +141,18 @@ def _tables(rep: dict[str, Any]) -> None:
         for q in queue["oldest"][:10]:
             say(
                 f"  {q['id']}  {q['type']} on {q['target']}  by {q['requester']}, "
-                f"waiting {duration(q['waiting_s'])} ({q['policy']})"
+                f"waiting {brief(q['waiting_s'])} ({q['policy']})"
             )
         due = queue["due_within_hour"]
         say(f"Deadlines within the hour: {len(due) or 'none'}")
         for q in due[:10]:
             say(f"  {q['id']}  {q['policy']}, deadline {q['deadline_at'][:16].replace('T', ' ')}")
     say("")
+    from signoff.services.analytics import FINDING_KINDS
+
     findings = rep["findings"]
     say(f"Findings: {len(findings) or 'none'}")
     for f in findings:
-        say(f"- {f['kind'].replace('_', ' ')}: {f['subject']}: {f['evidence']}")
+        title = FINDING_KINDS.get(f["kind"], f["kind"])
+        say(f"- {title}: {f['subject']}: {f['evidence']}")
         say(f"  suggestion: {f['suggestion']}")
