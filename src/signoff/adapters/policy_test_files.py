@@ -14,10 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signoff.adapters.policy_files import policy_file_paths
-from signoff.adapters.yaml_positions import Located, did_you_mean, load_located, validate_located
+from signoff.adapters.yaml_positions import (
+    Located,
+    Salvaged,
+    did_you_mean,
+    load_located,
+    salvage_located,
+    validate_located,
+)
 from signoff.domain.actions import Action
 from signoff.domain.errors import ErrorList, PolicyError, SignoffError
 from signoff.domain.identity import Directory, User
@@ -39,7 +46,13 @@ class ActionDoc(_Strict):
     params: dict[str, Any] = {}
 
 
+def _named(value: Any) -> Any:
+    """``dave`` is short for ``{name: dave}``."""
+    return {"name": value} if isinstance(value, str) else value
+
+
 class RequesterDoc(_Strict):
+    _short = model_validator(mode="before")(_named)
     name: Annotated[str, Field(min_length=1, max_length=200)]
     email: str | None = None
     admin: bool | None = None
@@ -57,6 +70,7 @@ class ContextDoc(_Strict):
 
 
 class StageExpectDoc(_Strict):
+    _short = model_validator(mode="before")(_named)
     name: str | None = None
     approvers: list[str] | None = None
     quorum: Annotated[int, Field(ge=1, le=100)] | None = None
@@ -65,7 +79,7 @@ class StageExpectDoc(_Strict):
 class ExpectDoc(_Strict):
     outcome: Literal["allow", "deny", "review"] | None = None
     policy: str | None = None
-    stages: list[str | StageExpectDoc] | None = None
+    stages: list[StageExpectDoc] | None = None
     approvers: list[str] | None = None
     quorum: Annotated[int, Field(ge=1, le=100)] | list[int] | None = None
 
@@ -73,7 +87,7 @@ class ExpectDoc(_Strict):
 class TestDoc(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     action: ActionDoc
-    requester: str | RequesterDoc
+    requester: RequesterDoc  # or a name: the user of that name in the users file
     context: ContextDoc = ContextDoc()
     ticket: str | None = None
     at: Any = None  # a YAML timestamp or an ISO 8601 string, read below
@@ -120,18 +134,19 @@ class _Reader:
                 )
         return frozenset(names)
 
-    def requester(self, doc: Located, path: tuple[str | int, ...], r: str | RequesterDoc) -> User:
+    def requester(self, doc: Located, path: tuple[str | int, ...], r: RequesterDoc) -> User:
         known = self.directory.users
-        if isinstance(r, str):
-            if r not in known:
+        if isinstance(doc.get(path), str):  # a name: someone in the users file
+            if r.name not in known:
                 self.err(
                     doc,
                     path,
-                    f"unknown user {r!r}{did_you_mean(r, known)} (a requester who is not in the "
+                    f"unknown user {r.name!r}{did_you_mean(r.name, known)} (a requester who is "
+                    "not in the "
                     "users file, such as a workload, is written {name, groups, claims})",
                 )
-                return User(name=r)
-            return known[r]
+                return User(name=r.name)
+            return known[r.name]
         base = known.get(r.name, User(name=r.name))
         return User(
             name=r.name,
@@ -141,8 +156,11 @@ class _Reader:
             claims=dict(r.claims),
         )
 
-    def expectation(self, doc: Located, path: tuple[str | int, ...], e: ExpectDoc) -> Expectation:
-        if all(v is None for v in e.model_dump().values()):
+    def expectation(
+        self, s: Salvaged[TestDoc], path: tuple[str | int, ...], e: ExpectDoc
+    ) -> Expectation:
+        doc = s.doc
+        if all(v is None for v in e.model_dump().values()) and not s.hurt(*path):
             self.err(
                 doc,
                 path,
@@ -157,11 +175,10 @@ class _Reader:
         stages = None
         if e.stages is not None:
             found = []
-            for i, s in enumerate(e.stages):
+            for i, st in enumerate(e.stages):
                 spath = (*path, "stages", i)
-                st = StageExpectDoc(name=s) if isinstance(s, str) else s
                 if st.name is not None and st.name not in self.stage_names:
-                    at = spath if isinstance(s, str) else (*spath, "name")
+                    at = spath if isinstance(doc.get(spath), str) else (*spath, "name")
                     hint = did_you_mean(st.name, self.stage_names)
                     self.err(doc, at, f"no policy has a stage named {st.name!r}{hint}")
                 people = (
@@ -189,7 +206,10 @@ class _Reader:
             quorum=quorum,
         )
 
-    def test(self, doc: Located, path: tuple[str | int, ...], t: TestDoc) -> PolicyTest | None:
+    def test(
+        self, s: Salvaged[TestDoc], path: tuple[str | int, ...], t: TestDoc
+    ) -> PolicyTest | None:
+        doc = s.doc
         before = len(self.errors.problems)
         where = f"{doc.file}:{doc.where(path)[0]}"
         if t.name in self.names:
@@ -216,7 +236,7 @@ class _Reader:
                     f"at: {t.at!r} is not a time; write one such as 2026-03-02T10:00:00Z",
                 )
         requester = self.requester(doc, (*path, "requester"), t.requester)
-        expect = self.expectation(doc, (*path, "expect"), t.expect)
+        expect = self.expectation(s, (*path, "expect"), t.expect)
         if action is None or len(self.errors.problems) != before:
             return None
         return PolicyTest(
@@ -255,10 +275,11 @@ def load_policy_tests(
         if top is None:
             continue
         for i in range(len(top.tests)):
-            t = validate_located(TestDoc, doc, errors, ("tests", i))
-            if t is not None:
-                found = reader.test(doc, ("tests", i), t)
-                if found is not None:
+            # a wrong part is reported and set aside, and the rest still checked
+            t = salvage_located(TestDoc, doc, errors, ("tests", i))
+            if t.model is not None:
+                found = reader.test(t, ("tests", i), t.model)
+                if found is not None and not t.damaged:
                     tests.append(found)
     if errors.problems:
         order = {str(p): k for k, p in enumerate(files)}

@@ -101,8 +101,10 @@ def _people(names: Iterable[str]) -> str:
     return "[" + ", ".join(listed) + "]"
 
 
-def _stage_names(stages: Iterable[ResolvedStage]) -> str:
-    return "[" + ", ".join(s.name for s in stages) + "]"
+def _stage_names(stages: tuple[ResolvedStage, ...]) -> str:
+    if not stages:
+        return "none"
+    return ", ".join(s.name for s in stages)
 
 
 def judge(policies: PolicySet, directory: Directory, test: PolicyTest, now: datetime) -> Verdict:
@@ -154,7 +156,7 @@ def _compare_stages(
     if len(expected) != len(got):
         return [
             f"expected {len(expected)} stage{'s' if len(expected) != 1 else ''}, "
-            f"got {len(got)} {_stage_names(got)}"
+            f"got {_stage_names(got)}"
         ]
     diffs = []
     for i, (e, g) in enumerate(zip(expected, got, strict=True), 1):
