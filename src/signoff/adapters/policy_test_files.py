@@ -194,7 +194,8 @@ class _Reader:
         quorum: int | tuple[int, ...] | None = None
         if isinstance(e.quorum, list):
             if not e.quorum or any(not 1 <= q <= 100 for q in e.quorum):
-                self.err(doc, (*path, "quorum"), "quorum: each stage's quorum is 1 to 100")
+                said = "quorum: one number, or one per stage, each 1 to 100"
+                self.err(doc, (*path, "quorum"), said)
             quorum = tuple(e.quorum)
         else:
             quorum = e.quorum
