@@ -458,6 +458,23 @@ def policy_file_paths(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+MAX_FILE_BYTES = 2_000_000  # one policy file (the bundled ones are a few kilobytes)
+
+
+def read_policy_file(path: Path, errors: ErrorList) -> str | None:
+    """A policy file's text, or None after recording why it cannot be read."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            errors.add(str(path), 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes")
+            return None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        errors.add(str(path), 1, 1, "file is not valid UTF-8")
+    except OSError as exc:
+        errors.add(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}")
+    return None
+
+
 def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySet:
     """Load and check every policy file in a folder; raise PolicyError with all problems,
     in file order and, within a file, by position."""
@@ -476,10 +493,8 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
     default_where: str | None = None
     hashed: list[list[str]] = []
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            errors.add(str(path), 1, 1, "file is not valid UTF-8")
+        text = read_policy_file(path, errors)
+        if text is None:
             continue
         hashed.append([path.name, text])
         parsed = load_located(str(path), text, errors)

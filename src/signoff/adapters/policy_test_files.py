@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from signoff.adapters.policy_files import policy_file_paths
+from signoff.adapters.policy_files import policy_file_paths, read_policy_file
 from signoff.adapters.yaml_positions import (
     Located,
     Salvaged,
@@ -264,10 +264,8 @@ def load_policy_tests(
     files = policy_file_paths(root)
     tests: list[PolicyTest] = []
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.add(str(path), 1, 1, f"cannot read: {exc}")
+        text = read_policy_file(path, errors)
+        if text is None:
             continue
         doc = load_located(str(path), text, errors)
         if doc is None or not isinstance(doc.data, dict) or "tests" not in doc.data:
