@@ -390,3 +390,22 @@ def test_a_default_that_is_wrong_still_counts_as_declared(tmp_path, directory) -
         "q.yaml:1:39: invalid duration 'soon': write a number and a unit, e.g. 90s, 15m, 2h, "
         "7d, 1h30m",
     ]
+
+
+def test_an_alias_bomb_a_deep_nest_and_a_huge_file_are_refused(tmp_path, directory) -> None:
+    """No policy file can hang or crash `policy check`, `policy test` or the server."""
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    # an alias is the node it names: the position is where that node is written
+    assert problems(tmp_path, directory, "\n".join(bomb) + "\n") == [
+        "p.yaml:1:34: YAML error: more than 200000 values (an alias repeated too often?)"
+    ]
+    assert problems(tmp_path, directory, "x: " + "[" * 2000 + "]" * 2000 + "\n") == [
+        "p.yaml:1:1: YAML error: nested deeper than 64 levels"
+    ]
+    assert problems(tmp_path, directory, "x: " + "[" * 70 + "]" * 70 + "\n") == [
+        "p.yaml:1:68: YAML error: nested deeper than 64 levels"
+    ]
+    assert problems(tmp_path, directory, "# " + "x" * 2_000_000 + "\n") == [
+        "p.yaml:1:1: file is larger than 2000000 bytes"
+    ]

@@ -149,6 +149,9 @@ class FileDoc(BaseModel):
     # each item is validated as a PolicyDoc on its own (so one that is not even a
     # mapping keeps its index, and the next policies theirs)
     policies: list[Any] = []
+    # test cases (`signoff policy test`, adapters/policy_test_files.py): the server and
+    # `policy check` load the same set whatever they say, so they are not read here
+    tests: Any = None
 
 
 _CEL_POS = re.compile(r"<input>:(\d+):(\d+)")
@@ -450,6 +453,28 @@ class _Builder:
         )
 
 
+def policy_file_paths(root: Path) -> list[Path]:
+    """The files of a policy folder, in the order they are read."""
+    return sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+MAX_FILE_BYTES = 2_000_000  # one policy file (the bundled ones are a few kilobytes)
+
+
+def read_policy_file(path: Path, errors: ErrorList) -> str | None:
+    """A policy file's text, or None after recording why it cannot be read."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            errors.add(str(path), 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes")
+            return None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        errors.add(str(path), 1, 1, "file is not valid UTF-8")
+    except OSError as exc:
+        errors.add(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}")
+    return None
+
+
 def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySet:
     """Load and check every policy file in a folder; raise PolicyError with all problems,
     in file order and, within a file, by position."""
@@ -458,7 +483,7 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
     if not root.is_dir():
         errors.add(str(root), 1, 1, "policy folder does not exist")
         raise PolicyError(errors.problems)
-    files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    files = policy_file_paths(root)
     if not files:
         errors.add(str(root), 1, 1, "no policy files (*.yaml) in this folder")
         raise PolicyError(errors.problems)
@@ -468,10 +493,8 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
     default_where: str | None = None
     hashed: list[list[str]] = []
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            errors.add(str(path), 1, 1, "file is not valid UTF-8")
+        text = read_policy_file(path, errors)
+        if text is None:
             continue
         hashed.append([path.name, text])
         parsed = load_located(str(path), text, errors)
@@ -479,7 +502,10 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
             continue
         if not isinstance(parsed.data, dict):
             errors.add(
-                str(path), 1, 1, "a policy file is a mapping with 'policies' and/or 'default'"
+                str(path),
+                1,
+                1,
+                "a policy file is a mapping with 'policies', 'default' and/or 'tests'",
             )
             continue
         top = salvage_located(FileDoc, parsed, errors)

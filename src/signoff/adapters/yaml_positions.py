@@ -155,8 +155,22 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> tuple[tuple[int, int], str]:
     return where, f"YAML error: {problem or context or 'invalid YAML'}{hint}"
 
 
+MAX_VALUES = 200_000  # keys and values in one document, aliases counted where used
+MAX_DEPTH = 64  # levels of nested mappings and lists
+
+
+class _TooLarge(Exception):
+    """A document past MAX_VALUES or MAX_DEPTH (an alias bomb, say), with where."""
+
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        self.where = (node.start_mark.line + 1, node.start_mark.column + 1)
+        self.message = message
+
+
 def load_located(file: str, text: str, errors: ErrorList) -> Located | None:
-    """Parse one YAML document; on a YAML error, record it and return None."""
+    """Parse one YAML document; on a YAML error, record it and return None. A document
+    nested deeper than MAX_DEPTH or holding more than MAX_VALUES values is an error too,
+    so that no file can hang or crash a reader."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -164,8 +178,14 @@ def load_located(file: str, text: str, errors: ErrorList) -> Located | None:
         if node is None:
             located.data = {}
             return located
-        located.data = _build(loader, node, (), located, errors)
+        located.data = _build(loader, node, (), located, errors, [MAX_VALUES])
         return located
+    except _TooLarge as exc:
+        errors.add(file, *exc.where, f"YAML error: {exc.message}")
+        return None
+    except RecursionError:  # the parser's own recursion, before MAX_DEPTH is reached
+        errors.add(file, 1, 1, f"YAML error: nested deeper than {MAX_DEPTH} levels")
+        return None
     except yaml.MarkedYAMLError as exc:
         (line, col), message = _yaml_problem(exc)
         errors.add(file, line, col, message)
@@ -178,8 +198,18 @@ def load_located(file: str, text: str, errors: ErrorList) -> Located | None:
 
 
 def _build(
-    loader: yaml.SafeLoader, node: yaml.Node, path: Path, out: Located, errors: ErrorList
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    path: Path,
+    out: Located,
+    errors: ErrorList,
+    budget: list[int],
 ) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge(node, f"more than {MAX_VALUES} values (an alias repeated too often?)")
+    if len(path) > MAX_DEPTH:
+        raise _TooLarge(node, f"nested deeper than {MAX_DEPTH} levels")
     out.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -202,10 +232,13 @@ def _build(
                 )
             child = (*path, key)
             out.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _build(loader, value_node, child, out, errors)
+            result[key] = _build(loader, value_node, child, out, errors, budget)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, (*path, i), out, errors) for i, item in enumerate(node.value)]
+        return [
+            _build(loader, item, (*path, i), out, errors, budget)
+            for i, item in enumerate(node.value)
+        ]
     out.styles[path] = node.style if isinstance(node, yaml.ScalarNode) else None
     out.spans[path] = (node.start_mark.index, node.end_mark.index)
     return loader.construct_object(node, deep=True)

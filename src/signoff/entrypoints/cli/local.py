@@ -2,8 +2,8 @@
 application (migrating the database first) or load the policy files, and never talk HTTP.
 
 ``serve``, ``worker``, ``db upgrade``, ``token create``, ``user logout``, ``policy check``,
-``policy explain``, ``outbox list``, ``audit verify``, ``audit export``; ``main.py``
-registers them. Everything heavy is imported inside the command that needs it.
+``policy test``, ``policy explain``, ``outbox list``, ``audit verify``, ``audit export``;
+``main.py`` registers them. Everything heavy is imported inside the command that needs it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from signoff.entrypoints.cli.options import JsonOpt, LabelOpt, ParamOpt, RiskOpt
-from signoff.entrypoints.cli.output import EXIT_DENIED, err, fail, guarded, out, parse_pairs
+from signoff.entrypoints.cli.output import (
+    EXIT_DENIED,
+    err,
+    fail,
+    guarded,
+    out,
+    parse_pairs,
+    say,
+)
 
 if TYPE_CHECKING:
     from signoff.bootstrap import App
@@ -221,20 +229,19 @@ def user_logout(
     )
 
 
-def policy_check(
-    directory: Annotated[
-        Path | None,
-        typer.Argument(metavar="FOLDER", help="Policy folder (default: SIGNOFF_POLICIES_DIR)."),
-    ] = None,
-    users: Annotated[
-        Path | None,
-        typer.Option(metavar="FILE", help="Users and groups (default: SIGNOFF_USERS_FILE)."),
-    ] = None,
-) -> None:
-    """Validate a policy folder (by default SIGNOFF_POLICIES_DIR, else the bundled
-    examples); print every problem as file:line:column, in file order."""
-    from signoff.adapters.directory_file import load_directory
-    from signoff.adapters.policy_files import load_policy_set
+FolderArg = Annotated[
+    Path | None,
+    typer.Argument(metavar="FOLDER", help="Policy folder (default: SIGNOFF_POLICIES_DIR)."),
+]
+UsersOpt = Annotated[
+    Path | None,
+    typer.Option(metavar="FILE", help="Users and groups (default: SIGNOFF_USERS_FILE)."),
+]
+
+
+def _policy_files(directory: Path | None, users: Path | None, doing: str) -> tuple[Path, Path]:
+    """The policy folder and users file a command reads, saying on stderr when either is
+    not one the caller named (the bundled examples, or the settings)."""
     from signoff.config import EXAMPLES
 
     settings = _settings()
@@ -243,15 +250,11 @@ def policy_check(
     examples = _same_path(folder, EXAMPLES / "policies")
     if directory is None:
         what = (
-            "the bundled example policies ({}); pass a folder to check yours"
+            "the bundled example policies ({}); pass a folder to " + doing + " yours"
             if examples
             else "SIGNOFF_POLICIES_DIR ({})"
         )
-        err.print(
-            "checking " + what.format(_shown(folder)),
-            markup=False,
-            highlight=False,
-        )
+        err.print(f"{doing}ing " + what.format(_shown(folder)), markup=False, highlight=False)
     if not examples and _same_path(users_file, EXAMPLES / "users.yaml"):
         err.print(
             f"users and groups from the bundled examples ({_shown(users_file)}); "
@@ -259,12 +262,79 @@ def policy_check(
             markup=False,
             highlight=False,
         )
+    return folder, users_file
+
+
+def policy_check(directory: FolderArg = None, users: UsersOpt = None) -> None:
+    """Validate a policy folder (by default SIGNOFF_POLICIES_DIR, else the bundled
+    examples); print every problem as file:line:column, in file order."""
+    from signoff.adapters.directory_file import load_directory
+    from signoff.adapters.policy_files import load_policy_set
+
+    folder, users_file = _policy_files(directory, users, "check")
 
     def load() -> Any:
         return load_policy_set(folder, load_directory(users_file))
 
     ps = guarded(load)
     out.print(f"ok: {len(ps)} policies, default {ps.default.outcome.value}, digest {ps.digest}")
+
+
+def policy_test(
+    directory: FolderArg = None,
+    users: UsersOpt = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="List the tests that pass too.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the test cases written beside the policies (`tests:` in the folder's files):
+    print each failing test as file:line and what differed, then PASS: n/n or FAIL: k/n.
+    Exit 0 when all pass, 1 when some fail, 2 on a mistake in the policies or the tests."""
+    from signoff.adapters.directory_file import load_directory
+    from signoff.adapters.policy_files import load_policy_set
+    from signoff.adapters.policy_test_files import load_policy_tests
+    from signoff.domain.policy_tests import judge_all
+
+    folder, users_file = _policy_files(directory, users, "test")
+
+    def load() -> Any:
+        people = load_directory(users_file)
+        ps = load_policy_set(folder, people)
+        return people, ps, load_policy_tests(folder, ps, people)
+
+    people, ps, tests = guarded(load)
+    if not tests:
+        fail(
+            f"no tests in {folder}: add a 'tests:' list to a policy file "
+            "(docs/policies.md, Testing policies)"
+        )
+    verdicts = judge_all(ps, people, tests, datetime.now(UTC))
+    failed = [v for v in verdicts if not v.passed]
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "passed": len(verdicts) - len(failed),
+                    "failed": len(failed),
+                    "total": len(verdicts),
+                    "tests": [v.as_dict() for v in verdicts],
+                }
+            )
+        )
+    else:
+        for v in verdicts:
+            where = f"{v.test.file}:{v.test.line}: test {v.test.name!r}: "
+            if not v.passed:
+                say(where + "; ".join(v.differences))
+            elif verbose:
+                say(where + f"ok ({v.summary()})")
+        if failed:
+            say(f"FAIL: {len(failed)}/{len(verdicts)}")
+        else:
+            say(f"PASS: {len(verdicts)}/{len(verdicts)}")
+    if failed:
+        raise typer.Exit(EXIT_DENIED)
 
 
 def _same_path(a: Path, b: Path) -> bool:

@@ -61,7 +61,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-policy_app = typer.Typer(help="Check and explain policy-as-code.", no_args_is_help=True)
+policy_app = typer.Typer(help="Check, test and explain policy-as-code.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 user_app = typer.Typer(help="People: sign them out everywhere.", no_args_is_help=True)
 grant_app = typer.Typer(help="Verify, redeem and revoke grants.", no_args_is_help=True)
@@ -88,6 +88,7 @@ token_app.command("create")(local.token_create)
 user_app.command("logout")(local.user_logout)
 app.command("signin-link")(local.signin_link)
 policy_app.command("check")(local.policy_check)
+policy_app.command("test")(local.policy_test)
 policy_app.command("explain")(local.policy_explain)
 
 app.command()(remote.request)
@@ -120,7 +121,7 @@ def where(command: Callable[..., Any]) -> str:
         return REMOTE
     if command is local.serve:
         return SERVE
-    if command in (local.policy_check, local.policy_explain):
+    if command in (local.policy_check, local.policy_test, local.policy_explain):
         return FILES
     return LOCAL
 
