@@ -69,7 +69,13 @@ def report(
     ] = None,
     policy: Annotated[str | None, typer.Option(metavar="NAME", help="Only this policy.")] = None,
     fmt: Annotated[
-        Format, typer.Option("--format", help="table (default), json, or csv (one figure a line).")
+        Format,
+        typer.Option(
+            "--format",
+            metavar="[table|json|csv]",
+            case_sensitive=False,
+            help="Tables (default), JSON, or CSV with one figure a line.",
+        ),
     ] = Format.TABLE,
 ) -> None:
     """How the approval flow behaved: per policy, approver and channel, the queue now,
