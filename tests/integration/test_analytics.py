@@ -251,6 +251,11 @@ def test_the_report_over_http_admins_and_approvers(reported) -> None:
         assert long.status_code == 422 and "400 days" in long.json()["detail"]
         anon = httpx.get(f"{server.url}/v1/analytics/report")
         assert anon.status_code == 401
+        metrics = httpx.get(f"{server.url}/metrics").text
+        # over the 30 days before now (23:00 on the history's day): the same findings
+        assert 'signoff_flow_findings{kind="never_matches"} 4.0' in metrics
+        assert 'signoff_flow_findings{kind="over_notified"} 2.0' in metrics
+        assert 'signoff_flow_findings{kind="noisy_requester"} 1.0' in metrics
         _the_cli_says_the_same(server, body)
     finally:
         server.stop()

@@ -67,6 +67,15 @@ class PrometheusObserver:
             registry=self.registry,
         )
 
+        self.findings = Gauge(
+            "signoff_flow_findings",
+            "Findings about the approval flow over the last 30 days, by kind (always "
+            "approved, quick approvals, never denies, times out, over-notified, never "
+            "matches, noisy requester): see /flow or `signoff report`.",
+            ["kind"],
+            registry=self.registry,
+        )
+
     def delivery(self, channel: str, outcome: str) -> None:
         self.deliveries.labels(channel, outcome).inc()
 

@@ -169,6 +169,30 @@ def report(
 ) -> Report:
     """The flow over [since, until): admins see everything; anyone else their own figures
     as an approver, and the findings about them."""
+    found = whole_report(svc, since, until, policy, thresholds)
+    if user.admin:
+        return found
+    return Report(
+        since=found.since,
+        until=found.until,
+        policy=policy,
+        requests=0,
+        policies=[],
+        approvers=[a for a in found.approvers if a.name == user.name],
+        channels=[],
+        queue={},
+        findings=[f for f in found.findings if f.subject == user.name],
+    )
+
+
+def whole_report(
+    svc: Services,
+    since: datetime,
+    until: datetime | None = None,
+    policy: str | None = None,
+    thresholds: Thresholds | None = None,
+) -> Report:
+    """Every figure over [since, until), for admins and the metrics endpoint."""
     until = until or svc.clock.now()
     thresholds = thresholds or svc.thresholds
     with svc.uow(write=False) as uow:
@@ -182,21 +206,7 @@ def report(
     for item in (*queue["oldest"], *queue["due_within_hour"]):
         item["waiting_s"] = round((now - item["created_at"]).total_seconds(), 3)
     known = [p.name for p in svc.policies.policies] if policy is None else []
-    found = compute(rows, since, until, policy, queue, known, thresholds)
-    if user.admin:
-        return found
-    mine = [a for a in found.approvers if a.name == user.name]
-    return Report(
-        since=since,
-        until=until,
-        policy=policy,
-        requests=0,
-        policies=[],
-        approvers=mine,
-        channels=[],
-        queue={},
-        findings=[f for f in found.findings if f.subject == user.name],
-    )
+    return compute(rows, since, until, policy, queue, known, thresholds)
 
 
 def compute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -10,7 +12,9 @@ from fastapi.responses import JSONResponse
 from signoff.bootstrap import App
 from signoff.domain.limits import shown
 from signoff.entrypoints.api.callers import ERRORS, CurrentUser
-from signoff.services import views
+from signoff.services import analytics, views
+
+FINDINGS_EVERY = 300.0  # seconds between two computations of the findings gauge
 
 
 def router(app: App) -> APIRouter:
@@ -51,11 +55,21 @@ def router(app: App) -> APIRouter:
             "claims": shown(dict(user.claims)),
         }
 
+    findings_at: list[float] = []  # when the findings gauge was last computed
+
     @api.get("/metrics", tags=["operations"])
     def metrics() -> Response:
         due, lag = views.due_queue(svc)
         observer.due_depth.set(due)
         observer.worker_lag.set(lag)
+        if not findings_at or time.monotonic() - findings_at[0] > FINDINGS_EVERY:
+            # a report over 30 days costs what the window holds: once in a while, not at
+            # every scrape
+            now = svc.clock.now()
+            found = analytics.whole_report(svc, now - timedelta(days=30), now).findings
+            for kind in analytics.FINDING_KINDS:
+                observer.findings.labels(kind).set(sum(1 for f in found if f.kind == kind))
+            findings_at[:] = [time.monotonic()]
         return Response(observer.render(), media_type="text/plain; version=0.0.4")
 
     return api
