@@ -15,6 +15,8 @@ skipped, so a mistake is reported once, not again through its consequences.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -562,3 +564,36 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
     assert default is not None
     digest = sha256_hex(canonical_json(hashed))
     return PolicySet(policies, default, digest)
+
+
+SENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.ya?ml")
+MAX_SENT_FILES = 500
+
+
+def load_sent_policy_set(files: Mapping[str, str], directory: Directory | None) -> PolicySet:
+    """A policy set sent as ``{file name: text}`` (a candidate to replay), loaded exactly
+    as a folder is; problems name the files as they were sent."""
+    import tempfile
+
+    errors = ErrorList()
+    if not files:
+        errors.add("(sent)", 1, 1, "no policy files were sent")
+    if len(files) > MAX_SENT_FILES:
+        errors.add("(sent)", 1, 1, f"more than {MAX_SENT_FILES} policy files")
+    for name in files:
+        if not SENT_NAME.fullmatch(name):
+            errors.add(
+                name[:100], 1, 1, "a file name is letters, digits, '.', '_' or '-', ending .yaml"
+            )
+    if errors.problems:
+        raise PolicyError(errors.problems)
+    with tempfile.TemporaryDirectory(prefix="signoff-candidate-") as folder:
+        for name, text in files.items():
+            (Path(folder) / name).write_text(text, encoding="utf-8")
+        try:
+            return load_policy_set(folder, directory)
+        except PolicyError as exc:
+            prefix = folder.rstrip("/") + "/"
+            raise PolicyError(
+                [replace(p, file=p.file.removeprefix(prefix)) for p in exc.problems]
+            ) from None

@@ -316,11 +316,26 @@ class FlowRows:
     notified: list[tuple[str, datetime]]  # (person, at): asks delivered in the window
 
 
+@dataclass(frozen=True)
+class StoredAsk:
+    """A stored request as replay reads it: what the policies judged."""
+
+    id: str
+    requester: str
+    action: Action
+    context: dict[str, Any]
+    ticket: str | None
+    created_at: datetime
+    snapshot: dict[str, Any] | None
+
+
 class FlowReader(Protocol):
     def rows(self, since: datetime, until: datetime, policy: str | None) -> FlowRows: ...
     def pending(self, limit: int) -> builtins.list[dict[str, Any]]: ...
     def pending_due(self, before: datetime, limit: int) -> builtins.list[dict[str, Any]]: ...
     def pending_count(self) -> int: ...
+    def asks(self, since: datetime, until: datetime) -> Iterator[StoredAsk]:
+        """The stored asks of a window, oldest first, read in batches."""
 
 
 class TokenVerifier(Protocol):

@@ -5,6 +5,7 @@ its window holds, not what the database holds."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from signoff.adapters.db import tables as t
-from signoff.services.ports import FlowRows, RequestRow
+from signoff.domain.actions import Action
+from signoff.services.ports import FlowRows, RequestRow, StoredAsk
 
 _CHUNK = 500  # ids per IN list (SQLite's and PostgreSQL's limits are far above)
+_PAGE = 2000  # asks read per query by a replay
 
 
 class DatabaseFlowRows:
@@ -87,6 +90,39 @@ class DatabaseFlowRows:
             )
         ]
         return FlowRows(requests, asks, votes, events, notified)
+
+    def asks(self, since: datetime, until: datetime) -> Iterator[StoredAsk]:
+        r = t.requests
+        columns = (
+            r.c.id,
+            r.c.requester,
+            r.c.action_type,
+            r.c.action_target,
+            r.c.action_params,
+            r.c.context,
+            r.c.ticket,
+            r.c.created_at,
+            r.c.requester_snapshot,
+        )
+        after: tuple[datetime, str] | None = None
+        while True:  # keyset pages on (created_at, id): each one an index range
+            query = sa.select(*columns).where(r.c.created_at >= since, r.c.created_at < until)
+            if after is not None:
+                query = query.where(sa.tuple_(r.c.created_at, r.c.id) > after)
+            rows = self.conn.execute(query.order_by(r.c.created_at, r.c.id).limit(_PAGE)).all()
+            for row in rows:
+                yield StoredAsk(
+                    id=row.id,
+                    requester=row.requester,
+                    action=Action(row.action_type, row.action_target, row.action_params),
+                    context=row.context,
+                    ticket=row.ticket,
+                    created_at=row.created_at,
+                    snapshot=row.requester_snapshot,
+                )
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1].created_at, rows[-1].id)
 
     def pending(self, limit: int) -> list[dict[str, Any]]:
         r = t.requests

@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from signoff.adapters.policy_files import load_sent_policy_set
 from signoff.bootstrap import App
 from signoff.domain.limits import MAX_INT
 from signoff.entrypoints.api.callers import ERRORS, CurrentUser
 from signoff.entrypoints.api.requests import to_action
-from signoff.entrypoints.api.schemas import EvaluateIn
+from signoff.entrypoints.api.schemas import EvaluateIn, ReplayIn
+from signoff.services import analytics, policy_replay, views
 from signoff.services import requests as use_cases
-from signoff.services import views
 
 
 def router(app: App) -> APIRouter:
@@ -30,6 +31,16 @@ def router(app: App) -> APIRouter:
             "policy_set_digest": svc.policies.digest,
             **decision.as_dict(),
         }
+
+    @api.post("/v1/policies/replay", tags=["policies"], responses=ERRORS)
+    def replay(body: ReplayIn, user: CurrentUser) -> dict[str, Any]:
+        """Admins: judge a candidate policy set (its files, as text) against the stored
+        asks of a window, next to the current set, and say what would change."""
+        user.require_admin("replay a policy set against history")
+        candidate = load_sent_policy_set(body.files, svc.directory)
+        start, end = analytics.window(svc.clock.now(), body.since, body.until)
+        result = policy_replay.replay(svc, user, candidate, start, end)
+        return {"candidate_digest": candidate.digest, **result.as_dict()}
 
     @api.get("/v1/audit", tags=["audit"], responses=ERRORS)
     def audit(

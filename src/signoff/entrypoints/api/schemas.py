@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from signoff.domain.limits import check_json, check_text
 from signoff.domain.requests import MAX_TEXT
@@ -191,3 +198,15 @@ class ExecutionOut(BaseModel):
 class TokenOut(BaseModel):
     user: str
     token: str
+
+
+class ReplayIn(BaseModel):
+    """A candidate policy set, as its files' names and texts, and the window to replay."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: dict[
+        Annotated[str, StringConstraints(max_length=100)],
+        Annotated[str, StringConstraints(max_length=2_000_000)],
+    ] = Field(max_length=500)
+    since: str = Field("30d", max_length=40)
+    until: str | None = Field(None, max_length=40)

@@ -83,6 +83,10 @@ class SignoffClient:
         result: dict[str, Any] = self._call("GET", "/v1/analytics/report", params=params)
         return result
 
+    def replay(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/v1/policies/replay", json=body)
+        return result
+
     def create_request(self, body: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/v1/requests", json=body)
         return result

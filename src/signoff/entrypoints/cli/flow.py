@@ -7,12 +7,14 @@ import csv
 import io
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from signoff.domain.durations import brief
-from signoff.entrypoints.cli.output import out, say
+from signoff.entrypoints.cli.options import JsonOpt
+from signoff.entrypoints.cli.output import EXIT_DENIED, fail, out, say
 from signoff.entrypoints.cli.remote import client, show_rows
 
 
@@ -95,6 +97,99 @@ def report(
         out.print(to_csv(rep), end="", markup=False, highlight=False, soft_wrap=True)
     else:
         _tables(rep)
+
+
+class FailOn(StrEnum):
+    WIDENING = "widening"
+    CHANGE = "change"
+
+
+def policy_replay(
+    folder: Annotated[
+        Path,
+        typer.Argument(metavar="DIR", help="The candidate policy folder (*.yaml files)."),
+    ],
+    since: Annotated[
+        str,
+        typer.Option(metavar="WHEN", help="Replay the asks from this long ago (30d) or this date."),
+    ] = "30d",
+    until: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Up to this date (default: now).")
+    ] = None,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(
+            metavar="[widening|change]",
+            case_sensitive=False,
+            help="Exit 1 when the candidate allows or softens anything the current set did "
+            "not (widening), or changes anything (change): for a policy repository's CI.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What a candidate policy set would have changed: the server judges every stored
+    ask of the window (as it was judged: the requester's groups and claims then) with the
+    current set and the candidate, and says which outcomes, approvers and quorums differ,
+    with examples. Admins only."""
+    files = _policy_texts(folder)
+    body: dict[str, Any] = {"files": files, "since": since}
+    if until:
+        body["until"] = until
+    with client() as c:
+        result = c.replay(body)
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        _say_replay(result)
+    if fail_on is FailOn.WIDENING and result["widening"]:
+        fail(f"the candidate widens {_n(result['widening'], 'ask')}", EXIT_DENIED)
+    if fail_on is FailOn.CHANGE and result["changed"]:
+        fail(f"the candidate changes {_n(result['changed'], 'ask')}", EXIT_DENIED)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _policy_texts(folder: Path) -> dict[str, str]:
+    if not folder.is_dir():
+        fail(f"{folder}: not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not paths:
+        fail(f"{folder}: no policy files (*.yaml) in this folder")
+    texts = {}
+    for p in paths:
+        try:
+            texts[p.name] = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"{p}: cannot be read ({type(exc).__name__})")
+    return texts
+
+
+def _say_replay(r: dict[str, Any]) -> None:
+    window = f"{r['since'][:16].replace('T', ' ')} to {r['until'][:16].replace('T', ' ')} UTC"
+    say(f"Replayed {_n(r['requests'], 'stored ask')} of {window}: {r['changed']} would change")
+    if r["approximate"]:
+        say(
+            f"  ({r['approximate']} stored before requesters' groups were recorded: judged "
+            "with their groups of today)"
+        )
+    for move, n in r["outcomes"].items():
+        say(f"  {move}: {n}")
+    if r["quorum_changes"]:
+        say(f"  approvals needed changed: {r['quorum_changes']}")
+    if r["approver_changes"]:
+        say(f"  approvers changed: {r['approver_changes']}")
+    for move, n in r["policies"].items():
+        say(f"  matched by another policy ({move}): {n}")
+    say(
+        f"Asks approvers would be spared: {r['asks_spared']}; given: {r['asks_given']}. "
+        f"Widening: {r['widening']}; narrowing: {r['narrowing']}."
+    )
+    for kind, examples in r["examples"].items():
+        say(f"Examples of {kind}:")
+        for e in examples:
+            say(f"  {e['id']}: {e['current']}  =>  {e['candidate']}")
 
 
 def to_csv(rep: dict[str, Any]) -> str:

@@ -61,7 +61,9 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-policy_app = typer.Typer(help="Check, test and explain policy-as-code.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Check, test, explain and replay policy-as-code.", no_args_is_help=True
+)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 user_app = typer.Typer(help="People: sign them out everywhere.", no_args_is_help=True)
 grant_app = typer.Typer(help="Verify, redeem and revoke grants.", no_args_is_help=True)
@@ -90,6 +92,7 @@ app.command("signin-link")(local.signin_link)
 policy_app.command("check")(local.policy_check)
 policy_app.command("test")(local.policy_test)
 policy_app.command("explain")(local.policy_explain)
+policy_app.command("replay")(flow.policy_replay)
 
 app.command()(remote.request)
 app.command()(remote.execute)
