@@ -249,6 +249,7 @@ class FakeSessions:
 class FakeFlow:
     def __init__(self, staged: list[tuple[str, str, str, str, datetime]]) -> None:
         self.staged = staged
+        self.tallies: list[tuple[str, str, str, str, datetime]] = []  # this transaction
 
     def add(
         self, request_id: str, people: Iterable[str], kind: str, channel: str, at: datetime
@@ -260,6 +261,23 @@ class FakeFlow:
             return False
         self.add(request_id, [person], "seen", channel, at)
         return True
+
+    def tally(self, requester: str, action: Any, outcome: str, at: datetime) -> None:
+        self.tallies.append((requester, action.type, action.target, outcome, at))
+
+    def record(
+        self, requester: str, action_type: str, since: datetime, until: datetime
+    ) -> list[tuple[str, str, int]]:
+        found: dict[tuple[str, str], int] = {}
+        for who, kind, target, outcome, at in self.tallies:
+            if (who, kind) == (requester, action_type) and (
+                since.date() <= at.date() <= until.date()
+            ):
+                found[(target, outcome)] = found.get((target, outcome), 0) + 1
+        return [(t, o, n) for (t, o), n in found.items()]
+
+    def first_seen(self, requester: str) -> datetime | None:
+        return None
 
 
 class FakeUnitOfWork:

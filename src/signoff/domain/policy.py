@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from signoff.domain.actions import Action
+from signoff.domain.durations import parse_duration
 from signoff.domain.identity import User
 from signoff.domain.sql import analyse
 
@@ -87,8 +88,28 @@ CEL_FUNCTIONS = frozenset(
     for full in cel.stdlib.STDLIB_FUNCTIONS
     for name in (full, full.rsplit(".", 1)[-1])  # `math.abs(x)` is reported as `abs`
 )
+# The requester's record (progressive trust): how many of their asks of a type, on
+# targets matching a glob, were approved (less incidents: failed or revoked), executed,
+# or denied, over a window back from the ask: ``history.approved("deploy", "staging/*",
+# "90d") >= 3``. Read from per-day tallies (``history_tallies``), not from a scan.
+HISTORY_FUNCTIONS = frozenset({"history.approved", "history.executed", "history.denied"})
+CEL_FUNCTIONS = CEL_FUNCTIONS | HISTORY_FUNCTIONS | {"approved", "executed", "denied"}
 # `math.abs(x)` also reports `math` as a variable: the extension namespaces are not ones.
-CEL_NAMESPACES = frozenset(n.split(".", 1)[0] for n in cel.stdlib.STDLIB_FUNCTIONS if "." in n)
+CEL_NAMESPACES = frozenset(
+    n.split(".", 1)[0] for n in (*cel.stdlib.STDLIB_FUNCTIONS, *HISTORY_FUNCTIONS) if "." in n
+)
+
+
+class RequesterHistory(Protocol):
+    """A requester's record as policies read it (their earlier asks, by outcome)."""
+
+    def count(self, kind: str, action_type: str, target_glob: str, since: datetime) -> int:
+        """Their asks of ``kind`` (approved, executed, denied) since a time."""
+        ...
+
+    def first_seen(self) -> datetime | None:
+        """When they first asked for anything; None: never."""
+        ...
 
 
 class Outcome(StrEnum):
@@ -199,6 +220,8 @@ class EvaluationInput:
     labels: Mapping[str, str] = field(default_factory=dict)
     risk: str | None = None
     ticket: str | None = None
+    # the requester's record, read when a condition asks (history.*, requester.first_seen)
+    history: RequesterHistory | None = field(default=None, compare=False)
 
     @classmethod
     def of(
@@ -208,6 +231,7 @@ class EvaluationInput:
         now: datetime,
         context: Mapping[str, Any],
         ticket: str | None,
+        history: RequesterHistory | None = None,
     ) -> EvaluationInput:
         """What policies judge for one ask: its labels and risk are read from its
         context (free-form, so only the expected types count)."""
@@ -221,21 +245,27 @@ class EvaluationInput:
             labels=labels if isinstance(labels, dict) else {},
             risk=risk if isinstance(risk, str) else None,
             ticket=ticket,
+            history=history,
         )
 
-    def cel_context(self, functions: Mapping[str, Any] | None = None) -> Any:
+    def cel_context(self, functions: Mapping[str, Any] | None = None, history: bool = True) -> Any:
         """The CEL activation; ``functions`` are the extension functions to register
-        (by default all of them; a PolicySet passes only those its conditions call)."""
+        (by default all of them; a PolicySet passes only those its conditions call), and
+        ``history`` whether they read the requester's record."""
+        requester = {
+            "name": self.requester.name,
+            "email": self.requester.email or "",
+            "groups": sorted(self.requester.groups),
+            "admin": self.requester.admin,
+            "claims": dict(self.requester.claims),
+        }
+        if history:
+            first = self.history.first_seen() if self.history is not None else None
+            requester["first_seen"] = first or self.now  # a newcomer: first seen now
         ctx = cel.Context(
             {
                 "action": {**self.action.as_dict(), **analyse(self.action.params)},
-                "requester": {
-                    "name": self.requester.name,
-                    "email": self.requester.email or "",
-                    "groups": sorted(self.requester.groups),
-                    "admin": self.requester.admin,
-                    "claims": dict(self.requester.claims),
-                },
+                "requester": requester,
                 "context": dict(self.context),
                 "labels": dict(self.labels),
                 "risk": self.risk or "",
@@ -248,7 +278,21 @@ class EvaluationInput:
         else:
             for name, fn in functions.items():
                 ctx.add_function(name, fn)
+        if history:
+            for name in HISTORY_FUNCTIONS:
+                ctx.add_function(name, self._counter(name.split(".", 1)[1]))
         return ctx
+
+    def _counter(self, kind: str) -> Any:
+        def count(action_type: str, target_glob: str, window: str) -> int:
+            if not all(isinstance(a, str) for a in (action_type, target_glob, window)):
+                raise TypeError(f"history.{kind}(type, target glob, window) takes 3 strings")
+            since = self.now - parse_duration(window)
+            if self.history is None:
+                return 0
+            return self.history.count(kind, action_type, target_glob, since)
+
+        return count
 
 
 @dataclass(frozen=True)
@@ -332,6 +376,12 @@ class PolicySet:
             for name, fn in cel.stdlib.STDLIB_FUNCTIONS.items()
             if name in used or name.rsplit(".", 1)[-1] in used
         }
+        # Whether a condition reads the requester's record (history.*, first_seen): only
+        # then is it looked up (and only when such a condition runs).
+        self.uses_history = bool(used & {"approved", "executed", "denied"}) or any(
+            p.condition is not None and "first_seen" in p.condition.source
+            for p in (*self.policies, default)
+        )
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -361,7 +411,7 @@ class PolicySet:
                 continue
             if p.condition is not None:
                 if ctx is None:
-                    ctx = inp.cel_context(self.cel_functions)
+                    ctx = inp.cel_context(self.cel_functions, self.uses_history)
                 try:
                     if not p.condition.evaluate(ctx):
                         continue
@@ -391,7 +441,7 @@ class PolicySet:
                 continue
             if p.condition is not None:
                 if ctx is None:
-                    ctx = inp.cel_context(self.cel_functions)
+                    ctx = inp.cel_context(self.cel_functions, self.uses_history)
                 try:
                     ok = p.condition.evaluate(ctx)
                 except Exception as exc:

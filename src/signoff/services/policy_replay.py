@@ -18,6 +18,7 @@ from signoff.domain.errors import NotFound
 from signoff.domain.identity import User
 from signoff.domain.policy import Decision, EvaluationInput, Outcome, PolicySet
 from signoff.services.dependencies import Services
+from signoff.services.history import StoredHistory
 from signoff.services.ports import StoredAsk
 from signoff.services.requests import people_resolver
 
@@ -118,7 +119,14 @@ def compare(
         result.requests += 1
         requester, exact = _requester(svc, ask)
         result.approximate += not exact
-        inp = EvaluationInput.of(ask.action, requester, ask.created_at, ask.context, ask.ticket)
+        record = (
+            StoredHistory(svc, ask.requester, ask.created_at, before_the_day=True)
+            if current.uses_history or candidate.uses_history
+            else None
+        )
+        inp = EvaluationInput.of(
+            ask.action, requester, ask.created_at, ask.context, ask.ticket, record
+        )
         before = _judged(current.evaluate(inp), resolve, requester.name)
         after = _judged(candidate.evaluate(inp), resolve, requester.name)
         what = _differences(before, after, result)

@@ -290,6 +290,19 @@ class FlowLog(Protocol):
     def seen(self, request_id: str, person: str, channel: str, at: datetime) -> bool:
         """Record a person's first look at a request; False when they had looked before."""
 
+    def tally(self, requester: str, action: Action, outcome: str, at: datetime) -> None:
+        """Count one outcome (approved, executed, denied, incident) into a requester's
+        record, on the day it happened."""
+
+    def record(
+        self, requester: str, action_type: str, since: datetime, until: datetime
+    ) -> builtins.list[tuple[str, str, int]]:
+        """A requester's record for one action type over [since, until), by day:
+        (target, outcome, count) summed over the days."""
+
+    def first_seen(self, requester: str) -> datetime | None:
+        """When a requester first asked for anything."""
+
 
 @dataclass(frozen=True)
 class RequestRow:

@@ -7,14 +7,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from signoff.domain.events import DomainEvent, StageEscalated
-from signoff.domain.requests import Request
+from signoff.domain.events import DomainEvent, RequestMoved, StageEscalated
+from signoff.domain.requests import Request, Status
 from signoff.services import notify
 from signoff.services.messages import APPROVERS, WATCHERS, Message
 from signoff.services.ports import UnitOfWork
 
 if TYPE_CHECKING:
     from signoff.services.dependencies import Services
+
+
+# What a move adds to the requester's record (history.approved and friends).
+TALLIED = {
+    Status.APPROVED: "approved",
+    Status.EXECUTED: "executed",
+    Status.DENIED: "denied",
+    Status.FAILED: "incident",
+    Status.REVOKED: "incident",
+}
 
 
 def save_changes(
@@ -48,6 +58,8 @@ def record_changes(
         audited = uow.audit.append(now, request.id, ev)
         if isinstance(ev, StageEscalated):
             uow.flow.add(request.id, [""], "escalated", "", now)
+        elif isinstance(ev, RequestMoved) and ev.to_status in TALLIED:
+            uow.flow.tally(request.requester, request.action, TALLIED[ev.to_status], now)
         last = notify.message(
             request, ev, audited.seq, executes=request.action.target in svc.targets
         )

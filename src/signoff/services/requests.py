@@ -17,6 +17,7 @@ from signoff.domain.policy import Decision as PolicyDecision
 from signoff.domain.policy import EvaluationInput, Outcome, Policy
 from signoff.domain.requests import MAX_TEXT, Decision, Request, StagePlan, Status
 from signoff.services.dependencies import Services
+from signoff.services.history import StoredHistory
 from signoff.services.ports import UnitOfWork
 from signoff.services.recording import publish_changes, record_changes, save_changes
 
@@ -28,8 +29,11 @@ def evaluation_input(
     context: Mapping[str, Any],
     ticket: str | None,
 ) -> EvaluationInput:
-    """What the policies judge: the action, the requester, now, and the request's context."""
-    return EvaluationInput.of(action, user, svc.clock.now(), context, ticket)
+    """What the policies judge: the action, the requester, now, the request's context,
+    and (when a condition reads it) the requester's record."""
+    now = svc.clock.now()
+    record = StoredHistory(svc, user.name, now) if svc.policies.uses_history else None
+    return EvaluationInput.of(action, user, now, context, ticket, record)
 
 
 def explain(

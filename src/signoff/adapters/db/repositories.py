@@ -7,7 +7,7 @@ import builtins
 import json
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -1004,6 +1004,55 @@ class DatabaseFlowLog:
             return False
         self.add(request_id, [person], "seen", channel, at)
         return True
+
+    def tally(self, requester: str, action: Action, outcome: str, at: datetime) -> None:
+        h = t.history_tallies
+        insert: Any
+        if self.conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        row = {
+            "requester": requester,
+            "action_type": action.type,
+            "day": at.astimezone(UTC).date(),
+            "action_target": action.target,
+            "outcome": outcome,
+            "n": 1,
+        }
+        stmt = insert(h).values(row)
+        self.conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=list(h.primary_key.columns),
+                set_={"n": h.c.n + 1},
+            )
+        )
+
+    def record(
+        self, requester: str, action_type: str, since: datetime, until: datetime
+    ) -> list[tuple[str, str, int]]:
+        h = t.history_tallies
+        rows = self.conn.execute(
+            sa.select(h.c.action_target, h.c.outcome, sa.func.sum(h.c.n))
+            .where(
+                h.c.requester == requester,
+                h.c.action_type == action_type,
+                h.c.day >= since.astimezone(UTC).date(),
+                h.c.day <= until.astimezone(UTC).date(),
+            )
+            .group_by(h.c.action_target, h.c.outcome)
+        )
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def first_seen(self, requester: str) -> datetime | None:
+        r = t.requests
+        found: datetime | None = self.conn.execute(
+            sa.select(r.c.created_at)
+            .where(r.c.requester == requester)
+            .order_by(r.c.created_at)
+            .limit(1)
+        ).scalar()
+        return found
 
 
 class DatabaseUnitOfWork:

@@ -279,6 +279,20 @@ flow_events = sa.Table(
     sa.Index("ix_flow_events_at", "at"),
 )
 
+# Each requester's record, for policies that let trust grow with it (history.approved
+# and friends): how many of their asks of a type on a target were approved, executed,
+# denied, or ended in an incident (failed, revoked), per day of the outcome.
+history_tallies = sa.Table(
+    "history_tallies",
+    metadata,
+    sa.Column("requester", sa.String(200), primary_key=True),
+    sa.Column("action_type", sa.String(200), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("action_target", sa.String(500), primary_key=True),
+    sa.Column("outcome", sa.String(16), primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+)
+
 # Approval links (email, Teams) are single-use: a link's id is recorded when it votes.
 used_links = sa.Table(
     "used_links",
