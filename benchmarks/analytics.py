@@ -53,7 +53,8 @@ def policies(folder: Path, n: int, history: bool = False, variant: int = 0) -> N
     the policy each evaluation below reaches."""
     lines = ["default: {outcome: deny}", "policies:"]
     for i in range(n):
-        cond = f'size(action.params) > {(i + variant * (i % 10 == 0)) % 5} && requester.name != "x{i}"'
+        bound = (i + variant * (i % 10 == 0)) % 5
+        cond = f'size(action.params) > {bound} && requester.name != "x{i}"'
         if history and i == n - 1:
             cond = 'history.approved("t49.run", "env-6/*", "90d") >= 3'
         lines += [
@@ -101,7 +102,13 @@ def fill(app: App, n: int) -> None:
         "CASE WHEN n % 10 < 4 THEN 'approved' WHEN n % 10 = 4 THEN 'denied' "
         "WHEN n % 10 = 9 THEN 'timed_out' WHEN n % 10 = 8 THEN 'denied' ELSE 'approved' END"
     )
-    json = "'{}'" if not pg else "'{}'::json"
+    cast = "" if not pg else "::json"
+
+    def js(text: str) -> str:
+        return f"'{text}'{cast}"
+
+    params, empty, nothing = js('{"a": 1, "b": 2}'), js("{}"), js("[]")
+    snapshot = js('{"groups": [], "admin": false, "claims": {}}')
     with engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -112,12 +119,11 @@ def fill(app: App, n: int) -> None:
                 " on_timeout, escalation_level, reminders_sent, fold_count, notify,"
                 " expiry_warned, requester_snapshot)"
                 f" SELECT 'r' || n, {status}, 'u' || (n % 50), 't' || (n % 50) || '.run',"
-                f" 'env-' || (n % 7) || '/x', {json.replace('{}', '{{\"a\": 1, \"b\": 2}}')},"
-                f" 'd' || n, '', NULL, {json}, 'p' || (n % 500), 'digest', {json.replace('{}', '[]')},"
-                f" 0, 900, 1, false, {json.replace('{}', '[]')}, {json.replace('{}', '[]')},"
-                f" {json.replace('{}', '[]')}, {when()}, {when(120)}, 1, 'timed_out', 0, 0, 0,"
-                f" {json.replace('{}', '[]')}, false,"
-                f" {json.replace('{}', '{{\"groups\": [], \"admin\": false, \"claims\": {{}}}}')}"
+                f" 'env-' || (n % 7) || '/x', {params},"
+                f" 'd' || n, '', NULL, {empty}, 'p' || (n % 500), 'digest', {nothing},"
+                f" 0, 900, 1, false, {nothing}, {nothing},"
+                f" {nothing}, {when()}, {when(120)}, 1, 'timed_out', 0, 0, 0,"
+                f" {nothing}, false, {snapshot}"
                 f" FROM {source}"
             ),
             {"n": n},
@@ -156,10 +162,7 @@ def fill(app: App, n: int) -> None:
             ),
             {"n": n},
         )
-        if pg:
-            conn.execute(sa.text("ANALYZE"))
-        else:
-            conn.execute(sa.text("ANALYZE"))
+        conn.execute(sa.text("ANALYZE"))
 
 
 def timed(fn: Any, rounds: int) -> float:

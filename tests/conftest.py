@@ -462,9 +462,10 @@ OIDC_CLIENT_SECRET = "signoff-test-secret"
 
 
 @contextmanager
-def oidc_provider(redirect_uris: list[str]) -> Iterator[str]:
+def oidc_provider(redirect_uris: list[str], **settings: str) -> Iterator[str]:
     """Start tests/oidc_provider/server.js (``make test`` runs ``npm ci`` for it) on a
-    free loopback port, wait for its discovery document, and yield its issuer URL."""
+    free loopback port, wait for its discovery document, and yield its issuer URL.
+    ``settings``: more of its environment (CLI_CLIENT_ID, ACCOUNTS_FILE, ...)."""
     node = shutil.which("node")
     if node is None:
         unavailable("node is not installed: the OpenID provider of the SSO tests needs it")
@@ -479,6 +480,7 @@ def oidc_provider(redirect_uris: list[str]) -> Iterator[str]:
         "REDIRECT_URIS": ",".join(redirect_uris),
         "CLIENT_ID": OIDC_CLIENT_ID,
         "CLIENT_SECRET": OIDC_CLIENT_SECRET,
+        **settings,
     }
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen(

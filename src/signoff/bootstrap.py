@@ -232,6 +232,8 @@ def oidc_provider(settings: Settings) -> OidcProvider | None:
         return None
     if not settings.oidc_client_id:
         raise InvalidInput("SIGNOFF_OIDC_ISSUER is set: SIGNOFF_OIDC_CLIENT_ID must be too")
+    if settings.oidc_cli_client_id and "openid" not in settings.oidc_cli_scopes.split():
+        raise InvalidInput("SIGNOFF_OIDC_CLI_SCOPES must include 'openid'")
     if "openid" not in settings.oidc_scopes.split():
         raise InvalidInput("SIGNOFF_OIDC_SCOPES must include 'openid'")
     from signoff.adapters.oidc import OidcProvider  # httpx and Authlib: only when used
@@ -244,6 +246,10 @@ def oidc_provider(settings: Settings) -> OidcProvider | None:
         name_claim=settings.oidc_name_claim,
         groups_claim=settings.oidc_groups_claim,
         display_name=settings.oidc_provider_name,
+        group_map=settings.oidc_group_map,
+        cli_client_id=settings.oidc_cli_client_id,
+        cli_scopes=settings.oidc_cli_scopes,
+        audience=settings.oidc_audience,
     )
 
 
@@ -342,6 +348,7 @@ def _assemble(
         session_idle=parse_duration(settings.session_idle),
         session_max=parse_duration(settings.session_max),
         single_sign_on=oidc is not None,
+        people_tokens=oidc if oidc is not None and oidc.cli_client_id else None,
         wake_dispatcher=dispatch_wanted.set,
         thresholds=Thresholds(
             min_reviews=settings.findings_min_reviews,

@@ -186,6 +186,23 @@ class Settings(BaseSettings):
     findings_fold_count: int = Field(
         10, ge=1, description="Identical asks folded for one requester that make them noisy."
     )
+    oidc_cli_client_id: str = Field(
+        "",
+        description="`signoff login`: the CLI's client id at the OpenID provider (a public "
+        "client: device authorization grant, or a loopback redirect with PKCE). When set, "
+        "the API also accepts the provider's access tokens (JWTs) from people; empty: "
+        "neither (docs/identity.md, The CLI).",
+    )
+    oidc_cli_scopes: str = Field(
+        "openid email profile offline_access",
+        description="The scopes `signoff login` asks the provider for (offline_access: a "
+        "refresh token).",
+    )
+    oidc_audience: str = Field(
+        "",
+        description="The audience (`aud`) the provider's access tokens must carry for the "
+        "API to accept them; empty: OIDC_CLI_CLIENT_ID.",
+    )
     smtp_host: str = Field("127.0.0.1", description="SMTP server for the email channel.")
     smtp_port: int = Field(25, description="SMTP port (587 with STARTTLS, 465 with TLS).")
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")

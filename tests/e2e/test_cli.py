@@ -503,8 +503,8 @@ def test_errors_say_what_to_set_and_which_option_is_wrong(cli: Cli) -> None:
     no_token = cli.run("inbox")
     assert no_token.returncode == 2
     assert no_token.stderr == (
-        "error: no token: set SIGNOFF_TOKEN (an admin makes one with: signoff token create "
-        "--user NAME)\n"
+        "error: not logged in: run signoff login, or set SIGNOFF_TOKEN (an admin makes one "
+        "with: signoff token create --user NAME)\n"
     )
     bad = subprocess.run(
         [*SIGNOFF, "inbox"], env={**cli.env, "SIGNOFF_TOKEN": "so_not-a-token"},

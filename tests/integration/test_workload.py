@@ -41,7 +41,13 @@ class Issuer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
-                    body: Any = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
+                    body: Any = {
+                        "issuer": issuer.url,
+                        "jwks_uri": f"{issuer.url}/jwks",
+                        # what a sign-in provider has too (tests/integration/test_access_tokens)
+                        "authorization_endpoint": f"{issuer.url}/authorize",
+                        "token_endpoint": f"{issuer.url}/token",
+                    }
                 elif self.path == "/jwks":
                     body = {"keys": [issuer.jwk(kid) for kid in issuer.published]}
                 else:

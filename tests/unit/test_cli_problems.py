@@ -25,7 +25,8 @@ def validation(*errors: tuple[str, str]) -> ApiError:
 def test_no_token_and_a_token_the_server_does_not_know() -> None:
     missing = ApiError(401, "unauthenticated", "send 'Authorization: Bearer <token>'")
     assert said(missing, ClientSettings(URL, "")) == (
-        "no token: set SIGNOFF_TOKEN (an admin makes one with: signoff token create --user NAME)"
+        "not logged in: run signoff login, or set SIGNOFF_TOKEN (an admin makes one with: "
+        "signoff token create --user NAME)"
     )
     wrong = ApiError(401, "unauthenticated", "the API token is not valid")
     assert said(wrong, WITH_TOKEN) == (

@@ -7,6 +7,11 @@ provider's keys (its ``jwks_uri``, fetched once and again when a token names a k
 seen yet): an asymmetric algorithm only, the exact issuer, our client id as audience
 (and as ``azp`` when there are several), expiry and issued-at (30 s of leeway), and the
 nonce this sign-in sent.
+
+The CLI signs in too (``signoff login``, ``entrypoints/cli/login.py``), as a public
+client of the same provider; the API then takes the provider's access tokens (JWTs):
+``verify_access_token`` checks them with the same ``verify_signed`` against the
+provider's keys, for the configured audience, and maps their groups.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import authlib.deprecate  # noqa: F401 (sets its warning filter, which the next 
 import httpx
 import jwt
 
-from signoff.adapters.workload import verify_signed
+from signoff.adapters.workload import MAX_TOKEN, verify_signed
 from signoff.domain.errors import Unauthenticated
+from signoff.services.ports import ProviderPerson
 
 with warnings.catch_warnings():
     # Authlib asks for httpx2, and falls back (with a warning) on httpx, which we use.
@@ -64,6 +70,11 @@ class OidcProvider:
         groups_claim: str,
         display_name: str = "",
         timeout: float = 10.0,
+        group_map: Mapping[str, str] | None = None,
+        cli_client_id: str = "",
+        cli_scopes: str = "",
+        audience: str = "",
+        key_refresh_cooldown: float = 10.0,
     ) -> None:
         self.issuer = issuer
         self.client_id = client_id
@@ -73,6 +84,13 @@ class OidcProvider:
         self.groups_claim = groups_claim
         self.display_name = display_name or (urlsplit(issuer).hostname or issuer)
         self.timeout = timeout
+        self.group_map = dict(group_map or {})
+        # signoff login: the CLI's public client, and the audience of access tokens
+        self.cli_client_id = cli_client_id
+        self.cli_scopes = cli_scopes
+        self.audience = audience or cli_client_id
+        # an unknown kid refetches the JWKS at most this often (seconds)
+        self.key_refresh_cooldown = key_refresh_cooldown
         self._metadata: dict[str, Any] | None = None
         self._keys: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
@@ -103,7 +121,10 @@ class OidcProvider:
         with self._lock:
             if self._keys is None:
                 self._keys = jwt.PyJWKClient(
-                    jwks_uri, cache_keys=True, timeout=int(self.timeout), cooldown_duration=10.0
+                    jwks_uri,
+                    cache_keys=True,
+                    timeout=int(self.timeout),
+                    cooldown_duration=self.key_refresh_cooldown,
                 )
             return self._keys
 
@@ -166,4 +187,34 @@ class OidcProvider:
             groups=frozenset(g for g in groups if isinstance(g, str))
             if isinstance(groups, list)
             else frozenset(),
+        )
+
+    def mapped(self, groups: frozenset[str]) -> frozenset[str]:
+        """The provider's groups as Signoff's (SIGNOFF_OIDC_GROUP_MAP); others ignored."""
+        return frozenset(self.group_map[g] for g in groups if g in self.group_map)
+
+    def accepts(self, token: str) -> bool:
+        """Whether a bearer token is one of this provider's JWTs (its unverified ``iss``),
+        to be checked as an access token; never for an API token (``so_...``)."""
+        if not self.cli_client_id or token.count(".") != 2 or len(token) > MAX_TOKEN:
+            return False
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            return False
+        return unverified.get("iss") == self.issuer
+
+    def verify_access_token(self, token: str) -> ProviderPerson:
+        """A person's access token (``signoff login``), checked like an ID token
+        (``verify_signed``: asymmetric algorithm, the provider's keys, exact issuer,
+        ``SIGNOFF_OIDC_AUDIENCE``, times), its groups mapped."""
+        claims = verify_signed(token, self.keys(), self.issuer, self.audience, "access token")
+        found = self.claims(claims)
+        return ProviderPerson(
+            issuer=found.issuer,
+            subject=found.subject,
+            name=found.name,
+            email=found.email,
+            groups=self.mapped(found.groups),
+            expires_at=float(claims["exp"]),
         )

@@ -1,5 +1,7 @@
 """API tokens: create them (shown once, stored hashed), revoke them, and authenticate
-callers; and sign a person out everywhere (every web session, every token)."""
+callers (API tokens, pipelines' workload tokens, people's access tokens from the single
+sign-on provider: ``signoff login``); and sign a person out everywhere (every web
+session, every token)."""
 
 from __future__ import annotations
 
@@ -46,6 +48,35 @@ class TokenCache:
         """Drop a token at once (it was revoked): this process stops accepting it now,
         others within ``ttl``."""
         self._entries.pop(token_hash, None)
+
+
+class PersonCache:
+    """People recently authenticated by a provider's access token (``signoff login``),
+    by the token's hash, for ``ttl`` seconds at most and never past the token's expiry:
+    a busy CLI costs neither a signature check nor a query per call."""
+
+    def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[User, float]] = {}
+
+    def get(self, token_hash: str) -> User | None:
+        hit = self._entries.get(token_hash)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, token_hash: str, user: User, seconds_left: float) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        until = time.monotonic() + max(0.0, min(self.ttl, seconds_left))
+        self._entries[token_hash] = (user, until)
+
+    def forget_user(self, name: str) -> None:
+        """Drop every entry of a person (signed out everywhere): this process asks the
+        token's issuer's keys and the directory again at their next call."""
+        for key in [k for k, (u, _) in self._entries.items() if u.name == name]:
+            self._entries.pop(key, None)
 
 
 def hash_token(token: str) -> str:
@@ -113,14 +144,24 @@ def authenticate_cached(svc: Services, token: str) -> User | None:
 
     The person is read from the directory on each call: their groups, admin role and
     ``disabled`` are those of the users file the server loaded, never the token's."""
+    person = svc.person_cache.get(hash_token(token)) if svc.people_tokens is not None else None
+    if person is not None:
+        return person
     name = svc.token_cache.get(hash_token(token))
     user = svc.directory.users.get(name) if name is not None else None
     return _enabled(user) if user is not None else None
 
 
 def authenticate(svc: Services, token: str) -> User:
+    if svc.people_tokens is not None and svc.people_tokens.accepts(token):
+        return authenticate_person(svc, token)
     if svc.workload is not None and svc.workload.accepts(token):
         return svc.workload.verify(token)
+    if svc.people_tokens is not None and token.count(".") == 2 and not token.startswith("so_"):
+        raise Unauthenticated(
+            f"the token is neither an API token nor an access token from "
+            f"{svc.people_tokens.issuer} (its issuer is not trusted)"
+        )
     cached = authenticate_cached(svc, token)
     if cached is not None:
         return cached
@@ -131,6 +172,20 @@ def authenticate(svc: Services, token: str) -> User:
         raise Unauthenticated("the API token is not valid")
     user = _enabled(svc.directory.user(name))
     svc.token_cache.put(digest, name)
+    return user
+
+
+def authenticate_person(svc: Services, token: str) -> User:
+    """The person a single sign-on provider's access token stands for (``signoff
+    login``): the token checked against the provider's keys, then (issuer, subject)
+    known or provisioned as the web sign-in does, with the token's (mapped) groups, so
+    a group removed at the provider is gone at the next token refresh."""
+    from signoff.services.sessions import identify
+
+    assert svc.people_tokens is not None
+    found = svc.people_tokens.verify_access_token(token)
+    user = identify(svc, found)
+    svc.person_cache.put(hash_token(token), user, found.expires_at - time.time())
     return user
 
 
@@ -170,4 +225,5 @@ def sign_out_everywhere(svc: Services, user_name: str, by: User | None = None) -
         uow.commit()
     for _, token_hash in revoked:
         svc.token_cache.forget(token_hash)
+    svc.person_cache.forget_user(user_name)
     return ended

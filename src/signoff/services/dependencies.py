@@ -10,8 +10,9 @@ from datetime import timedelta
 from signoff.domain.actions import Action
 from signoff.domain.identity import Directory
 from signoff.domain.policy import PolicySet
-from signoff.services.auth import TokenCache
+from signoff.services.auth import PersonCache, TokenCache
 from signoff.services.ports import (
+    AccessTokenVerifier,
     Clock,
     EventBus,
     GrantSigner,
@@ -79,6 +80,10 @@ class Services:
     # People may sign in by single sign-on (OIDC): their groups then come from the
     # directory and from their latest sign-in (stored), and approvers are found in both.
     single_sign_on: bool = False
+    # People's access tokens from that provider (signoff login), when the CLI's client
+    # is configured; and the people they stood for, recently.
+    people_tokens: AccessTokenVerifier | None = None
+    person_cache: PersonCache = field(default_factory=PersonCache)
     # Web sessions end after this long unused, and this long after sign-in at most.
     session_idle: timedelta = timedelta(hours=8)
     session_max: timedelta = timedelta(days=7)

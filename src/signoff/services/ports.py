@@ -351,6 +351,29 @@ class FlowReader(Protocol):
         """The stored asks of a window, oldest first, read in batches."""
 
 
+@dataclass(frozen=True)
+class ProviderPerson:
+    """A person as a valid access token of the single sign-on provider describes them
+    (``signoff login``): who (issuer, subject), the name and email it gives, their
+    groups already mapped to Signoff's, and when the token expires (epoch seconds)."""
+
+    issuer: str
+    subject: str
+    name: str | None
+    email: str | None
+    groups: frozenset[str]
+    expires_at: float
+
+
+class AccessTokenVerifier(Protocol):
+    """People's access tokens from the single sign-on provider (``signoff login``)."""
+
+    issuer: str
+
+    def accepts(self, token: str) -> bool: ...
+    def verify_access_token(self, token: str) -> ProviderPerson: ...
+
+
 class TokenVerifier(Protocol):
     """Bearer tokens that are not Signoff's own API tokens (a pipeline's OIDC token)."""
 

@@ -21,7 +21,13 @@ from typing import Any
 from signoff.domain.errors import Forbidden, LinkRefused, NotFound, Unauthenticated
 from signoff.domain.identity import User
 from signoff.services.dependencies import Services
-from signoff.services.ports import OidcIdentity, OidcLogin, UnitOfWork, WebSession
+from signoff.services.ports import (
+    OidcIdentity,
+    OidcLogin,
+    ProviderPerson,
+    UnitOfWork,
+    WebSession,
+)
 
 # A single sign-in must come back from the provider within this long.
 OIDC_LOGIN_TTL = timedelta(minutes=10)
@@ -161,6 +167,29 @@ def sign_in_by_oidc(
     user = _with_identity(svc.directory.users.get(person), identity)
     assert user is not None
     return value, SignedIn(user, csrf)
+
+
+def identify(svc: Services, person: ProviderPerson) -> User:
+    """The person a provider's access token stands for (``signoff login``), known by
+    (issuer, subject) or provisioned as at a web sign-in (same name rules); their email
+    and groups stored when the token says otherwise than the latest sign-in (a token
+    refresh is a sign-in). Unauthenticated for a person the users file disables."""
+    with svc.uow(write=False) as uow:
+        known = uow.identities.by_subject(person.issuer, person.subject)
+    email = person.email or (known.email if known is not None else None)
+    if known is None or known.groups != person.groups or known.email != email:
+        with svc.uow() as uow:
+            now = svc.clock.now()
+            known = uow.identities.by_subject(person.issuer, person.subject)
+            name = known.user if known is not None else _new_name(uow, person.name, email)
+            known = OidcIdentity(person.issuer, person.subject, name, email, person.groups, now)
+            uow.identities.save(known)
+            uow.commit()
+    user = _with_identity(svc.directory.users.get(known.user), known)
+    assert user is not None
+    if user.disabled:
+        raise Unauthenticated(f"user {user.name} is disabled")
+    return user
 
 
 def _new_name(uow: UnitOfWork, name: str | None, email: str | None) -> str:

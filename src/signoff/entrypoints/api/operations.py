@@ -1,4 +1,5 @@
-"""Operations: liveness, readiness (the database answers; the due queue) and metrics."""
+"""Operations: liveness, readiness (the database answers; the due queue), metrics, who
+the caller is, and how the CLI signs in (``signoff login``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from signoff.bootstrap import App
+from signoff.domain.errors import NotFound
 from signoff.domain.limits import shown
 from signoff.entrypoints.api.callers import ERRORS, CurrentUser
 from signoff.services import analytics, views
@@ -53,6 +55,24 @@ def router(app: App) -> APIRouter:
             "admin": user.admin,
             "groups": sorted(user.groups),
             "claims": shown(dict(user.claims)),
+        }
+
+    @api.get("/v1/auth/oidc", tags=["operations"], responses={404: ERRORS[404]})
+    def sign_in_settings() -> dict[str, str]:
+        """What ``signoff login`` needs to sign in with this server's OpenID provider:
+        its issuer, the CLI's (public) client id, the scopes to ask for, and the
+        audience the API expects of access tokens. Not secret: no token needed."""
+        oidc = app.oidc
+        if oidc is None or not oidc.cli_client_id:
+            raise NotFound(
+                "this server does not offer signoff login (SIGNOFF_OIDC_ISSUER and "
+                "SIGNOFF_OIDC_CLI_CLIENT_ID are not set): use an API token (SIGNOFF_TOKEN)"
+            )
+        return {
+            "issuer": oidc.issuer,
+            "client_id": oidc.cli_client_id,
+            "scopes": oidc.cli_scopes,
+            "audience": oidc.audience,
         }
 
     findings_at: list[float] = []  # when the findings gauge was last computed

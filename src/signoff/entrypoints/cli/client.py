@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -24,6 +24,10 @@ class ClientSettings:
 
     url: str = "http://127.0.0.1:8000"
     token: str = ""
+    # whether SIGNOFF_URL was set (else a stored login's server is used)
+    url_set: bool = field(default=False, compare=False)
+    # the token comes from `signoff login`, not SIGNOFF_TOKEN
+    logged_in: bool = field(default=False, compare=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
@@ -31,6 +35,7 @@ class ClientSettings:
         return cls(
             url=env.get("signoff_url", cls.url),
             token=env.get("signoff_token", cls.token),
+            url_set="signoff_url" in env,
         )
 
 
@@ -46,8 +51,18 @@ class ApiError(Exception):
 
 
 class SignoffClient:
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+    """``renew``, when given, makes a new bearer token (``signoff login``'s refresh):
+    a call answered 401 is made once more with it."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: float = 30.0,
+        renew: Callable[[], str] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
+        self.renew = renew
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         headers["User-Agent"] = f"signoff-cli/{__version__}"
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout))
@@ -58,6 +73,10 @@ class SignoffClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             resp = self.http.request(method, path, **kwargs)
+            if resp.status_code == 401 and self.renew is not None:
+                renew, self.renew = self.renew, None  # once
+                self.http.headers["Authorization"] = f"Bearer {renew()}"
+                resp = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ApiError(0, "unreachable", f"cannot reach {self.url}: {exc}") from None
         if resp.status_code >= 400:

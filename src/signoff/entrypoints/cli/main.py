@@ -32,7 +32,8 @@ from signoff.entrypoints.cli.output import EXIT_INTERRUPTED, err, say
 
 REMOTE = (
     "Connects to the server at SIGNOFF_URL (default http://127.0.0.1:8000) with the API "
-    "token in SIGNOFF_TOKEN (an admin makes one with: signoff token create --user NAME)."
+    "token in SIGNOFF_TOKEN (an admin makes one with: signoff token create --user NAME), "
+    "else as you logged in with signoff login."
 )
 LOCAL = (
     "Works on this installation directly, not through a server: the database at "
@@ -104,6 +105,8 @@ app.command()(remote.inbox)
 app.command("list")(remote.list_)
 app.command()(remote.show)
 app.command()(remote.whoami)
+app.command()(remote.login)
+app.command()(remote.logout)
 app.command()(flow.report)
 grant_app.command("verify")(remote.grant_verify)
 grant_app.command("redeem")(remote.grant_redeem)

@@ -1,7 +1,8 @@
 """What the CLI says when the API answers with a problem: in the terms of the command
 line (the option a field came from, the variable to set), not of HTTP.
 
-- no token, or one the server does not know: which variable, and who makes tokens;
+- no token, or one the server does not know: ``signoff login``, or which variable, and
+  who makes tokens;
 - a field the server refused: the option it came from (``body.context.risk`` is
   ``--risk``), with the server's reason;
 - a server that cannot be reached: the URL tried, and where it comes from.
@@ -67,8 +68,10 @@ def said(exc: ApiError, settings: ClientSettings) -> str:
     if exc.status == 0:
         return f"{exc.detail} (is the server running? SIGNOFF_URL says where it is)"
     if exc.status == 401:
+        if settings.logged_in:
+            return f"{settings.url} refused your login ({exc.detail}): run signoff login"
         if not settings.token:
-            return f"no token: set SIGNOFF_TOKEN ({MAKE_TOKEN})"
+            return f"not logged in: run signoff login, or set SIGNOFF_TOKEN ({MAKE_TOKEN})"
         return f"SIGNOFF_TOKEN is not a valid API token on {settings.url} ({MAKE_TOKEN})"
     errors = exc.body.get("errors")
     if exc.code == "validation-error" and isinstance(errors, list) and errors:

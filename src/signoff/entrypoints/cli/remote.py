@@ -9,9 +9,11 @@ registers them. The HTTP client (httpx) is imported when a command runs, not for
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -50,7 +52,7 @@ from signoff.entrypoints.cli.output import (
 )
 
 if TYPE_CHECKING:
-    from signoff.entrypoints.cli.client import SignoffClient
+    from signoff.entrypoints.cli.client import ClientSettings, SignoffClient
 
 
 @contextmanager
@@ -58,10 +60,14 @@ def client() -> Iterator[SignoffClient]:
     """The client for ``SIGNOFF_URL`` and ``SIGNOFF_TOKEN``; an API problem inside the
     block ends the command with one line in the CLI's terms (``problems.said``)."""
     from signoff.entrypoints.cli import problems
-    from signoff.entrypoints.cli.client import ApiError, ClientSettings, SignoffClient
+    from signoff.entrypoints.cli.client import ApiError, SignoffClient
+    from signoff.entrypoints.cli.credentials import LoginError
 
-    cs = ClientSettings.from_env()
-    c = SignoffClient(cs.url, cs.token)
+    try:
+        cs, renew = settings_and_renewal()
+        c = SignoffClient(cs.url, cs.token, renew=renew)
+    except LoginError as exc:
+        fail(exc.message, exc.code)
     try:
         yield c
     except ApiError as exc:
@@ -69,8 +75,35 @@ def client() -> Iterator[SignoffClient]:
         # in a state for it) is 1, like a denial; a mistake in the call or a failure is 2.
         code = EXIT_DENIED if exc.status in (403, 409) else EXIT_ERROR
         fail(problems.said(exc, cs), code)
+    except LoginError as exc:  # the login could not be renewed
+        fail(exc.message, exc.code)
     finally:
         c.close()
+
+
+def settings_and_renewal() -> tuple[ClientSettings, Callable[[], str] | None]:
+    """Where the server is and the token to send: SIGNOFF_TOKEN when set; else the
+    stored login (``signoff login``) to SIGNOFF_URL's server (or, with no SIGNOFF_URL,
+    to the server it was made with), renewed first when about to expire, with a way to
+    renew it when the server answers 401."""
+    from signoff.entrypoints.cli import credentials
+    from signoff.entrypoints.cli.client import ClientSettings
+
+    cs = ClientSettings.from_env()
+    if cs.token:
+        return cs, None
+    login = credentials.load()
+    if login is None or (cs.url_set and login.url != cs.url.rstrip("/")):
+        return cs, None
+    if login.expiring():
+        login = credentials.refreshed(login)
+    cs = replace(cs, url=login.url, token=login.access_token, logged_in=True)
+    held = login
+
+    def renew() -> str:
+        return credentials.refreshed(held).access_token
+
+    return cs, renew
 
 
 def voted(decision: str) -> str:
@@ -658,14 +691,25 @@ def grant_redeem(
 
 
 def whoami(as_json: JsonOpt = False) -> None:
-    """Who your token stands for: name, groups, and a pipeline's token claims."""
+    """Who you are to the server: name, groups, how you signed in (signoff login or
+    SIGNOFF_TOKEN), and a pipeline's token claims."""
+    from signoff.entrypoints.cli import credentials
+
     with client() as c:
         me = c.me()
+        url = c.url
     if as_json:
         out.print_json(json.dumps(me))
         return
     say(f"{me['name']}{' (admin)' if me['admin'] else ''}")
     say(f"groups: {', '.join(me['groups']) or 'none'}")
+    login = credentials.load() if not os.environ.get("SIGNOFF_TOKEN") else None
+    if login is not None and login.url == url:
+        until = datetime.fromtimestamp(login.expires_at, UTC).strftime("%H:%M:%S UTC")
+        renewed = "renewed by itself" if login.refresh_token else "then run signoff login"
+        say(f"signed in: signoff login with {login.issuer} (until {until}, {renewed})")
+    else:
+        say(f"signed in: SIGNOFF_TOKEN on {url}")
     for key, value in sorted((me.get("claims") or {}).items()):
         say(f"  {key}: {value}")
 
@@ -692,3 +736,59 @@ def grant_revoke(
     with client() as c:
         r = c.revoke(grant_id, comment)
     out.print(f"revoked: {_summary(r)}", markup=False)
+
+
+def login(
+    url: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="The server (default: SIGNOFF_URL)."),
+    ] = None,
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="Print the sign-in address; do not open a browser."),
+    ] = False,
+) -> None:
+    """Sign in with your organisation's identity provider (the one the server names):
+    a code to confirm in any browser, or a browser on this machine. The tokens are kept
+    in your config folder (mode 0600) and renewed by themselves; SIGNOFF_TOKEN, when
+    set, still comes first."""
+    from signoff.entrypoints.cli import credentials
+    from signoff.entrypoints.cli import login as flows
+    from signoff.entrypoints.cli.client import ApiError, ClientSettings, SignoffClient
+
+    server = (url or ClientSettings.from_env().url).rstrip("/")
+    if not server.startswith(("http://", "https://")) or len(server) > 2000:
+        fail(f"--url: must be an http(s) URL, not {server[:100]!r}")
+    try:
+        made = flows.sign_in(server, browser=not no_browser)
+    except credentials.LoginError as exc:
+        fail(exc.message, exc.code)
+    c = SignoffClient(server, made.access_token)
+    try:
+        me = c.me()
+    except ApiError as exc:
+        fail(f"{server} refused the provider's token: {exc.detail}", EXIT_DENIED)
+    finally:
+        c.close()
+    where = credentials.save(made)
+    say(f"Logged in to {server} as {me['name']} (groups: {', '.join(me['groups']) or 'none'})")
+    say(f"Tokens kept in {where}", err)
+
+
+def logout() -> None:
+    """Forget your login (signoff login): the tokens are removed from your config
+    folder, and the refresh token revoked at the provider when it allows."""
+    from signoff.entrypoints.cli import credentials
+    from signoff.entrypoints.cli import login as flows
+
+    try:
+        held = credentials.load()
+    except credentials.LoginError:
+        held = None  # unreadable or unsafe: removed all the same
+    problem = flows.revoke(held) if held is not None else None
+    if not credentials.remove():
+        say("Not logged in.")
+        return
+    if problem:
+        say(f"warning: the provider did not revoke the refresh token ({problem})", err)
+    say(f"Logged out{f' of {held.url}' if held is not None else ''}.")

@@ -216,13 +216,13 @@ def router(app: App) -> APIRouter:
                     f"the provider did not sign you in ({error[:100] or 'no code'})"
                 )
             claims = oidc.finish(callback, code, login.verifier, login.nonce)
-            groups = frozenset(
-                app.settings.oidc_group_map[g]
-                for g in claims.groups
-                if g in app.settings.oidc_group_map
-            )
             value, _ = sessions.sign_in_by_oidc(
-                svc, claims.issuer, claims.subject, claims.name, claims.email, groups
+                svc,
+                claims.issuer,
+                claims.subject,
+                claims.name,
+                claims.email,
+                oidc.mapped(claims.groups),
             )
         except SignoffError as exc:
             return sso_refused(exc)
