@@ -42,6 +42,7 @@ from signoff.services import views
 from signoff.services.anchoring import CheckpointSink, check_checkpoints, write_checkpoint
 from signoff.services.dependencies import Services, Thresholds
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
+from signoff.services.history import HistoryCache
 from signoff.services.ports import Channel, Clock, Executor, RequestReader, SystemClock
 from signoff.services.scheduler import DeadlineWorker
 
@@ -350,6 +351,7 @@ def _assemble(
         single_sign_on=oidc is not None,
         people_tokens=oidc if oidc is not None and oidc.cli_client_id else None,
         wake_dispatcher=dispatch_wanted.set,
+        history_cache=HistoryCache(settings.history_cache_seconds),
         thresholds=Thresholds(
             min_reviews=settings.findings_min_reviews,
             min_votes=settings.findings_min_votes,

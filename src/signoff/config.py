@@ -159,6 +159,12 @@ class Settings(BaseSettings):
         description='The name on the sign-in button ("Sign in with NAME"); default: the '
         "issuer's host.",
     )
+    history_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How long a requester's record, read for a history condition, is kept "
+        "in a process (0: read every time); another replica's writes show after this long.",
+    )
     findings_min_reviews: int = Field(
         20, ge=1, description="Reviews of a policy before 'always approved' is a finding."
     )

@@ -11,6 +11,7 @@ from signoff.domain.actions import Action
 from signoff.domain.identity import Directory
 from signoff.domain.policy import PolicySet
 from signoff.services.auth import PersonCache, TokenCache
+from signoff.services.history import HistoryCache
 from signoff.services.ports import (
     AccessTokenVerifier,
     Clock,
@@ -90,5 +91,7 @@ class Services:
     # Called after a commit that wrote outbox rows: the worker delivers at once rather
     # than at its next interval.
     wake_dispatcher: Callable[[], None] = _no_wake
+    # Requesters' records read a moment ago (progressive trust conditions).
+    history_cache: HistoryCache = field(default_factory=HistoryCache)
     # When the flow's patterns become findings (analytics).
     thresholds: Thresholds = field(default_factory=Thresholds)

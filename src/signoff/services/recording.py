@@ -60,6 +60,7 @@ def record_changes(
             uow.flow.add(request.id, [""], "escalated", "", now)
         elif isinstance(ev, RequestMoved) and ev.to_status in TALLIED:
             uow.flow.tally(request.requester, request.action, TALLIED[ev.to_status], now)
+            svc.history_cache.forget(request.requester)
         last = notify.message(
             request, ev, audited.seq, executes=request.action.target in svc.targets
         )
