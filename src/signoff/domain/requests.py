@@ -197,7 +197,7 @@ class StepUp:
         return {"method": self.method, "credential": self.credential}
 
 
-def passkey_page(request_id: str, base_url: str = "") -> str:
+def step_up_detail(request_id: str, base_url: str = "") -> str:
     """What a vote on a passkey stage is told when it comes without an assertion."""
     return f"this stage needs a passkey: finish on the web page {base_url}/requests/{request_id}"
 
@@ -410,7 +410,7 @@ class Request:
         stage = self.stages[self.current_stage]
         if stage.approve_with is not None:
             if step_up is None or step_up.method != stage.approve_with:
-                raise StepUpRequired(passkey_page(self.id))
+                raise StepUpRequired(step_up_detail(self.id))
             bound = (step_up.voter, step_up.request_id, step_up.decision, step_up.action_digest)
             if bound != (voter, self.id, decision, self.action_digest):
                 raise PasskeyRefused(

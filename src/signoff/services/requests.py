@@ -28,7 +28,7 @@ from signoff.domain.requests import (
     StagePlan,
     Status,
     StepUp,
-    passkey_page,
+    step_up_detail,
 )
 from signoff.services import passkeys
 from signoff.services.dependencies import Services
@@ -270,7 +270,7 @@ def _vote(
             if refusal is not None:
                 raise refusal
             if passkey is None:
-                raise StepUpRequired(passkey_page(request.id, svc.public_url))
+                raise StepUpRequired(step_up_detail(request.id, svc.public_url))
             step_up = passkeys.verify_vote(svc, uow, user, request, decision, passkey, now)
         events = request.vote(user.name, decision, comment, now, svc.new_id, step_up)
         save_changes(svc, uow, now, request, version, events)
