@@ -86,7 +86,7 @@ def enrolled(svc, store: Store, person: str = "bob") -> None:
 
 def test_a_stage_may_ask_for_a_passkey_and_the_request_keeps_it() -> None:
     directory = load_directory(FIXTURES / "users.yaml")
-    [policy] = load_policy_set(FIXTURES / "passkeys", directory).policies
+    policy = load_policy_set(FIXTURES / "passkeys", directory).policies[1]
     assert policy.stages[0].approve_with == "passkey"
     [plain] = load_policy_set(FIXTURES / "staged", directory).policies
     assert [s.approve_with for s in plain.stages] == [None, None]

@@ -173,6 +173,7 @@ def _stages(r: SignoffRequest, now: datetime) -> list[dict[str, Any]]:
                 "number": i + 1,
                 "name": plan.name,
                 "quorum": plan.quorum,
+                "passkey": plan.approve_with == "passkey",
                 "approvals": sorted(r.approvals_in(i)),
                 "votes": votes,
                 "state": state,
