@@ -156,8 +156,12 @@ def test_enroll_on_the_profile_then_approve_a_passkey_stage(page: Page, site) ->
     [key] = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
     assert vote["actor"] == "bob" and vote["decision"] == "approve"
     assert vote["step_up"]["method"] == "passkey"
-    assert key["credentialId"].rstrip("=").replace("+", "-").replace("/", "_").startswith(
-        vote["step_up"]["credential"]
+    assert (
+        key["credentialId"]
+        .rstrip("=")
+        .replace("+", "-")
+        .replace("/", "_")
+        .startswith(vote["step_up"]["credential"])
     )
     assert key["signCount"] >= 1
     page.goto(f"{url}/profile")
