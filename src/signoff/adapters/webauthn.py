@@ -16,22 +16,10 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import options_to_json_dict
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
-
 from signoff.domain.errors import PasskeyRefused
+
+# py_webauthn (and the CBOR, ASN.1 and OpenSSL modules under it, a quarter of a second)
+# is imported by the first ceremony, not at start-up.
 
 # The longest answer from a browser we read (a credential id is at most 1023 bytes; an
 # attestation with certificates a few kilobytes).
@@ -55,6 +43,15 @@ class WebAuthnPasskeys:
     def registration_options(
         self, user: str, challenge: bytes, exclude: list[bytes]
     ) -> dict[str, Any]:
+        from webauthn import generate_registration_options
+        from webauthn.helpers import options_to_json_dict
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            PublicKeyCredentialDescriptor,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         options = generate_registration_options(
             rp_id=self.rp_id,
             rp_name=self.rp_name,
@@ -73,6 +70,9 @@ class WebAuthnPasskeys:
         return options_to_json_dict(options)
 
     def verify_registration(self, credential: str, challenge: bytes) -> tuple[bytes, bytes, int]:
+        from webauthn import verify_registration_response
+        from webauthn.helpers.exceptions import WebAuthnException
+
         try:
             found = verify_registration_response(
                 credential=_bounded(credential),
@@ -86,6 +86,13 @@ class WebAuthnPasskeys:
         return found.credential_id, found.credential_public_key, found.sign_count
 
     def authentication_options(self, challenge: bytes, allow: list[bytes]) -> dict[str, Any]:
+        from webauthn import generate_authentication_options
+        from webauthn.helpers import options_to_json_dict
+        from webauthn.helpers.structs import (
+            PublicKeyCredentialDescriptor,
+            UserVerificationRequirement,
+        )
+
         options = generate_authentication_options(
             rp_id=self.rp_id,
             challenge=challenge,
@@ -98,6 +105,9 @@ class WebAuthnPasskeys:
     def verify_authentication(
         self, credential: str, challenge: bytes, public_key: bytes, sign_count: int
     ) -> int:
+        from webauthn import verify_authentication_response
+        from webauthn.helpers.exceptions import WebAuthnException
+
         try:
             found = verify_authentication_response(
                 credential=_bounded(credential),
