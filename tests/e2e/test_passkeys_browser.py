@@ -211,3 +211,17 @@ def test_an_assertion_for_another_request_decision_or_person_is_refused(
     assert status == 409  # carol voted; and the assertion is spent
     assert [v["actor"] for v in vote_events(app, db)] == ["carol"]
     assert json.loads(stolen)["type"] == "public-key"
+
+    # removed on the profile, the passkey approves nothing any more
+    page.goto(f"{url}/profile")
+    page.get_by_role("button", name="Remove security key").click()
+    expect(page.locator(".flash")).to_have_text("The passkey was removed.")
+    expect(page.locator(".empty")).to_have_text("You have no passkey yet.")
+    last = ask(app, version="2.0.2")
+    page.goto(f"{url}/requests/{last}")
+    expect(page.locator(".passkey-note")).to_contain_text("You have none yet")
+    with pytest.raises(Exception, match="you have none"):
+        page.evaluate(ASSERT, [last, "approve"])
+    with app.services.uow(write=False) as uow:
+        audited = [e.type for e in uow.audit.events() if e.actor == "carol"]
+    assert audited.count("passkey.added") == 1 and audited.count("passkey.removed") == 1

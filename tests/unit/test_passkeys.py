@@ -11,13 +11,16 @@ from typing import Any
 
 import pytest
 
+from signoff.adapters.channels.messages import PASSKEY_NEEDED, context_rows
 from signoff.adapters.directory_file import load_directory
 from signoff.adapters.policy_files import load_policy_set
 from signoff.domain.actions import Action
 from signoff.domain.errors import PasskeyRefused, PolicyError, StepUpRequired
+from signoff.domain.events import RequestSubmitted
 from signoff.domain.requests import Decision, Status
-from signoff.services import passkeys
+from signoff.services import notify, passkeys
 from signoff.services import requests as use_cases
+from signoff.services.messages import Message, summarize
 from signoff.services.ports import FixedClock
 from tests.fakes import FIXTURES, Recorder, Store, fake_services
 
@@ -115,6 +118,28 @@ def test_a_wrong_approve_with_is_located(tmp_path: Path, line: str, expected: st
     with pytest.raises(PolicyError) as info:
         load_policy_set(tmp_path, load_directory(FIXTURES / "users.yaml"))
     assert [str(p).replace(f"{tmp_path}/p.yaml:", "") for p in info.value.problems] == [expected]
+
+
+def test_messages_say_a_passkey_is_needed_and_offer_no_cli_vote(world) -> None:
+    _, _, svc = world
+    r = use_cases.submit_request(svc, svc.directory.user("dave"), DEPLOY, "ship", None, {})
+    summary = summarize(r)
+    assert dict(context_rows(summary, "pending"))["Passkey"] == PASSKEY_NEEDED
+    assert PASSKEY_NEEDED.startswith("this stage needs a passkey")
+    assert set(summary.commands) == {"show", "cancel"}  # no `signoff approve` to offer
+    # what an outbox row carries keeps it, so every channel can say it
+    asked = RequestSubmitted(
+        actor="dave",
+        action=r.action,
+        reason=r.reason,
+        ticket=None,
+        policy=r.policy_name,
+        policy_set_digest="d",
+        stages=tuple(r.stages),
+    )
+    row = json.loads(json.dumps(notify.message(r, asked, 1).payload()))
+    stage = Message.from_payload(row).request.stage
+    assert stage is not None and stage.approve_with == "passkey"
 
 
 # ----- the use case's rule ---------------------------------------------------------------
