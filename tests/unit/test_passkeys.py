@@ -78,10 +78,10 @@ def world():
 
 def enrolled(svc, store: Store, person: str = "bob") -> None:
     user = svc.directory.user(person)
-    passkeys.enrollment_options(svc, user)
+    passkeys.enrollment_options(svc, user, svc.clock.now())
     newest = list(store.challenges.values())[-1]
     credential = json.dumps({"challenge": newest.challenge, "raw_id": f"{person}-key"})
-    passkeys.enroll(svc, user, "  my   laptop ", credential)
+    passkeys.enroll(svc, user, "  my   laptop ", credential, svc.clock.now())
 
 
 # ----- the policy key ------------------------------------------------------------------
@@ -234,11 +234,26 @@ def test_a_challenge_works_once_and_not_late(world) -> None:
     assert json.loads(late)["challenge"] not in store.challenges  # spent
 
 
+def test_a_passkey_is_added_only_soon_after_signing_in(world) -> None:
+    """A session cookie alone (stolen, say) cannot add a passkey and then approve."""
+    store, clock, svc = world
+    bob = svc.directory.user("bob")
+    signed_in = clock.now()
+    clock.advance(minutes=11)
+    with pytest.raises(PasskeyRefused, match="sign in again to add a passkey"):
+        passkeys.enrollment_options(svc, bob, signed_in)
+    with pytest.raises(PasskeyRefused, match="sign in again"):
+        passkeys.enroll(svc, bob, "laptop", "{}", signed_in)
+    with pytest.raises(PasskeyRefused, match="sign in again"):
+        passkeys.enrollment_options(svc, bob, None)
+    assert store.challenges == {} and store.passkeys == {}
+
+
 def test_enrollment_needs_a_name_and_a_passkey_is_removed_audited(world) -> None:
     store, _, svc = world
     bob = svc.directory.user("bob")
     with pytest.raises(Exception, match="name the passkey"):
-        passkeys.enroll(svc, bob, "  ", "{}")
+        passkeys.enroll(svc, bob, "  ", "{}", svc.clock.now())
     enrolled(svc, store)
     [key] = passkeys.list_passkeys(svc, bob)
     with pytest.raises(Exception, match="no such passkey"):

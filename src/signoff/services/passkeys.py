@@ -25,6 +25,9 @@ from signoff.services.dependencies import Services
 from signoff.services.ports import Passkey, PasskeyChallenge, PasskeyVerifier, UnitOfWork
 
 CHALLENGE_TTL = timedelta(minutes=5)
+# A passkey is added within this long of signing in: a stolen session cookie alone (an
+# older session) cannot add the thief's passkey and then approve with it.
+ENROLL_AFTER_SIGN_IN = timedelta(minutes=10)
 MAX_NAME = 100
 MAX_PASSKEYS = 20
 
@@ -48,9 +51,25 @@ def list_passkeys(svc: Services, user: User) -> list[Passkey]:
         return uow.passkeys.for_user(user.name)
 
 
-def enrollment_options(svc: Services, user: User) -> dict[str, Any]:
-    """The options for ``navigator.credentials.create``, with a new challenge."""
+def may_enroll(svc: Services, signed_in_at: datetime | None) -> bool:
+    """Whether a session signed in at ``signed_in_at`` is recent enough to add a passkey."""
+    return signed_in_at is not None and svc.clock.now() - signed_in_at <= ENROLL_AFTER_SIGN_IN
+
+
+def _require_recent(svc: Services, signed_in_at: datetime | None) -> None:
+    if not may_enroll(svc, signed_in_at):
+        minutes = int(ENROLL_AFTER_SIGN_IN.total_seconds() // 60)
+        raise PasskeyRefused(
+            "sign_in_again",
+            f"sign in again to add a passkey: one is added within {minutes} minutes of signing in",
+        )
+
+
+def enrollment_options(svc: Services, user: User, signed_in_at: datetime | None) -> dict[str, Any]:
+    """The options for ``navigator.credentials.create``, with a new challenge (for a
+    session signed in within ``ENROLL_AFTER_SIGN_IN``)."""
     user.require_enabled("enroll a passkey")
+    _require_recent(svc, signed_in_at)
     webauthn = _webauthn(svc)
     challenge = secrets.token_bytes(32)
     with svc.uow() as uow:
@@ -73,9 +92,12 @@ def passkey_name(name: str) -> str:
     return name
 
 
-def enroll(svc: Services, user: User, name: str, credential: str) -> Passkey:
+def enroll(
+    svc: Services, user: User, name: str, credential: str, signed_in_at: datetime | None
+) -> Passkey:
     """Keep the passkey the browser made with an enrollment challenge of this person."""
     user.require_enabled("enroll a passkey")
+    _require_recent(svc, signed_in_at)
     name = passkey_name(name)
     webauthn = _webauthn(svc)
     challenge, _ = webauthn.challenge_of(credential)

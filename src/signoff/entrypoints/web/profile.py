@@ -69,6 +69,8 @@ def router(app: App) -> APIRouter:
             groups=sorted(me.user.groups),
             error=error,
             flash=flash,
+            may_enroll=passkeys.may_enroll(svc, me.signed_in_at),
+            minutes=int(passkeys.ENROLL_AFTER_SIGN_IN.total_seconds() // 60),
             name=name,
             max_name=MAX_NAME,
         )
@@ -91,7 +93,7 @@ def router(app: App) -> APIRouter:
         if not sessions.csrf_ok(me, csrf):
             return _json({"detail": CSRF_REFUSED}, 403)
         try:
-            return _json(passkeys.enrollment_options(svc, me.user))
+            return _json(passkeys.enrollment_options(svc, me.user, me.signed_in_at))
         except SignoffError as exc:
             return _json({"detail": exc.detail}, exc.status)
 
@@ -112,7 +114,7 @@ def router(app: App) -> APIRouter:
                 me, 422, "Adding a passkey needs JavaScript (WebAuthn) in this browser.", "", name
             )
         try:
-            passkeys.enroll(svc, me.user, name, credential)
+            passkeys.enroll(svc, me.user, name, credential, me.signed_in_at)
         except SignoffError as exc:
             return profile_page(me, exc.status, exc.detail, "", name[:MAX_NAME])
         return RedirectResponse("/profile?done=added", status_code=303)
