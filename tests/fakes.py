@@ -18,7 +18,16 @@ from signoff.domain.errors import Conflict, NotFound
 from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Request, Status
 from signoff.services.dependencies import Services
-from signoff.services.ports import ApiToken, AuditQuery, FixedClock, Notification, Page, WebSession
+from signoff.services.ports import (
+    ApiToken,
+    AuditQuery,
+    FixedClock,
+    Notification,
+    Page,
+    Passkey,
+    PasskeyChallenge,
+    WebSession,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -46,6 +55,8 @@ class Store:
     sessions: dict[str, WebSession] = field(default_factory=dict)
     # (request id, person, kind, channel, at)
     flow: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)
+    passkeys: dict[str, Passkey] = field(default_factory=dict)
+    challenges: dict[str, PasskeyChallenge] = field(default_factory=dict)
 
 
 class FakeRequests:
@@ -280,6 +291,39 @@ class FakeFlow:
         return None
 
 
+class FakePasskeys:
+    def __init__(self, staged: dict[str, Passkey], challenges: dict[str, PasskeyChallenge]) -> None:
+        self.staged = staged
+        self.challenges = challenges
+
+    def add(self, passkey: Passkey) -> None:
+        self.staged[passkey.id] = passkey
+
+    def for_user(self, user: str) -> list[Passkey]:
+        return sorted((p for p in self.staged.values() if p.user == user), key=lambda p: p.id)
+
+    def by_credential(self, credential_id: bytes) -> Passkey | None:
+        return next((p for p in self.staged.values() if p.credential_id == credential_id), None)
+
+    def used(self, passkey_id: str, sign_count: int, at: datetime) -> None:
+        found = self.staged[passkey_id]
+        self.staged[passkey_id] = replace(found, sign_count=sign_count, last_used_at=at)
+
+    def remove(self, passkey_id: str) -> None:
+        self.staged.pop(passkey_id, None)
+
+    def begin(self, challenge: PasskeyChallenge) -> None:
+        self.challenges[challenge.challenge] = challenge
+
+    def take(self, challenge: str) -> PasskeyChallenge | None:
+        return self.challenges.pop(challenge, None)
+
+    def forget(self, before: datetime) -> None:
+        for k, c in list(self.challenges.items()):
+            if c.created_at < before:
+                del self.challenges[k]
+
+
 class FakeUnitOfWork:
     """One transaction over a ``Store``: changes are staged on copies and land in the
     store only on ``commit`` (a use case that raises leaves the store as it was)."""
@@ -297,6 +341,8 @@ class FakeUnitOfWork:
         self._tokens = dict(s.tokens)
         self._links = set(s.links)
         self._sessions = dict(s.sessions)
+        self._passkeys = dict(s.passkeys)
+        self._challenges = dict(s.challenges)
         self.requests = FakeRequests(self._requests)
         self.audit = FakeAudit(self._audit)
         self.outbox = FakeOutbox(self._outbox)
@@ -305,6 +351,7 @@ class FakeUnitOfWork:
         self.sessions = FakeSessions(self._sessions)
         self._flow = list(s.flow)
         self.flow = FakeFlow(self._flow)
+        self.passkeys = FakePasskeys(self._passkeys, self._challenges)
         self.executions = None
         return self
 
@@ -316,6 +363,7 @@ class FakeUnitOfWork:
         s.requests, s.audit, s.outbox = self._requests, self._audit, self._outbox
         s.tokens, s.links, s.sessions = self._tokens, self._links, self._sessions
         s.flow = self._flow
+        s.passkeys, s.challenges = self._passkeys, self._challenges
         self.committed = True
 
 

@@ -30,6 +30,7 @@ from signoff.adapters.metrics import PrometheusObserver
 from signoff.adapters.policy_files import load_policy_set
 from signoff.adapters.signing import Ed25519GrantSigner, KeyRing, VoteLinkSigner
 from signoff.adapters.targets_file import TargetSet, load_target_set
+from signoff.adapters.webauthn import WebAuthnPasskeys
 from signoff.adapters.workload import load_workload
 from signoff.config import Settings
 from signoff.domain.audit import Checkpoint
@@ -350,6 +351,8 @@ def _assemble(
         session_max=parse_duration(settings.session_max),
         single_sign_on=oidc is not None,
         people_tokens=oidc if oidc is not None and oidc.cli_client_id else None,
+        webauthn=WebAuthnPasskeys(settings.public_url),
+        public_url=settings.public_url.rstrip("/"),
         wake_dispatcher=dispatch_wanted.set,
         history_cache=HistoryCache(settings.history_cache_seconds),
         thresholds=Thresholds(

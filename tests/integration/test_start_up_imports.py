@@ -34,6 +34,7 @@ SERVER_NEVER = [
     "cel.cli",
     "httpx",
     "aiosmtplib",
+    "webauthn",  # loaded by the first passkey ceremony
 ]
 
 

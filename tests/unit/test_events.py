@@ -28,6 +28,8 @@ from signoff.domain.events import (
     GrantUseReturned,
     OutboxDeadLettered,
     OutboxRequeued,
+    PasskeyAdded,
+    PasskeyRemoved,
     RequestFolded,
     RequestMoved,
     RequestReminded,
@@ -161,6 +163,14 @@ EXAMPLES: list[tuple[AuditedEvent, dict[str, Any]]] = [
     (
         UserSignedOut(actor="root", user="ann", sessions=2, tokens=("t1", "t2")),
         {"user": "ann", "sessions": 2, "tokens": ["t1", "t2"]},
+    ),
+    (
+        PasskeyAdded(actor="bob", user="bob", name="laptop", credential="AbC123"),
+        {"user": "bob", "name": "laptop", "credential": "AbC123"},
+    ),
+    (
+        PasskeyRemoved(actor="bob", user="bob", name="laptop", credential="AbC123"),
+        {"user": "bob", "name": "laptop", "credential": "AbC123"},
     ),
     (
         OutboxDeadLettered(

@@ -75,6 +75,8 @@ class StageDoc(_Strict):
     timeout: str | None = None
     reminders: Annotated[list[str], Field(max_length=10)] = []
     escalate_to: EscalationDoc | None = None
+    # a vote on this stage counts only with a fresh passkey assertion bound to it
+    approve_with: Literal["passkey"] | None = None
 
 
 class ReviewDoc(_Strict):
@@ -352,6 +354,7 @@ class _Builder:
                     escalate_users=tuple(esc.users) if esc else (),
                     escalate_groups=tuple(esc.groups) if esc else (),
                     escalation_timeout=esc_timeout,
+                    approve_with=st.approve_with,
                 )
             )
         return tuple(out)

@@ -10,7 +10,9 @@
     │   ├── NotEligible         a voter who is not an approver of the current stage
     │   └── Refused             refused for a stated ``reason`` (a machine-readable word)
     │       ├── GrantRefused    an invalid, expired, revoked, used-up or mismatched grant
-    │       └── LinkRefused     an approval link that is forged, expired or already used
+    │       ├── LinkRefused     an approval link that is forged, expired or already used
+    │       ├── StepUpRequired  a vote on a passkey stage without a fresh assertion
+    │       └── PasskeyRefused  a passkey assertion or enrollment that does not verify
     ├── DatabaseUnavailable     the database cannot be reached or used (503)
     └── Conflict                the request is not in a state that allows this (409)
         ├── InvalidTransition   a state move the state machine does not have
@@ -114,6 +116,22 @@ class GrantRefused(Refused):
 class LinkRefused(Refused):
     code = "link-refused"
     title = "Approval link refused"
+
+
+class StepUpRequired(Refused):
+    """The stage asks for a passkey (``approve_with: passkey``): the vote is not counted
+    without a fresh WebAuthn assertion bound to it; the detail says where to finish."""
+
+    code = "step-up-required"
+    title = "This vote needs a passkey"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("passkey_required", detail)
+
+
+class PasskeyRefused(Refused):
+    code = "passkey-refused"
+    title = "Passkey refused"
 
 
 class Conflict(SignoffError):

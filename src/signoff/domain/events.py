@@ -52,6 +52,8 @@ class EventType(StrEnum):
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
     USER_SIGNED_OUT = "user.signed_out"
+    PASSKEY_ADDED = "passkey.added"
+    PASSKEY_REMOVED = "passkey.removed"
     OUTBOX_DEAD_LETTERED = "outbox.dead_lettered"
     OUTBOX_REQUEUED = "outbox.requeued"
 
@@ -94,9 +96,18 @@ class VoteCast:
     decision: Decision
     comment: str
     stage: int
+    # on a passkey stage: {"method": "passkey", "credential": <a prefix of its id>}
+    step_up: dict[str, str] | None = None
 
     def payload(self) -> dict[str, Any]:
-        return {"decision": self.decision.value, "comment": self.comment, "stage": self.stage}
+        out: dict[str, Any] = {
+            "decision": self.decision.value,
+            "comment": self.comment,
+            "stage": self.stage,
+        }
+        if self.step_up is not None:
+            out["step_up"] = dict(self.step_up)
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -406,6 +417,34 @@ class UserSignedOut:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PasskeyAdded:
+    """``user`` enrolled a passkey named ``name`` (``credential``: a prefix of its id)."""
+
+    type: ClassVar[EventType] = EventType.PASSKEY_ADDED
+    actor: str
+    user: str
+    name: str
+    credential: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"user": self.user, "name": self.name, "credential": self.credential}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PasskeyRemoved:
+    """A passkey of ``user`` was removed: it approves nothing any more."""
+
+    type: ClassVar[EventType] = EventType.PASSKEY_REMOVED
+    actor: str
+    user: str
+    name: str
+    credential: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"user": self.user, "name": self.name, "credential": self.credential}
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutboxDeadLettered:
     """A notification was given up after ``attempts`` deliveries (``error``: the last
     one's, at most 500 characters; ``event``: the event it was about)."""
@@ -455,6 +494,8 @@ ServiceEvent = (
     | TokenCreated
     | TokenRevoked
     | UserSignedOut
+    | PasskeyAdded
+    | PasskeyRemoved
     | OutboxDeadLettered
     | OutboxRequeued
 )

@@ -129,6 +129,9 @@ class Stage:
     escalate_users: tuple[str, ...] = ()
     escalate_groups: tuple[str, ...] = ()
     escalation_timeout: timedelta | None = None
+    # how a vote on this stage must be made besides the session: "passkey" (a fresh
+    # WebAuthn assertion bound to the vote), or None
+    approve_with: str | None = None
 
 
 @dataclass(frozen=True)

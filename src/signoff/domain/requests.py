@@ -28,9 +28,11 @@ from signoff.domain.errors import (
     GrantRefused,
     InvalidTransition,
     NotEligible,
+    PasskeyRefused,
     QuorumUnreachable,
     SelfApproval,
     SignoffError,
+    StepUpRequired,
 )
 from signoff.domain.events import (
     DomainEvent,
@@ -136,8 +138,11 @@ class StagePlan:
     reminders: tuple[timedelta, ...] = ()
     escalate_to: frozenset[str] = frozenset()
     escalation_timeout: timedelta | None = None
+    # "passkey": a vote counts only with a fresh assertion bound to it (``StepUp``)
+    approve_with: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        extra = {"approve_with": self.approve_with} if self.approve_with else {}
         return {
             "name": self.name,
             "approvers": sorted(self.approvers),
@@ -148,6 +153,7 @@ class StagePlan:
             "escalation_timeout_seconds": (
                 self.escalation_timeout.total_seconds() if self.escalation_timeout else None
             ),
+            **extra,
         }
 
     @classmethod
@@ -163,6 +169,7 @@ class StagePlan:
             reminders=tuple(timedelta(seconds=x) for x in d.get("reminder_seconds", [])),
             escalate_to=frozenset(d.get("escalate_to", [])),
             escalation_timeout=secs(d.get("escalation_timeout_seconds")),
+            approve_with=d.get("approve_with"),
         )
 
 
@@ -171,6 +178,28 @@ def stage_deadline(stage: StagePlan, started: datetime, escalation_level: int) -
     escalation's (else the same again)."""
     timeout = stage.timeout if escalation_level == 0 else stage.escalation_timeout or stage.timeout
     return started + timeout if timeout else None
+
+
+@dataclass(frozen=True)
+class StepUp:
+    """The proof, verified by the use case, that a vote was made with a second factor
+    just now: the passkey (``credential``, a prefix of its id) signed a challenge bound to
+    this voter, request, decision and action digest."""
+
+    method: str
+    credential: str
+    voter: str
+    request_id: str
+    decision: Decision
+    action_digest: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"method": self.method, "credential": self.credential}
+
+
+def step_up_detail(request_id: str, base_url: str = "") -> str:
+    """What a vote on a passkey stage is told when it comes without an assertion."""
+    return f"this stage needs a passkey: finish on the web page {base_url}/requests/{request_id}"
 
 
 @dataclass(frozen=True)
@@ -361,17 +390,45 @@ class Request:
             )
         return None
 
+    def step_up_needed(self) -> str | None:
+        """What the current stage asks of a vote besides the voter ("passkey"), or None."""
+        if self.status is not Status.PENDING or not self.stages:
+            return None
+        return self.stages[self.current_stage].approve_with
+
     def vote(
-        self, voter: str, decision: Decision, comment: str, now: datetime, new_id: Callable[[], str]
+        self,
+        voter: str,
+        decision: Decision,
+        comment: str,
+        now: datetime,
+        new_id: Callable[[], str],
+        step_up: StepUp | None = None,
     ) -> list[DomainEvent]:
+        """Count a vote. On a stage with ``approve_with``, only with a ``step_up`` proof
+        made for exactly this voter, request, decision and action."""
         refusal = self.vote_refusal(voter)
         if refusal is not None:
             raise refusal
         stage = self.stages[self.current_stage]
+        if stage.approve_with is not None:
+            if step_up is None or step_up.method != stage.approve_with:
+                raise StepUpRequired(step_up_detail(self.id))
+            bound = (step_up.voter, step_up.request_id, step_up.decision, step_up.action_digest)
+            if bound != (voter, self.id, decision, self.action_digest):
+                raise PasskeyRefused(
+                    "mismatch", "this passkey confirmation was made for another vote"
+                )
         self.votes.append(Vote(voter, decision, comment, self.current_stage, now))
         self.version += 1
         events: list[DomainEvent] = [
-            VoteCast(actor=voter, decision=decision, comment=comment, stage=self.current_stage)
+            VoteCast(
+                actor=voter,
+                decision=decision,
+                comment=comment,
+                stage=self.current_stage,
+                step_up=step_up.as_dict() if stage.approve_with and step_up else None,
+            )
         ]
         if decision is Decision.DENY:
             events += self._move(Status.DENIED, voter, now, by=voter, comment=comment)

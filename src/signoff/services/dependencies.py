@@ -19,6 +19,7 @@ from signoff.services.ports import (
     GrantSigner,
     NullObserver,
     Observer,
+    PasskeyVerifier,
     TokenVerifier,
     UnitOfWorkFactory,
 )
@@ -88,6 +89,11 @@ class Services:
     # Web sessions end after this long unused, and this long after sign-in at most.
     session_idle: timedelta = timedelta(hours=8)
     session_max: timedelta = timedelta(days=7)
+    # Passkeys (WebAuthn) for the relying party of the public URL: enrollment and the
+    # step-up of votes on stages with ``approve_with: passkey``.
+    webauthn: PasskeyVerifier | None = None
+    # Where people reach the web app (links in refusals: "finish on the web page ...").
+    public_url: str = "http://127.0.0.1:8000"
     # Called after a commit that wrote outbox rows: the worker delivers at once rather
     # than at its next interval.
     wake_dispatcher: Callable[[], None] = _no_wake

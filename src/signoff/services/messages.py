@@ -40,6 +40,8 @@ class StageSummary:
     then: str | None = None
     escalate_to: tuple[str, ...] = ()
     escalated: bool = False
+    # "passkey": votes count only with a passkey, on the request's web page
+    approve_with: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,9 @@ def _commands(request: Request, executes: bool) -> dict[str, str]:
     rid = request.id
     found = {"show": commands.show(rid)}
     if request.status is Status.PENDING:
-        found |= {
-            "approve": commands.approve(rid),
-            "deny": commands.deny(rid),
-            "cancel": commands.cancel(rid),
-        }
+        if request.step_up_needed() is None:  # a passkey stage is voted on its web page
+            found |= {"approve": commands.approve(rid), "deny": commands.deny(rid)}
+        found["cancel"] = commands.cancel(rid)
     elif request.status is Status.APPROVED and request.grant is not None:
         if executes:
             found["execute"] = commands.execute(rid)
@@ -162,6 +162,7 @@ def _stage(request: Request) -> StageSummary | None:
         then=then,
         escalate_to=tuple(sorted(plan.escalate_to - plan.approvers - {request.requester})),
         escalated=request.escalated(i) and request.status is Status.PENDING,
+        approve_with=plan.approve_with,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import builtins
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -374,6 +375,79 @@ class AccessTokenVerifier(Protocol):
     def verify_access_token(self, token: str) -> ProviderPerson: ...
 
 
+@dataclass(frozen=True)
+class Passkey:
+    """A WebAuthn credential a person enrolled on their profile: ``credential_id`` and
+    ``public_key`` as the authenticator made them, ``sign_count`` as last seen."""
+
+    id: str
+    user: str
+    name: str
+    credential_id: bytes
+    public_key: bytes
+    sign_count: int
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+    @property
+    def short_id(self) -> str:
+        """What the audit log and pages name it by: the first characters of its
+        credential id (base64url), not a secret."""
+        return base64.urlsafe_b64encode(self.credential_id).decode().rstrip("=")[:16]
+
+
+@dataclass(frozen=True)
+class PasskeyChallenge:
+    """A WebAuthn challenge given out and not used yet: for an enrollment
+    (``purpose`` "enroll"), or for one vote ("vote": bound to the request, the decision
+    and the action's digest). Single-use; it lapses after a few minutes."""
+
+    challenge: str  # base64url, as the browser's clientDataJSON carries it
+    user: str
+    purpose: str
+    created_at: datetime
+    request_id: str | None = None
+    decision: str | None = None
+    action_digest: str | None = None
+
+
+class PasskeyStore(Protocol):
+    def add(self, passkey: Passkey) -> None: ...
+    def for_user(self, user: str) -> list[Passkey]: ...
+    def by_credential(self, credential_id: bytes) -> Passkey | None: ...
+    def used(self, passkey_id: str, sign_count: int, at: datetime) -> None: ...
+    def remove(self, passkey_id: str) -> None: ...
+    def begin(self, challenge: PasskeyChallenge) -> None: ...
+    def take(self, challenge: str) -> PasskeyChallenge | None:
+        """The challenge, spent (None if unknown or already spent)."""
+        ...
+
+    def forget(self, before: datetime) -> None: ...
+
+
+class PasskeyVerifier(Protocol):
+    """WebAuthn ceremonies for one relying party (the public URL's host and origin):
+    the options the browser is given, and the checks of what it answers."""
+
+    def registration_options(
+        self, user: str, challenge: bytes, exclude: list[bytes]
+    ) -> dict[str, Any]: ...
+    def verify_registration(self, credential: str, challenge: bytes) -> tuple[bytes, bytes, int]:
+        """(credential id, public key, sign count) of a new credential."""
+        ...
+
+    def authentication_options(self, challenge: bytes, allow: list[bytes]) -> dict[str, Any]: ...
+    def verify_authentication(
+        self, credential: str, challenge: bytes, public_key: bytes, sign_count: int
+    ) -> int:
+        """The new sign count of a valid assertion; PasskeyRefused otherwise."""
+        ...
+
+    def challenge_of(self, credential: str) -> tuple[str, bytes]:
+        """The challenge (base64url) an answer signed, and the credential id it names."""
+        ...
+
+
 class TokenVerifier(Protocol):
     """Bearer tokens that are not Signoff's own API tokens (a pipeline's OIDC token)."""
 
@@ -416,6 +490,8 @@ class UnitOfWork(Protocol):
     def flow(self) -> FlowLog: ...
     @property
     def flow_rows(self) -> FlowReader: ...
+    @property
+    def passkeys(self) -> PasskeyStore: ...
     @property
     def touched(self) -> set[str]: ...
 

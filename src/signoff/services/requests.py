@@ -10,12 +10,27 @@ from datetime import datetime
 from typing import Any
 
 from signoff.domain.actions import Action
-from signoff.domain.errors import GrantRefused, InvalidInput, LinkRefused, NotFound
+from signoff.domain.errors import (
+    GrantRefused,
+    InvalidInput,
+    LinkRefused,
+    NotFound,
+    StepUpRequired,
+)
 from signoff.domain.events import DomainEvent, GrantRefusal
 from signoff.domain.identity import User
 from signoff.domain.policy import Decision as PolicyDecision
 from signoff.domain.policy import EvaluationInput, Outcome, Policy
-from signoff.domain.requests import MAX_TEXT, Decision, Request, StagePlan, Status
+from signoff.domain.requests import (
+    MAX_TEXT,
+    Decision,
+    Request,
+    StagePlan,
+    Status,
+    StepUp,
+    step_up_detail,
+)
+from signoff.services import passkeys
 from signoff.services.dependencies import Services
 from signoff.services.history import StoredHistory
 from signoff.services.ports import UnitOfWork
@@ -163,6 +178,7 @@ def _new_request(
             s.reminders,
             resolve(s.escalate_users, s.escalate_groups),
             s.escalation_timeout,
+            s.approve_with,
         )
         for s in policy.stages
     ]
@@ -226,10 +242,12 @@ def cast_vote(
     decision: Decision,
     comment: str,
     channel: str = "api",
+    passkey: str | None = None,
 ) -> Request:
     """A vote by a signed-in person; ``channel`` says where it came from (api, cli, web,
-    slack), for the flow's analytics."""
-    return _vote(svc, user, request_id, decision, comment, None, channel)
+    slack), for the flow's analytics; ``passkey``: the browser's WebAuthn assertion
+    (JSON), which a stage with ``approve_with: passkey`` needs (``services/passkeys.py``)."""
+    return _vote(svc, user, request_id, decision, comment, None, channel, passkey=passkey)
 
 
 def vote_by_link(svc: Services, claims: Mapping[str, Any], comment: str) -> Request:
@@ -256,8 +274,12 @@ def _vote(
     comment: str,
     link_id: str | None,
     channel: str,
+    passkey: str | None = None,
 ) -> Request:
-    """Every vote comes here (API, web form, mail and Teams links, Slack buttons)."""
+    """Every vote comes here (API, web form, mail and Teams links, Slack buttons). On a
+    stage that asks for a passkey, the vote counts only with a fresh assertion made for
+    it; without one it is refused with where to finish (the request's web page), and a
+    link it came by stays unused."""
     user.require_enabled("vote")
     if len(comment) > MAX_TEXT:
         raise InvalidInput(f"comment is longer than {MAX_TEXT} characters", field="comment")
@@ -267,7 +289,15 @@ def _vote(
             raise LinkRefused("used", "this link has already been used")
         request = uow.requests.get(request_id, for_update=True)
         version = request.version
-        events = request.vote(user.name, decision, comment, now, svc.new_id)
+        step_up: StepUp | None = None
+        if request.step_up_needed() == "passkey":
+            refusal = request.vote_refusal(user.name)
+            if refusal is not None:
+                raise refusal
+            if passkey is None:
+                raise StepUpRequired(step_up_detail(request.id, svc.public_url))
+            step_up = passkeys.verify_vote(svc, uow, user, request, decision, passkey, now)
+        events = request.vote(user.name, decision, comment, now, svc.new_id, step_up)
         save_changes(svc, uow, now, request, version, events)
         uow.flow.seen(request.id, user.name, channel, now)  # a vote is a look, at the latest
         uow.flow.add(request.id, [user.name], "voted", channel, now)

@@ -15,7 +15,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from signoff.domain.errors import Forbidden, LinkRefused, NotFound, Unauthenticated
@@ -42,6 +42,9 @@ class SignedIn:
 
     user: User
     csrf: str
+    # when the person signed in (not when they last used the session): adding a passkey
+    # needs a recent sign-in, not only a cookie
+    signed_in_at: datetime | None = None
 
 
 def _hash(value: str) -> str:
@@ -67,7 +70,7 @@ def sign_in_by_link(svc: Services, claims: Mapping[str, Any]) -> tuple[str, Sign
             raise LinkRefused("used", "this sign-in link has already been used")
         uow.sessions.add(_hash(value), WebSession(user.name, csrf, now, now))
         uow.commit()
-    return value, SignedIn(user, csrf)
+    return value, SignedIn(user, csrf, now)
 
 
 def session_for(svc: Services, value: str) -> SignedIn:
@@ -98,7 +101,7 @@ def session_for(svc: Services, value: str) -> SignedIn:
         with svc.uow() as uow:
             uow.sessions.touch(key, now)
             uow.commit()
-    return SignedIn(user, found.csrf)
+    return SignedIn(user, found.csrf, found.created_at)
 
 
 def _with_identity(user: User | None, identity: OidcIdentity | None) -> User | None:
@@ -166,7 +169,7 @@ def sign_in_by_oidc(
         uow.commit()
     user = _with_identity(svc.directory.users.get(person), identity)
     assert user is not None
-    return value, SignedIn(user, csrf)
+    return value, SignedIn(user, csrf, now)
 
 
 def identify(svc: Services, person: ProviderPerson) -> User:

@@ -95,6 +95,13 @@ def stage_line(s: StageSummary) -> str:
     return text
 
 
+# What every message says of a stage with ``approve_with: passkey``.
+PASSKEY_NEEDED = (
+    "this stage needs a passkey: approve or deny on the request's web page "
+    "(a vote from Slack, Teams, mail or the CLI is not counted)"
+)
+
+
 def needed_line(r: RequestSummary) -> str:
     """ "1 more approval from carol or dave"."""
     n = r.still_needed
@@ -136,6 +143,8 @@ def context_rows(r: RequestSummary, status: str) -> list[tuple[str, str]]:
         rows.append(("Votes", votes_line(r)))
     if pending and r.stage is not None:
         rows.append(("Still needed", needed_line(r)))
+    if pending and r.stage is not None and r.stage.approve_with == "passkey":
+        rows.append(("Passkey", PASSKEY_NEEDED))
     rows += [("Policy", r.policy), ("Status", said(status))]
     if r.outcome and not pending:
         rows.append(("Outcome", r.outcome))

@@ -27,6 +27,8 @@ from signoff.services.ports import (
     OidcIdentity,
     OidcLogin,
     Page,
+    Passkey,
+    PasskeyChallenge,
     RequestBrief,
     WebSession,
 )
@@ -1055,6 +1057,100 @@ class DatabaseFlowLog:
         return found
 
 
+class DatabasePasskeyStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @staticmethod
+    def _passkey(row: Any) -> Passkey:
+        return Passkey(
+            row["id"],
+            row["user_name"],
+            row["name"],
+            bytes(row["credential_id"]),
+            bytes(row["public_key"]),
+            int(row["sign_count"]),
+            row["created_at"],
+            row["last_used_at"],
+        )
+
+    def add(self, passkey: Passkey) -> None:
+        self.conn.execute(
+            t.passkeys.insert(),
+            {
+                "id": passkey.id,
+                "user_name": passkey.user,
+                "name": passkey.name,
+                "credential_id": passkey.credential_id,
+                "public_key": passkey.public_key,
+                "sign_count": passkey.sign_count,
+                "created_at": passkey.created_at,
+                "last_used_at": passkey.last_used_at,
+            },
+        )
+
+    def for_user(self, user: str) -> builtins.list[Passkey]:
+        p = t.passkeys
+        rows = self.conn.execute(
+            sa.select(p).where(p.c.user_name == user).order_by(p.c.created_at, p.c.id)
+        ).mappings()
+        return [self._passkey(r) for r in rows]
+
+    def by_credential(self, credential_id: bytes) -> Passkey | None:
+        p = t.passkeys
+        row = (
+            self.conn.execute(sa.select(p).where(p.c.credential_id == credential_id))
+            .mappings()
+            .first()
+        )
+        return None if row is None else self._passkey(row)
+
+    def used(self, passkey_id: str, sign_count: int, at: datetime) -> None:
+        p = t.passkeys
+        self.conn.execute(
+            p.update().where(p.c.id == passkey_id).values(sign_count=sign_count, last_used_at=at)
+        )
+
+    def remove(self, passkey_id: str) -> None:
+        self.conn.execute(t.passkeys.delete().where(t.passkeys.c.id == passkey_id))
+
+    def begin(self, challenge: PasskeyChallenge) -> None:
+        self.conn.execute(
+            t.passkey_challenges.insert(),
+            {
+                "challenge": challenge.challenge,
+                "user_name": challenge.user,
+                "purpose": challenge.purpose,
+                "request_id": challenge.request_id,
+                "decision": challenge.decision,
+                "action_digest": challenge.action_digest,
+                "created_at": challenge.created_at,
+            },
+        )
+
+    def take(self, challenge: str) -> PasskeyChallenge | None:
+        c = t.passkey_challenges
+        row = self.conn.execute(sa.select(c).where(c.c.challenge == challenge)).mappings().first()
+        if row is None:
+            return None
+        gone = self.conn.execute(c.delete().where(c.c.challenge == challenge))
+        if gone.rowcount != 1:  # another vote spent it first
+            return None
+        return PasskeyChallenge(
+            row["challenge"],
+            row["user_name"],
+            row["purpose"],
+            row["created_at"],
+            row["request_id"],
+            row["decision"],
+            row["action_digest"],
+        )
+
+    def forget(self, before: datetime) -> None:
+        c = t.passkey_challenges
+        self.conn.execute(c.delete().where(c.c.created_at < before))
+
+
 class DatabaseUnitOfWork:
     """One transaction. SQLite write transactions start with BEGIN IMMEDIATE (see
     ``engine.py``) so concurrent writers queue instead of failing to upgrade a lock."""
@@ -1091,6 +1187,7 @@ class DatabaseUnitOfWork:
         self.links = DatabaseLinkStore(conn)
         self.sessions = DatabaseSessionStore(conn)
         self.identities = DatabaseIdentityStore(conn)
+        self.passkeys = DatabasePasskeyStore(conn)
         self.executions = DatabaseExecutionStore(conn)
         self.flow = DatabaseFlowLog(conn)
         self.flow_rows = DatabaseFlowRows(conn)

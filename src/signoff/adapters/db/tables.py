@@ -293,6 +293,33 @@ history_tallies = sa.Table(
     sa.Column("n", sa.Integer, nullable=False),
 )
 
+# Passkeys people enrolled on their profile (WebAuthn credentials), for stages that
+# ask for one (approve_with: passkey); and the challenges given out, each used once.
+passkeys = sa.Table(
+    "passkeys",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_name", sa.String(200), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("credential_id", sa.LargeBinary(1024), nullable=False, unique=True),
+    sa.Column("public_key", sa.LargeBinary(2048), nullable=False),
+    sa.Column("sign_count", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime),
+)
+
+passkey_challenges = sa.Table(
+    "passkey_challenges",
+    metadata,
+    sa.Column("challenge", sa.String(100), primary_key=True),
+    sa.Column("user_name", sa.String(200), nullable=False),
+    sa.Column("purpose", sa.String(10), nullable=False),
+    sa.Column("request_id", sa.String(36)),
+    sa.Column("decision", sa.String(10)),
+    sa.Column("action_digest", sa.String(64)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
 # Approval links (email, Teams) are single-use: a link's id is recorded when it votes.
 used_links = sa.Table(
     "used_links",

@@ -32,7 +32,7 @@ def create_app(app: App) -> FastAPI:
     )
     api.state.signoff = app
     problems.install(api)
-    from signoff.entrypoints.web import flow, pages, requesting, reviews
+    from signoff.entrypoints.web import flow, pages, profile, requesting, reviews
     from signoff.entrypoints.web.admin import router as admin_router
     from signoff.entrypoints.web.links import router as links_router
 
@@ -41,6 +41,7 @@ def create_app(app: App) -> FastAPI:
     api.include_router(requesting.router(app))
     api.include_router(flow.router(app))
     api.include_router(admin_router(app))
+    api.include_router(profile.router(app))
     api.include_router(links_router(app))
     if app.settings.slack_signing_secret:
         from signoff.entrypoints.web.slack import router as slack_router

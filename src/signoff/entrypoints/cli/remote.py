@@ -162,7 +162,8 @@ def _event_said(ev: dict[str, Any]) -> str:
     match ev["type"]:
         case EventType.VOTE_CAST:
             comment = f" ({p['comment']})" if p.get("comment") else ""
-            return f"{actor} {voted(str(p.get('decision')))}{comment}"
+            passkey = " with a passkey" if isinstance(p.get("step_up"), dict) else ""
+            return f"{actor} {voted(str(p.get('decision')))}{passkey}{comment}"
         case EventType.STAGE_ADVANCED:
             return f"stage {int(p.get('stage', 0)) + 1} ({p.get('name')}) opened"
         case EventType.STAGE_ESCALATED:

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse
 
 from signoff.adapters.channels.messages import needed_line
 from signoff.bootstrap import App
-from signoff.domain.errors import SignoffError
-from signoff.domain.requests import MAX_TEXT, Request, Status
+from signoff.domain.errors import SignoffError, StepUpRequired
+from signoff.domain.requests import MAX_TEXT, Request, Status, step_up_detail
 from signoff.entrypoints.web.pages import page, refused, request_context
 from signoff.services import requests as use_cases
 from signoff.services import views
@@ -30,6 +30,20 @@ def _next(summary: RequestSummary, r: Request) -> str:
     if stage.number > 1 and voted_in < stage.number:
         return f"Stage {stage.number} of {stage.of} ({stage.name}) is now asked: {needed}."
     return needed[:1].upper() + needed[1:] + "."
+
+
+def passkey_page(app: App, r: Request, detail: str) -> HTMLResponse:
+    """A vote that needs a passkey, answered with where to finish it (nothing counted)."""
+    where = f"/requests/{r.id}"
+    return page(
+        "message.html",
+        "Finish with your passkey",
+        403,
+        lines=[detail[:1].upper() + detail[1:] + ".", "Nothing was recorded."],
+        back=where,
+        back_label="Open the request to approve or deny with your passkey",
+        **request_context(app, r),
+    )
 
 
 def router(app: App) -> APIRouter:
@@ -56,6 +70,8 @@ def router(app: App) -> APIRouter:
             use_cases.looked(svc, approver, r, str(claims.get("ch") or "link"))
         except SignoffError as exc:
             return refused("This link cannot be used", exc)
+        if r.step_up_needed() == "passkey" and r.vote_refusal(approver.name) is None:
+            return passkey_page(app, r, step_up_detail(r.id, svc.public_url))
         verb = "Approve" if claims["dec"] == "approve" else "Deny"
         return page(
             "confirm.html",
@@ -72,6 +88,10 @@ def router(app: App) -> APIRouter:
         try:
             claims = links.verify(token)
             r = use_cases.vote_by_link(svc, claims, comment)
+        except StepUpRequired as exc:
+            approver = svc.directory.user(str(claims["sub"]))
+            r = views.request_for(svc, approver, str(claims["rid"]))
+            return passkey_page(app, r, exc.detail)
         except SignoffError as exc:
             return refused("This link cannot be used", exc)
         done = "approval" if claims["dec"] == "approve" else "denial"

@@ -21,6 +21,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from signoff.adapters.channels.messages import needed_line, said, when
 from signoff.adapters.event_bus import ANY
+from signoff.adapters.webauthn import MAX_ANSWER
 from signoff.bootstrap import App
 from signoff.domain.durations import parse_duration
 from signoff.domain.errors import (
@@ -46,8 +47,8 @@ from signoff.entrypoints.web.pages import (
 )
 from signoff.entrypoints.web.render import action_blocks
 from signoff.entrypoints.web.requesting import list_item, requester_actions
+from signoff.services import passkeys, sessions, views
 from signoff.services import requests as use_cases
-from signoff.services import sessions, views
 from signoff.services.messages import RequestSummary, summarize
 from signoff.services.ports import RequestBrief
 from signoff.services.sessions import SignedIn
@@ -172,6 +173,7 @@ def _stages(r: SignoffRequest, now: datetime) -> list[dict[str, Any]]:
                 "number": i + 1,
                 "name": plan.name,
                 "quorum": plan.quorum,
+                "passkey": plan.approve_with == "passkey",
                 "approvals": sorted(r.approvals_in(i)),
                 "votes": votes,
                 "state": state,
@@ -372,6 +374,8 @@ def router(app: App) -> APIRouter:
         now = svc.clock.now()
         use_cases.looked(svc, me.user, r, "web")
         reason = why_not(r, me.user.name)
+        step_up = r.step_up_needed() if reason is None else None
+        has_passkey = step_up == "passkey" and bool(passkeys.list_passkeys(svc, me.user))
         flash = {"approve": "Your approval was recorded.", "deny": "Your denial was recorded."}
         context = request_context(app, r)
         return page(
@@ -385,6 +389,8 @@ def router(app: App) -> APIRouter:
             blocks=action_blocks(r.action.params, r.context),
             can_vote=reason is None,
             why_not=reason,
+            step_up=step_up,
+            has_passkey=has_passkey,
             max_text=MAX_TEXT,
             stages=_stages(r, now),
             timeline=_timeline(found.events),
@@ -403,7 +409,10 @@ def router(app: App) -> APIRouter:
         decision: Annotated[str, Form(max_length=10)] = "",
         comment: Annotated[str, Form(max_length=MAX_TEXT)] = "",
         csrf: Annotated[str, Form(max_length=200)] = "",
+        passkey: Annotated[str, Form(max_length=MAX_ANSWER)] = "",
     ) -> Response:
+        """A vote from the page; on a passkey stage ``passkey`` is the browser's
+        assertion (``assets/passkeys.js``), which the use case checks."""
         me = signed_in(app, request)
         if me is None:
             return to_signin(request)
@@ -415,7 +424,13 @@ def router(app: App) -> APIRouter:
             if decision == "deny" and not comment.strip():
                 raise InvalidInput("say why you deny it: the requester reads it", field="comment")
             r = use_cases.cast_vote(
-                svc, me.user, request_id, Decision(decision), comment, channel="web"
+                svc,
+                me.user,
+                request_id,
+                Decision(decision),
+                comment,
+                channel="web",
+                passkey=passkey or None,
             )
         except SignoffError as exc:
             return page(

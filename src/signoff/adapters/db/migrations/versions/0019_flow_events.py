@@ -7,7 +7,7 @@ each requester's record per day (``history_tallies``: asks approved, executed, d
 ended in an incident), filled from the requests already stored.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 """
 
 from datetime import datetime
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
