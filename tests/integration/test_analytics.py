@@ -60,9 +60,9 @@ def make_history(app: App, clock: FixedClock) -> dict[str, Any]:
         )
         app.dispatch()
         step(start + timedelta(seconds=60))
-        use_cases.looked(svc, bob, reload(svc, r.id), "web")
+        use_cases.looked(svc, bob, reload(svc, r.id), channel="web")
         step(start + timedelta(seconds=62))
-        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", "slack")
+        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", channel="slack")
         ids.setdefault("a", []).append(r.id)
 
     t1 = T0 + timedelta(hours=5)
@@ -77,18 +77,18 @@ def make_history(app: App, clock: FixedClock) -> dict[str, Any]:
         ids.setdefault("b", []).append(r.id)
         if i < 6:
             step(start + timedelta(seconds=100))
-            use_cases.looked(svc, carol, reload(svc, r.id), "web")
+            use_cases.looked(svc, carol, reload(svc, r.id), channel="web")
             step(start + timedelta(seconds=200))
-            use_cases.looked(svc, bob, reload(svc, r.id), "web")
+            use_cases.looked(svc, bob, reload(svc, r.id), channel="web")
             step(start + timedelta(seconds=300))
-            use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", "web")
+            use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", channel="web")
             step(start + timedelta(seconds=400))
-            use_cases.cast_vote(svc, carol, r.id, Decision.APPROVE, "", "api")
+            use_cases.cast_vote(svc, carol, r.id, Decision.APPROVE, "", channel="api")
         elif i < 10:
             step(start + timedelta(seconds=100))
-            use_cases.looked(svc, carol, reload(svc, r.id), "email")
+            use_cases.looked(svc, carol, reload(svc, r.id), channel="email")
             step(start + timedelta(seconds=160))
-            use_cases.cast_vote(svc, carol, r.id, Decision.DENY, "no", "email")
+            use_cases.cast_vote(svc, carol, r.id, Decision.DENY, "no", channel="email")
     step(t1 + timedelta(minutes=130 + 30))  # the last four's deadlines have all passed
     sweep(svc)
     assert [reload(svc, rid).status for rid in ids["b"][10:]] == [Status.TIMED_OUT] * 4

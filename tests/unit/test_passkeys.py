@@ -182,7 +182,7 @@ def test_a_fresh_assertion_bound_to_the_vote_counts_and_is_audited(world) -> Non
     bob = svc.directory.user("bob")
     options = passkeys.vote_options(svc, bob, r.id, Decision.APPROVE)
     assert options == {"allow": ["bob-key"]}
-    done = use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "ok", answer(store))
+    done = use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "ok", passkey=answer(store))
     assert done.status is Status.APPROVED
     [vote] = [e for e in store.audit if e.type == "vote.cast"]
     assert vote.payload_data()["step_up"] == {"method": "passkey", "credential": key.short_id}
@@ -199,23 +199,27 @@ def test_an_assertion_for_another_request_or_decision_is_refused(world) -> None:
 
     passkeys.vote_options(svc, bob, other.id, Decision.APPROVE)
     with pytest.raises(PasskeyRefused, match="another request or decision"):
-        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", answer(store))
+        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", passkey=answer(store))
     passkeys.vote_options(svc, bob, r.id, Decision.DENY)
     with pytest.raises(PasskeyRefused, match="another request or decision"):
-        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", answer(store))
+        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", passkey=answer(store))
     # a signature that does not verify, another person's key, a late answer
     passkeys.vote_options(svc, bob, r.id, Decision.APPROVE)
     with pytest.raises(PasskeyRefused, match="does not verify"):
-        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", answer(store, ok=False))
+        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", passkey=answer(store, ok=False))
     with pytest.raises(PasskeyRefused, match="not one you enrolled"):
-        use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "", answer(store, "carol-key"))
+        use_cases.cast_vote(
+            svc, bob, r.id, Decision.APPROVE, "", passkey=answer(store, "carol-key")
+        )
     assert store.requests[r.id].votes == []
     # carol's answer to bob's challenge is not hers to use
     enrolled(svc, store, "carol")
     passkeys.vote_options(svc, bob, r.id, Decision.APPROVE)
     stolen = answer(store, "carol-key")
     with pytest.raises(PasskeyRefused, match="already used or not asked for"):
-        use_cases.cast_vote(svc, svc.directory.user("carol"), r.id, Decision.APPROVE, "", stolen)
+        use_cases.cast_vote(
+            svc, svc.directory.user("carol"), r.id, Decision.APPROVE, "", passkey=stolen
+        )
 
 
 def test_a_challenge_works_once_and_not_late(world) -> None:
@@ -226,10 +230,10 @@ def test_a_challenge_works_once_and_not_late(world) -> None:
     passkeys.vote_options(svc, bob, r.id, Decision.DENY)
     clock.advance(seconds=passkeys.CHALLENGE_TTL.total_seconds() + 1)
     with pytest.raises(PasskeyRefused, match="took too long"):
-        use_cases.cast_vote(svc, bob, r.id, Decision.DENY, "no", answer(store))
+        use_cases.cast_vote(svc, bob, r.id, Decision.DENY, "no", passkey=answer(store))
     passkeys.vote_options(svc, bob, r.id, Decision.DENY)
     late = answer(store)
-    use_cases.cast_vote(svc, bob, r.id, Decision.DENY, "no", late)
+    use_cases.cast_vote(svc, bob, r.id, Decision.DENY, "no", passkey=late)
     assert store.requests[r.id].status is Status.DENIED
     assert json.loads(late)["challenge"] not in store.challenges  # spent
 

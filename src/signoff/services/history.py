@@ -87,6 +87,6 @@ class StoredHistory:
             return found[0]  # type: ignore[no-any-return]
         with self.svc.uow(write=False) as uow:
             first = uow.flow.first_seen(self.requester)
-        if self.cache is not None:
+        if self.cache is not None and first is not None:  # a first ask stays the first
             self.cache.put(key, (first,))
         return first

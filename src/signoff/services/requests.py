@@ -241,6 +241,7 @@ def cast_vote(
     request_id: str,
     decision: Decision,
     comment: str,
+    *,
     channel: str = "api",
     passkey: str | None = None,
 ) -> Request:

@@ -178,7 +178,7 @@ def router(app: App) -> APIRouter:
     ) -> RequestOut:
         channel = "cli" if user_agent.startswith("signoff-cli/") else "api"
         r = use_cases.cast_vote(
-            svc, user, request_id, Decision(body.decision), body.comment, channel
+            svc, user, request_id, Decision(body.decision), body.comment, channel=channel
         )
         return request_out(app, r, user)
 

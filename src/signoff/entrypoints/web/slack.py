@@ -99,7 +99,7 @@ def router(app: App) -> APIRouter:
 
     def vote(user: User, request_id: str, decision: Decision, comment: str) -> str | None:
         try:
-            use_cases.cast_vote(app.services, user, request_id, decision, comment, "slack")
+            use_cases.cast_vote(app.services, user, request_id, decision, comment, channel="slack")
         except SignoffError as exc:
             return exc.detail
         return None
