@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -39,7 +40,7 @@ from signoff.domain.errors import DatabaseUnavailable, InvalidInput, PolicyError
 from signoff.domain.identity import Directory, User
 from signoff.domain.policy import PolicySet
 from signoff.domain.quiet_hours import QuietHours
-from signoff.services import views
+from signoff.services import sessions, views
 from signoff.services.anchoring import CheckpointSink, check_checkpoints, write_checkpoint
 from signoff.services.dependencies import Services, Thresholds
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
@@ -366,6 +367,10 @@ def _assemble(
             fold_count=settings.findings_fold_count,
         ),
     )
+    if oidc is not None:  # people a provider signed in are mailed at the address it gave
+        for channel in channels.values():
+            if hasattr(channel, "more_addresses"):
+                channel.more_addresses = partial(sessions.email_of, services)
     retry = RetryPolicy(
         max_attempts=settings.outbox_max_attempts,
         backoff=timedelta(seconds=settings.outbox_backoff_seconds),

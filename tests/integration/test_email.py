@@ -165,3 +165,61 @@ def test_user_text_cannot_forge_lines_or_block_delivery(mail) -> None:
         "[Signoff] Your request was denied: sql.execute on pg/other Bcc: everyone@example.com"
     )
     assert denied["Bcc"] is None and "everyone@example.com" not in str(denied["To"])
+
+
+def test_a_person_a_provider_signed_in_gets_mail_and_votes_by_its_link(
+    database_url: str, tmp_path: Path
+) -> None:
+    """olga is in no users file: she signed in once by single sign-on, in the provider's
+    idp-dba group (mapped to dba). She is asked by mail at the address the provider gave,
+    and her link votes as her."""
+    from signoff.services import sessions
+
+    inbox = Inbox()
+    port = free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    sock = bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = build(
+        make_settings(
+            database_url,
+            tmp_path,
+            channels="email",
+            smtp_port=port,
+            public_url=url,
+            oidc_issuer="http://127.0.0.1:9/realms/acme",  # never reached in this test
+            oidc_client_id="signoff",
+        )
+    )
+    server = LiveServer(app, sock).start()
+    try:
+        svc = app.services
+        sessions.sign_in_by_oidc(
+            svc,
+            "http://127.0.0.1:9/realms/acme",
+            "sub-olga",
+            "olga",
+            "olga@example.com",
+            frozenset({"dba"}),
+        )
+        with server.client("dave") as c:
+            rid = c.post(
+                "/v1/requests", json={"action": WRITE, "reason": "upgrade", "ticket": "OPS-9"}
+            ).json()["id"]
+        app.dispatch()
+        assert {m["To"] for m in inbox.messages} == {
+            "bob@example.com",
+            "carol@example.com",
+            "olga@example.com",
+        }
+        olga = links_in(inbox.to("olga@example.com")[0])
+        with httpx.Client(timeout=10) as web:
+            page = web.get(olga["approve"])
+            assert page.status_code == 200 and "Approve as olga" in page.text
+            assert web.post(olga["approve"]).status_code == 200
+        assert [v.voter for v in reload(svc, rid).votes] == ["olga"]
+    finally:
+        server.stop()
+        app.close()
+        smtp.stop()

@@ -30,7 +30,7 @@ from signoff.domain.requests import (
     StepUp,
     step_up_detail,
 )
-from signoff.services import passkeys
+from signoff.services import passkeys, sessions
 from signoff.services.dependencies import Services
 from signoff.services.history import StoredHistory
 from signoff.services.ports import UnitOfWork
@@ -254,7 +254,7 @@ def cast_vote(
 def vote_by_link(svc: Services, claims: Mapping[str, Any], comment: str) -> Request:
     """Vote as the approver a verified link was made for; the link is used up only if
     the vote is recorded (same transaction)."""
-    user = svc.directory.user(str(claims["sub"]))
+    user = sessions.person(svc, str(claims["sub"]))
     channel = str(claims.get("ch") or "link")
     return _vote(
         svc,

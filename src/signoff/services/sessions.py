@@ -104,6 +104,26 @@ def session_for(svc: Services, value: str) -> SignedIn:
     return SignedIn(user, found.csrf, found.created_at)
 
 
+def person(svc: Services, name: str) -> User:
+    """Anyone Signoff knows by name: a person of the users file and, with single sign-on,
+    one a provider signed in (with their latest groups and email). NotFound otherwise."""
+    user = svc.directory.users.get(name)
+    if svc.single_sign_on:
+        with svc.uow(write=False) as uow:
+            user = _with_identity(user, uow.identities.by_name(name))
+    if user is None:
+        raise NotFound(f"no user named {name!r}")
+    return user
+
+
+def email_of(svc: Services, name: str) -> str | None:
+    """Where mail for a person goes: the users file's address, else their provider's."""
+    try:
+        return person(svc, name).email
+    except NotFound:
+        return None
+
+
 def _with_identity(user: User | None, identity: OidcIdentity | None) -> User | None:
     """A person as the directory and their latest single sign-on make them: the groups of
     both; the provider's email when the directory has none. None: neither knows them."""

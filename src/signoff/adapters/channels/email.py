@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import unicodedata
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -84,9 +85,15 @@ class EmailChannel:
             "timeout": timeout,
         }
 
+    # Addresses of people the users file does not list (single sign-on): set by
+    # bootstrap once the services exist.
+    more_addresses: Callable[[str], str | None] | None = None
+
     def _address(self, person: str) -> str | None:
         user = self.directory.users.get(person)
-        return user.email if user is not None else None
+        if user is not None and user.email:
+            return user.email
+        return self.more_addresses(person) if self.more_addresses is not None else None
 
     def messages(self, n: Notification) -> list[EmailMessage]:
         p = n.message

@@ -14,7 +14,7 @@ from signoff.domain.errors import SignoffError, StepUpRequired
 from signoff.domain.requests import MAX_TEXT, Request, Status, step_up_detail
 from signoff.entrypoints.web.pages import page, refused, request_context
 from signoff.services import requests as use_cases
-from signoff.services import views
+from signoff.services import sessions, views
 from signoff.services.messages import RequestSummary
 
 
@@ -64,7 +64,7 @@ def router(app: App) -> APIRouter:
                         409,
                         lines=["Nothing was changed."],
                     )
-            approver = svc.directory.user(str(claims["sub"]))
+            approver = sessions.person(svc, str(claims["sub"]))
             approver.require_enabled("vote")  # said now, not after the button
             r = views.request_for(svc, approver, str(claims["rid"]))
             use_cases.looked(svc, approver, r, str(claims.get("ch") or "link"))
@@ -89,7 +89,7 @@ def router(app: App) -> APIRouter:
             claims = links.verify(token)
             r = use_cases.vote_by_link(svc, claims, comment)
         except StepUpRequired as exc:
-            approver = svc.directory.user(str(claims["sub"]))
+            approver = sessions.person(svc, str(claims["sub"]))
             r = views.request_for(svc, approver, str(claims["rid"]))
             return passkey_page(app, r, exc.detail)
         except SignoffError as exc:

@@ -508,7 +508,7 @@ def _by_view_link(app: App, request_id: str, token: str) -> HTMLResponse:
                 403,
                 lines=["Open the link from your message as it was sent."],
             )
-        person = svc.directory.user(str(claims["sub"]))
+        person = sessions.person(svc, str(claims["sub"]))
         r = views.request_for(svc, person, request_id)
         use_cases.looked(svc, person, r, str(claims.get("ch") or "link"))
     except SignoffError as exc:
