@@ -91,8 +91,8 @@ def fill(app: App, n: int) -> None:
     at = (
         "datetime('2026-12-01', '-' || ((n * 7919) % {year}) || ' seconds', '+{plus} seconds')"
         if not pg
-        else "timestamptz '2026-12-01 00:00:00+00' - ((n * 7919) % {year}) * interval '1 second'"
-        " + interval '{plus} seconds'"
+        else "timestamptz '2026-12-01 00:00:00+00'"
+        " - ((n::bigint * 7919) % {year}) * interval '1 second' + interval '{plus} seconds'"
     )
 
     def when(plus: int = 0) -> str:
@@ -271,30 +271,47 @@ def bench_history(app: App, rounds: int = 5000) -> dict[str, float]:
     }
 
 
+def fresh_database(url: str, name: str = "signoff_bench_analytics", keep: bool = False) -> str:
+    """A database of the benchmark's own on the same server, made anew (``keep``: the
+    one an earlier run filled, when there is one)."""
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        there = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).first()
+        if not (keep and there):
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return str(sa.make_url(url).set(database=name).render_as_string(hide_password=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", default="")
     parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="reuse the filled database")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        if url.startswith("postgresql"):
+            url = fresh_database(url, keep=args.keep)
+        # a database kept between runs (--keep) needs the same signing keys
+        data_dir = Path(tempfile.gettempdir()) / "signoff-bench-analytics" if args.keep else tmp
+        Path(data_dir).mkdir(exist_ok=True)
         settings = Settings(
             database_url=url,
-            data_dir=Path(tmp),
+            data_dir=Path(data_dir),
             policies_dir=EXAMPLES / "policies",
             users_file=EXAMPLES / "users.yaml",
         )
         app = build(settings, clock=FixedClock(NOW))
         try:
-            if app.engine.dialect.name == "postgresql":
-                with app.engine.begin() as conn:
-                    for table in ("flow_events", "votes", "request_approvers", "history_tallies"):
-                        conn.execute(sa.text(f"DELETE FROM {table}"))
-                    conn.execute(sa.text("DELETE FROM grants"))
-                    conn.execute(sa.text("DELETE FROM executions"))
-                    conn.execute(sa.text("DELETE FROM requests"))
             t0 = time.perf_counter()
-            fill(app, args.requests)
+            with app.engine.connect() as conn:
+                stored = conn.execute(sa.text("SELECT count(*) FROM requests")).scalar_one()
+            if stored != args.requests:
+                fill(app, args.requests)
             print(f"filled {args.requests:,} requests in {time.perf_counter() - t0:.1f} s")
             print("report (30 days):", bench_report(app))
             days = round(365 * min(1.0, 100_000 / args.requests))

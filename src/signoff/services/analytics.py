@@ -315,8 +315,8 @@ def compute(
             channel_times[name].append(_seconds(at - created[rid]))
     days = max((until - since).total_seconds() / 86400, 1 / 24)
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
-    for person, at in rows.notified:
-        per_day[person][at.date().isoformat()] += 1
+    for person, day, n in rows.notified:
+        per_day[person][day] += n
     for person, counted in per_day.items():
         a = approvers.setdefault(person, ApproverFigures(person))
         a.notifications = sum(counted.values())

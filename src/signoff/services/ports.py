@@ -327,7 +327,7 @@ class FlowRows:
     asks: list[tuple[str, str]]  # (request id, person asked to vote)
     votes: list[tuple[str, str, str, datetime]]  # (request id, voter, decision, at)
     events: list[tuple[str, str, str, str, datetime]]  # flow events of those requests
-    notified: list[tuple[str, datetime]]  # (person, at): asks delivered in the window
+    notified: list[tuple[str, str, int]]  # (person, UTC day, asks delivered that day)
 
 
 @dataclass(frozen=True)

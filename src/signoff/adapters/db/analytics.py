@@ -6,7 +6,7 @@ its window holds, not what the database holds."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,13 +16,22 @@ from signoff.adapters.db import tables as t
 from signoff.domain.actions import Action
 from signoff.services.ports import FlowRows, RequestRow, StoredAsk
 
-_CHUNK = 500  # ids per IN list (SQLite's and PostgreSQL's limits are far above)
 _PAGE = 2000  # asks read per query by a replay
 
 
 class DatabaseFlowRows:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    @staticmethod
+    def _instant(column: Any) -> Any:
+        """A time column read without the UTC type's per-value Python conversion (a
+        report reads hundreds of thousands): the driver's own datetime."""
+        return sa.type_coerce(column, sa.DateTime(timezone=True)).label(column.name)
+
+    def _aware(self, value: datetime) -> datetime:
+        # SQLite hands back naive UTC datetimes; PostgreSQL aware ones (any zone)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
     def rows(self, since: datetime, until: datetime, policy: str | None) -> FlowRows:
         r = t.requests
@@ -31,8 +40,8 @@ class DatabaseFlowRows:
             r.c.policy_name,
             r.c.status,
             r.c.requester,
-            r.c.created_at,
-            r.c.decided_at,
+            self._instant(r.c.created_at).label("created_at"),
+            self._instant(r.c.decided_at).label("decided_at"),
             r.c.escalation_level,
             r.c.fold_count,
         ).where(r.c.created_at >= since, r.c.created_at < until)
@@ -44,50 +53,58 @@ class DatabaseFlowRows:
                 policy=row.policy_name,
                 status=row.status,
                 requester=row.requester,
-                created_at=row.created_at,
-                decided_at=row.decided_at if row.decided_at is not None else None,
+                created_at=self._aware(row.created_at),
+                decided_at=self._aware(row.decided_at) if row.decided_at is not None else None,
                 escalated=row.escalation_level > 0,
                 folds=row.fold_count,
             )
-            for row in self.conn.execute(query)
+            for row in self.conn.execute(query).all()
         ]
-        ids = [x.id for x in requests]
         asks: list[tuple[str, str]] = []
         votes: list[tuple[str, str, str, datetime]] = []
         events: list[tuple[str, str, str, str, datetime]] = []
         a, v, f = t.request_approvers, t.votes, t.flow_events
-        for chunk in _chunks(ids):
-            asks += [
-                (row.request_id, row.person)
-                for row in self.conn.execute(
-                    sa.select(a.c.request_id, a.c.person)
-                    .where(a.c.request_id.in_(chunk), a.c.stage >= 0)
-                    .distinct()
-                )
-            ]
-            votes += [
-                (row.request_id, row.voter, row.decision, row.at)
-                for row in self.conn.execute(
-                    sa.select(v.c.request_id, v.c.voter, v.c.decision, v.c.at).where(
-                        v.c.request_id.in_(chunk)
-                    )
-                )
-            ]
-            events += [
-                (row.request_id, row.person, row.kind, row.channel, row.at)
-                for row in self.conn.execute(
-                    sa.select(f.c.request_id, f.c.person, f.c.kind, f.c.channel, f.c.at).where(
-                        f.c.request_id.in_(chunk)
-                    )
-                )
-            ]
-        notified = [
-            (row.person, row.at)
+        # each child table read in one query, joined to the window's requests (not by
+        # lists of their ids: hundreds of round trips on a busy month)
+        window = [r.c.created_at >= since, r.c.created_at < until]
+        if policy is not None:
+            window.append(r.c.policy_name == policy)
+        asks = [
+            (row.request_id, row.person)
             for row in self.conn.execute(
-                sa.select(f.c.person, f.c.at).where(
-                    f.c.at >= since, f.c.at < until, f.c.kind == "notified"
-                )
-            )
+                sa.select(a.c.request_id, a.c.person)
+                .join(r, r.c.id == a.c.request_id)
+                .where(*window, a.c.stage >= 0)
+                .distinct()
+            ).all()
+        ]
+        votes = [
+            (row.request_id, row.voter, row.decision, self._aware(row.at))
+            for row in self.conn.execute(
+                sa.select(v.c.request_id, v.c.voter, v.c.decision, self._instant(v.c.at))
+                .join(r, r.c.id == v.c.request_id)
+                .where(*window)
+            ).all()
+        ]
+        events = [
+            (row.request_id, row.person, row.kind, row.channel, self._aware(row.at))
+            for row in self.conn.execute(
+                sa.select(f.c.request_id, f.c.person, f.c.kind, f.c.channel, self._instant(f.c.at))
+                .join(r, r.c.id == f.c.request_id)
+                .where(*window, f.c.kind != "notified")  # counted per day below
+            ).all()
+        ]
+        if self.conn.dialect.name == "postgresql":
+            day: Any = sa.cast(sa.func.timezone("UTC", f.c.at), sa.Date)
+        else:
+            day = sa.func.date(f.c.at)  # stored in UTC
+        notified = [
+            (row.person, str(row.day), int(row.n))
+            for row in self.conn.execute(
+                sa.select(f.c.person, day.label("day"), sa.func.count().label("n"))
+                .where(f.c.at >= since, f.c.at < until, f.c.kind == "notified")
+                .group_by(f.c.person, day)
+            ).all()
         ]
         return FlowRows(requests, asks, votes, events, notified)
 
@@ -180,7 +197,3 @@ class DatabaseFlowRows:
                 sa.select(sa.func.count()).select_from(r).where(r.c.status == "pending")
             ).scalar_one()
         )
-
-
-def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
