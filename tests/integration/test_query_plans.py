@@ -10,7 +10,7 @@ sequential scans priced out, so an index is taken whenever one can serve) must h
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from signoff.domain.actions import Action
 from signoff.domain.requests import Decision
 from signoff.services import auth, views
 from signoff.services import requests as use_cases
+from signoff.services.history import StoredHistory
 from signoff.services.ports import FixedClock
 from signoff.services.scheduler import fire_due
 
@@ -36,6 +37,8 @@ GROWING = {
     "used_links",
     "api_tokens",
     "slack_messages",
+    "flow_events",
+    "history_tallies",
 }
 WRITE = Action("sql.execute", "pg/prod", {"sql": "UPDATE t SET x = 1 WHERE id = 1"})
 READ = Action("sql.execute", "pg/x", {"sql": "select 1"})
@@ -110,8 +113,13 @@ def test_the_request_path_reads_through_indexes(database_url: str, tmp_path: Pat
             "OPS-2",
             {},
         )
+        use_cases.looked(svc, bob, r, "web")
         use_cases.cast_vote(svc, bob, r.id, Decision.APPROVE, "")
         use_cases.cast_vote(svc, carol, r.id, Decision.APPROVE, "")
+        # what a condition on the requester's record reads (progressive trust)
+        record = StoredHistory(svc, "dave", clock.now())
+        record.count("approved", "sql.execute", "pg/*", clock.now() - timedelta(days=90))
+        record.first_seen()
         use_cases.cancel_request(svc, dave, other.id, "")
         page = views.list_requests(svc, alice, limit=1)
         views.list_requests(svc, alice, limit=1, cursor=page.next_cursor)
