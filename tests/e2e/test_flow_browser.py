@@ -80,3 +80,31 @@ def test_an_approver_sees_their_own_figures_and_bad_windows_are_said(browser: Br
     assert response is not None and response.status == 422
     expect(page.locator("[role=alert]")).to_contain_text("since must be a duration")
     assert httpx.get(f"{site['server'].url}/flow", follow_redirects=False).status_code == 303
+
+
+def test_an_admin_replays_a_candidate_in_the_browser(browser: Browser, site, tmp_path) -> None:
+    from tests.integration.test_policy_replay import ALLOW_CHANGES, CURRENT, ESCALATING
+
+    app = site["app"]
+    wide = tmp_path / "10-main.yaml"
+    wide.write_text(CURRENT.replace(ESCALATING, ALLOW_CHANGES))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("policies:\n  - name: x\n    outcome: maybe\n")
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(app.signin_link("alice", "/flow"))
+    page.get_by_role("link", name="Replay a policy change").click()
+    page.locator("input[type=file]").set_input_files(str(wide))
+    page.select_option("select[name=since]", "7d")
+    page.get_by_role("button", name="Replay").click()
+    expect(page.locator("[data-figure=changed]")).to_have_text("25")
+    expect(page.locator("[data-figure=widening]")).to_have_text("25")
+    expect(page.locator("[data-figure=spared]")).to_have_text("50")
+    expect(page.locator("#changes")).to_contain_text("review -> allow")
+    page.screenshot(path=str(site["shots"] / "flow-replay.png"), full_page=True)
+    page.locator("input[type=file]").set_input_files(str(broken))
+    page.get_by_role("button", name="Replay").click()
+    expect(page.locator("[role=alert]")).to_contain_text("broken.yaml:3:")
+    # someone who is not an admin is refused
+    bob = browser.new_context().new_page()
+    bob.goto(app.signin_link("bob", "/flow/replay"))
+    expect(bob.locator("h1")).to_have_text("For admins only")

@@ -6,16 +6,22 @@ suggested change. Admins see everything; anyone else their own figures as an app
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup, escape
+from starlette.datastructures import UploadFile
 
+from signoff.adapters.policy_files import MAX_FILE_BYTES, MAX_SENT_FILES, load_sent_policy_set
 from signoff.bootstrap import App
 from signoff.domain.durations import brief
-from signoff.domain.errors import InvalidInput, SignoffError
+from signoff.domain.errors import InvalidInput, PolicyError, SignoffError
+from signoff.entrypoints.web.admin import admin_or_refusal
 from signoff.entrypoints.web.pages import (
+    CSRF_REFUSED,
     NavItem,
     add_nav,
     page,
@@ -23,9 +29,11 @@ from signoff.entrypoints.web.pages import (
     templates,
     to_signin,
 )
-from signoff.services import analytics
+from signoff.services import analytics, policy_replay
+from signoff.services.sessions import SignedIn, csrf_ok
 
 WINDOWS = ("24h", "7d", "30d", "90d")
+REPLAY_WINDOWS = ("7d", "30d", "90d", "365d")
 # Outcomes of a policy's requests, in the order their bar segments are drawn.
 OUTCOMES = (
     ("allowed", "allowed by policy"),
@@ -175,6 +183,102 @@ def router(app: App) -> APIRouter:
             row=ROW,
             brief=brief,
             window=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+        )
+
+    @web.get("/flow/replay", response_class=HTMLResponse)
+    def replay_form(request: Request) -> Response:
+        me = admin_or_refusal(app, request)
+        if not isinstance(me, SignedIn):
+            return me
+        return page(
+            "flow_replay.html",
+            "Replay a policy change",
+            me=me,
+            app=app,
+            here="/flow",
+            windows=REPLAY_WINDOWS,
+            form={"since": "30d"},
+        )
+
+    @web.post("/flow/replay", response_class=HTMLResponse)
+    async def replay(request: Request) -> Response:
+        """Admins: upload a candidate policy set's files; see what it would have changed
+        over the stored asks of a window (the same replay as ``signoff policy replay``)."""
+        me = admin_or_refusal(app, request)
+        if not isinstance(me, SignedIn):
+            return me
+        form = await request.form(max_files=MAX_SENT_FILES, max_fields=10)
+        since = str(form.get("since") or "30d")[:40]
+        if not csrf_ok(me, str(form.get("csrf") or "")[:200]):
+            return page("message.html", "Not replayed", 403, me=me, app=app, lines=[CSRF_REFUSED])
+        files: dict[str, str] = {}
+        error = ""
+        for upload in form.getlist("files"):
+            if not isinstance(upload, UploadFile) or not upload.filename:
+                continue
+            data = await upload.read(MAX_FILE_BYTES + 1)
+            name = Path(upload.filename).name[:100]
+            if len(data) > MAX_FILE_BYTES:
+                error = f"{name} is larger than {MAX_FILE_BYTES:,} bytes"
+                break
+            try:
+                files[name] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                error = f"{name} is not UTF-8 text"
+                break
+        context: dict[str, Any] = {"windows": REPLAY_WINDOWS, "form": {"since": since}}
+        if not error and not files:
+            error = "choose the candidate's policy files (*.yaml)"
+        if error:
+            return page(
+                "flow_replay.html",
+                "Replay a policy change",
+                422,
+                me=me,
+                app=app,
+                here="/flow",
+                error=error,
+                **context,
+            )
+        try:
+            candidate = await run_in_threadpool(load_sent_policy_set, files, svc.directory)
+            start, end = analytics.window(svc.clock.now(), since)
+            result = await run_in_threadpool(
+                policy_replay.replay, svc, me.user, candidate, start, end
+            )
+        except PolicyError as exc:
+            return page(
+                "flow_replay.html",
+                "Replay a policy change",
+                422,
+                me=me,
+                app=app,
+                here="/flow",
+                problems=[str(p) for p in exc.problems],
+                **context,
+            )
+        except SignoffError as exc:
+            return page(
+                "flow_replay.html",
+                "Replay a policy change",
+                exc.status,
+                me=me,
+                app=app,
+                here="/flow",
+                error=exc.detail,
+                **context,
+            )
+        return page(
+            "flow_replay.html",
+            "Replay a policy change",
+            me=me,
+            app=app,
+            here="/flow",
+            result=result,
+            files=sorted(files),
+            candidate_digest=candidate.digest,
+            window=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+            **context,
         )
 
     return web
