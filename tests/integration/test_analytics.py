@@ -222,6 +222,11 @@ def test_a_policy_filter_and_thresholds(reported) -> None:
     alice = svc.directory.user("alice")
     rep = analytics.report(svc, alice, DAY, DAY + timedelta(days=1), policy="prod-sql-write")
     assert [p.name for p in rep.policies] == ["prod-sql-write"] and rep.requests == 14
+    # what reached each approver about this policy's requests, not about every policy's
+    assert {a.name: (a.asks, a.notifications, a.busiest_day) for a in rep.approvers} == {
+        "bob": (14, 14, 14),
+        "carol": (14, 14, 14),
+    }
     strict = analytics.Thresholds(timeout_share=0.5, notify_budget=100, quick_share=0.9)
     rep = analytics.report(svc, alice, DAY, DAY + timedelta(days=1), thresholds=strict)
     kinds = {f.kind for f in rep.findings}

@@ -81,14 +81,14 @@ class DatabaseFlowRows:
                     )
                 )
             ]
-        notified = [
-            (row.person, row.at)
-            for row in self.conn.execute(
-                sa.select(f.c.person, f.c.at).where(
-                    f.c.at >= since, f.c.at < until, f.c.kind == "notified"
-                )
+        delivered = sa.select(f.c.person, f.c.at).where(
+            f.c.at >= since, f.c.at < until, f.c.kind == "notified"
+        )
+        if policy is not None:  # only the asks about this policy's requests
+            delivered = delivered.where(
+                f.c.request_id.in_(sa.select(r.c.id).where(r.c.policy_name == policy))
             )
-        ]
+        notified = [(row.person, row.at) for row in self.conn.execute(delivered)]
         return FlowRows(requests, asks, votes, events, notified)
 
     def asks(self, since: datetime, until: datetime) -> Iterator[StoredAsk]:
