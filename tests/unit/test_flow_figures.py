@@ -47,3 +47,10 @@ def test_a_look_before_the_vote_is_timed() -> None:
     (bob,) = [a for a in rep.approvers if a.name == "bob"]
     assert (bob.quick_approvals, bob.timed_approvals, bob.look_to_decision_p50_s) == (12, 12, 2)
     assert "quick_approvals" in {f.kind for f in rep.findings}
+
+
+def test_a_window_given_in_another_zone_is_told_in_utc() -> None:
+    now = datetime(2026, 12, 5, 13, 0, tzinfo=UTC)
+    since, until = analytics.window(now, "2026-11-01T00:00:00+05:00", "2026-11-02T00:00-08:00")
+    assert since.isoformat() == "2026-10-31T19:00:00+00:00"
+    assert until.isoformat() == "2026-11-02T08:00:00+00:00"

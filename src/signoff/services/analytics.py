@@ -156,7 +156,8 @@ def _instant(text: str, name: str) -> datetime:
             f"2026-11-01T09:00Z); got {text[:40]!r}",
             field=name,
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # in UTC, as every time the report gives (its window is shown as '... UTC')
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def report(
