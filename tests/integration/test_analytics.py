@@ -314,6 +314,10 @@ def _the_cli_says_the_same(server: LiveServer, body: dict[str, Any]) -> None:
     assert rows[0] == ["section", "subject", "figure", "value"]
     assert ["approvers", "carol", "denials", "4"] in rows
     assert ["findings", "dave", "noisy_requester", body["findings"][-1]["evidence"]] in rows
+    quiet = _cli(server, "alice", "--since", "2026-10-01", "--until", "2026-10-02")
+    assert quiet.stdout.splitlines()[0] == (  # an admin's report, with nothing in it
+        "Approval flow, 2026-10-01 00:00 to 2026-10-02 00:00 UTC: 0 requests"
+    )
     wrong = _cli(server, "alice", "--since", "lately")
     assert wrong.returncode == 2
     assert wrong.stderr.strip().startswith("error: since must be a duration")
