@@ -108,3 +108,16 @@ def test_an_admin_replays_a_candidate_in_the_browser(browser: Browser, site, tmp
     bob = browser.new_context().new_page()
     bob.goto(app.signin_link("bob", "/flow/replay"))
     expect(bob.locator("h1")).to_have_text("For admins only")
+
+
+def test_on_a_phone_the_charts_stay_readable_and_scroll_sideways(browser: Browser, site):
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.goto(site["app"].signin_link("alice", "/flow?since=24h"))
+    chart = page.locator("figure.chart").first
+    label = chart.locator("text.bar-label").first
+    # the labels are drawn at 13 units in an 820-unit drawing: 9px or more on screen
+    assert label.evaluate("e => e.getBoundingClientRect().height") >= 9
+    # the chart scrolls inside itself; the page does not
+    assert chart.evaluate("e => e.scrollWidth > e.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(site["shots"] / "flow-phone.png"), full_page=True)

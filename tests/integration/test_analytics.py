@@ -222,6 +222,11 @@ def test_a_policy_filter_and_thresholds(reported) -> None:
     alice = svc.directory.user("alice")
     rep = analytics.report(svc, alice, DAY, DAY + timedelta(days=1), policy="prod-sql-write")
     assert [p.name for p in rep.policies] == ["prod-sql-write"] and rep.requests == 14
+    # what reached each approver about this policy's requests, not about every policy's
+    assert {a.name: (a.asks, a.notifications, a.busiest_day) for a in rep.approvers} == {
+        "bob": (14, 14, 14),
+        "carol": (14, 14, 14),
+    }
     strict = analytics.Thresholds(timeout_share=0.5, notify_budget=100, quick_share=0.9)
     rep = analytics.report(svc, alice, DAY, DAY + timedelta(days=1), thresholds=strict)
     kinds = {f.kind for f in rep.findings}
@@ -309,6 +314,10 @@ def _the_cli_says_the_same(server: LiveServer, body: dict[str, Any]) -> None:
     assert rows[0] == ["section", "subject", "figure", "value"]
     assert ["approvers", "carol", "denials", "4"] in rows
     assert ["findings", "dave", "noisy_requester", body["findings"][-1]["evidence"]] in rows
+    quiet = _cli(server, "alice", "--since", "2026-10-01", "--until", "2026-10-02")
+    assert quiet.stdout.splitlines()[0] == (  # an admin's report, with nothing in it
+        "Approval flow, 2026-10-01 00:00 to 2026-10-02 00:00 UTC: 0 requests"
+    )
     wrong = _cli(server, "alice", "--since", "lately")
     assert wrong.returncode == 2
     assert wrong.stderr.strip().startswith("error: since must be a duration")

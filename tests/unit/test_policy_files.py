@@ -264,6 +264,17 @@ def test_missing_folder(tmp_path, directory) -> None:
     assert "policy folder does not exist" in str(info.value)
 
 
+def test_a_duration_too_long_to_be_a_date_is_a_problem_not_a_crash(tmp_path, directory) -> None:
+    found = problems(
+        tmp_path,
+        directory,
+        "policies:\n  - name: a\n    outcome: allow\n    grant: {ttl: 99999999999d}\n",
+    )
+    assert found == [
+        "p.yaml:4:18: invalid duration '99999999999d': must be at most 100 years (36500d)"
+    ]
+
+
 def test_digest_mode_needs_a_period(tmp_path, directory) -> None:
     found = problems(
         tmp_path,

@@ -8,6 +8,9 @@ from datetime import timedelta
 _PART = re.compile(r"(\d+)([smhdw])")
 _WHOLE = re.compile(r"^(?:\d+[smhdw])+$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer than any deadline, grant or window means anything: and short enough that a
+# moment plus it is still a date (a timedelta past ~2.7 million years cannot be made).
+MAX_DURATION = timedelta(days=36500)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -17,9 +20,13 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"invalid duration {text!r}: write a number and a unit, e.g. 90s, 15m, 2h, 7d, 1h30m"
         )
-    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(compact))
-    if seconds <= 0:
+    parts = _PART.findall(compact)
+    too_long = any(len(n.lstrip("0")) > 15 for n, _ in parts)  # int() of 4300+ digits fails
+    seconds = 0 if too_long else sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0 and not too_long:
         raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    if too_long or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"invalid duration {text!r}: must be at most 100 years (36500d)")
     return timedelta(seconds=seconds)
 
 

@@ -156,7 +156,8 @@ def _instant(text: str, name: str) -> datetime:
             f"2026-11-01T09:00Z); got {text[:40]!r}",
             field=name,
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # in UTC, as every time the report gives (its window is shown as '... UTC')
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def report(
@@ -300,7 +301,10 @@ def compute(
         a.approvals += approve
         a.denials += not approve
         seen = first_look.get((rid, voter))
-        if seen is not None:
+        # A vote is recorded as a look at the latest: a look at the vote's own moment is
+        # that record (a vote from the CLI, the API, a Slack button), not a measured look,
+        # and it says nothing about how long they read (it would be a 0 s "quick approval").
+        if seen is not None and seen < at:
             took = _seconds(at - seen)
             look_to_vote[voter].append(took)
             if approve:

@@ -98,13 +98,16 @@ class DatabaseFlowRows:
             day: Any = sa.cast(sa.func.timezone("UTC", f.c.at), sa.Date)
         else:
             day = sa.func.date(f.c.at)  # stored in UTC
+        delivered = sa.select(f.c.person, day.label("day"), sa.func.count().label("n")).where(
+            f.c.at >= since, f.c.at < until, f.c.kind == "notified"
+        )
+        if policy is not None:  # only the asks about this policy's requests
+            delivered = delivered.where(
+                f.c.request_id.in_(sa.select(r.c.id).where(r.c.policy_name == policy))
+            )
         notified = [
             (row.person, str(row.day), int(row.n))
-            for row in self.conn.execute(
-                sa.select(f.c.person, day.label("day"), sa.func.count().label("n"))
-                .where(f.c.at >= since, f.c.at < until, f.c.kind == "notified")
-                .group_by(f.c.person, day)
-            ).all()
+            for row in self.conn.execute(delivered.group_by(f.c.person, day)).all()
         ]
         return FlowRows(requests, asks, votes, events, notified)
 

@@ -218,7 +218,7 @@ def _cell(key: str, value: Any) -> str:
 
 def _tables(rep: dict[str, Any]) -> None:
     window = f"{rep['since'][:16].replace('T', ' ')} to {rep['until'][:16].replace('T', ' ')} UTC"
-    if rep["policies"] or rep["channels"]:
+    if rep["policies"] or rep["channels"] or rep.get("queue"):  # the queue is an admin's
         say(f"Approval flow, {window}: {rep['requests']} requests")
     else:
         say(f"Your figures as an approver, {window}")
