@@ -275,6 +275,35 @@ def test_a_duration_too_long_to_be_a_date_is_a_problem_not_a_crash(tmp_path, dir
     ]
 
 
+def test_calls_of_the_requesters_record_are_checked_when_the_set_loads(tmp_path, directory) -> None:
+    found = problems(
+        tmp_path,
+        directory,
+        "policies:\n"
+        "  - name: two\n"
+        '    match: {type: a, condition: \'history.approved("deploy", "s/*") >= 3\'}\n'
+        "    outcome: allow\n"
+        "  - name: window\n"
+        '    match: {type: b, condition: \'history.denied("deploy", "s/*", "90x") == 0\'}\n'
+        "    outcome: allow\n"
+        "  - name: numbers\n"
+        "    match: {type: c, condition: 'history.executed(1, 2, 3) > 0'}\n"
+        "    outcome: allow\n"
+        "  - name: commas-in-a-glob-are-fine\n"
+        '    match: {type: d, condition: \'history.executed("x", "a/*, b", "1d") > 0\'}\n'
+        "    outcome: allow\n",
+    )
+    usage = (
+        'history.{0}(TYPE, TARGET_GLOB, WINDOW), e.g. history.{0}("deploy", "staging/*", "90d"),'
+    )
+    assert found == [
+        f"p.yaml:3:34: {usage.format('approved')} takes 3 arguments, not 2",
+        "p.yaml:6:34: history.denied: invalid duration '90x': write a number and a unit, "
+        "e.g. 90s, 15m, 2h, 7d, 1h30m",
+        f"p.yaml:9:34: {usage.format('executed')} takes 3 strings",
+    ]
+
+
 def test_digest_mode_needs_a_period(tmp_path, directory) -> None:
     found = problems(
         tmp_path,

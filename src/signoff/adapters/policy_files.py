@@ -166,6 +166,59 @@ _CEL_CALLS = frozenset(n for n in CEL_FUNCTIONS if "." not in n)
 _STAND_INS = {"name": "unnamed", "outcome": "deny"}
 
 
+_HISTORY_CALL = re.compile(r"\bhistory\s*\.\s*(approved|executed|denied)\s*\(([^()]*)\)")
+_STRING = re.compile(r"""\s*(?:"([^"\\]*)"|'([^'\\]*)')\s*""")
+
+
+def _history_call_problems(source: str) -> list[tuple[str, int]]:
+    """Calls of the requester's record checked when the policy set loads, as far as
+    their arguments are written out: three strings, the third a duration."""
+    found = []
+    for call in _HISTORY_CALL.finditer(source):
+        name, inside = call.group(1), call.group(2)
+        usage = (
+            f"history.{name}(TYPE, TARGET_GLOB, WINDOW), e.g. "
+            f'history.{name}("deploy", "staging/*", "90d"),'
+        )
+        args = _split_args(inside)
+        if len(args) != 3:
+            found.append((f"{usage} takes 3 arguments, not {len(args)}", call.start()))
+            continue
+        literals = [_STRING.fullmatch(a) for a in args]
+        if any(a.strip()[:1].isdigit() or a.strip() in ("true", "false") for a in args):
+            found.append((f"{usage} takes 3 strings", call.start()))
+            continue
+        window = literals[2]
+        if window is not None:
+            try:
+                parse_duration(window.group(1) if window.group(1) is not None else window.group(2))
+            except ValueError as exc:
+                found.append((f"history.{name}: {exc}", call.start()))
+    return found
+
+
+def _split_args(inside: str) -> list[str]:
+    """Top-level comma-separated arguments (strings may hold commas)."""
+    if not inside.strip():
+        return []
+    args, current, quote = [], "", ""
+    for c in inside:
+        if quote:
+            current += c
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+            current += c
+        elif c == ",":
+            args.append(current)
+            current = ""
+        else:
+            current += c
+    args.append(current)
+    return args
+
+
 def _as_tuple(value: StrOrList | None) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -262,6 +315,9 @@ class _Builder:
                 f"CEL condition calls unknown function {f!r}{did_you_mean(f, _CEL_CALLS)}",
                 found_at.start() if found_at else None,
             )
+            ok = False
+        for problem, offset in _history_call_problems(source):
+            self.err(doc, path, problem, offset)
             ok = False
         return Condition(source, program) if ok else None
 
@@ -569,7 +625,7 @@ def load_policy_set(folder: Path | str, directory: Directory | None) -> PolicySe
     return PolicySet(policies, default, digest)
 
 
-SENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.ya?ml")
+SENT_NAME = re.compile(r"[^./\\\x00][^/\\\x00]{0,95}\.ya?ml")
 MAX_SENT_FILES = 500
 
 
@@ -586,7 +642,11 @@ def load_sent_policy_set(files: Mapping[str, str], directory: Directory | None) 
     for name in files:
         if not SENT_NAME.fullmatch(name):
             errors.add(
-                name[:100], 1, 1, "a file name is letters, digits, '.', '_' or '-', ending .yaml"
+                name[:100],
+                1,
+                1,
+                "a policy file is named NAME.yaml or NAME.yml (no folder, not hidden, "
+                "at most 100 characters)",
             )
     if errors.problems:
         raise PolicyError(errors.problems)

@@ -48,7 +48,7 @@ def brief(seconds: float | None) -> str:
         return "-"
     whole = round(seconds)
     if whole < 60:
-        return f"{seconds:g}s" if seconds < 10 else f"{whole}s"
+        return f"{round(seconds, 1):g}s" if seconds < 10 else f"{whole}s"
     parts = []
     for unit in ("d", "h", "m", "s"):
         size = _UNIT_SECONDS[unit]

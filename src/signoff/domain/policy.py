@@ -287,9 +287,13 @@ class EvaluationInput:
         return ctx
 
     def _counter(self, kind: str) -> Any:
-        def count(action_type: str, target_glob: str, window: str) -> int:
-            if not all(isinstance(a, str) for a in (action_type, target_glob, window)):
-                raise TypeError(f"history.{kind}(type, target glob, window) takes 3 strings")
+        def count(*args: Any) -> int:
+            if len(args) != 3 or not all(isinstance(a, str) for a in args):
+                raise TypeError(
+                    f"history.{kind}(TYPE, TARGET_GLOB, WINDOW) takes 3 strings, e.g. "
+                    f'history.{kind}("deploy", "staging/*", "90d")'
+                )
+            action_type, target_glob, window = args
             since = self.now - parse_duration(window)
             if self.history is None:
                 return 0

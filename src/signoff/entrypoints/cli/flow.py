@@ -234,7 +234,9 @@ def _tables(rep: dict[str, Any]) -> None:
         if not rows:
             say("  none in this window")
             continue
-        show_rows([c for c, _ in columns], [[_cell(k, r[k]) for _, k in columns] for r in rows])
+        show_rows(
+            [c for c, _ in columns], [[_cell(k, r[k]) for _, k in columns] for r in rows], True
+        )
     queue = rep.get("queue") or {}
     if queue:
         say("")

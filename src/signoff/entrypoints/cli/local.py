@@ -79,6 +79,13 @@ def serve(
     from signoff.services.auth import create_token
 
     settings = _settings()
+    if (
+        port
+        and "SIGNOFF_PUBLIC_URL" not in os.environ
+        and settings.public_url == (f"http://127.0.0.1:{settings.port}")
+    ):
+        # links in messages (and passkeys' origin) follow --port unless the URL is set
+        settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
     _check_free(host or settings.host, port or settings.port)
     signoff_app = guarded(lambda: build(settings))
     admins = [u.name for u in signoff_app.directory.users.values() if u.admin]
@@ -391,6 +398,12 @@ def policy_explain(
     )
     if decision.error:
         out.print(f"  error: {decision.error}", markup=False)
+    if ps.uses_history:
+        say(
+            "  (judged here, from the files: without the requester's record, as a newcomer: "
+            "history.* count 0 and requester.first_seen is now; the server's "
+            "POST /v1/policies/evaluate and the web app's Explain read the record)"
+        )
     for i, s in enumerate(decision.policy.stages, 1):
         people = sorted(directory.resolve(s.users, s.groups) - {user.name})
         out.print(

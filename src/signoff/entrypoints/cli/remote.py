@@ -330,7 +330,7 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def show_rows(columns: list[str], rows: list[list[Any]]) -> None:
+def show_rows(columns: list[str], rows: list[list[Any]], named: bool = False) -> None:
     """Rows as people read them: piped, tab-separated lines (a header, then one line a
     row; a tab or newline in a value written \\t, \\n); in a terminal, a table whose long
     cells fold onto more lines, or, when even the column names do not fit the width, one
@@ -352,8 +352,13 @@ def show_rows(columns: list[str], rows: list[list[Any]]) -> None:
         out.print(table)
         return
     for i, row in enumerate(cells, 1):
-        say(f"row {i}:")
-        for name, value in zip(columns, row, strict=True):
+        if named:  # the first column names the row (a policy, a person)
+            say(f"{columns[0]} {row[0]}:")
+            pairs = list(zip(columns[1:], row[1:], strict=True))
+        else:
+            say(f"row {i}:")
+            pairs = list(zip(columns, row, strict=True))
+        for name, value in pairs:
             say(f"  {name}: {value}")
 
 
