@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -40,8 +41,11 @@ class Inbox:
         return [m for m in self.messages if m["To"] == address]
 
 
-@pytest.fixture
-def mail(database_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, Inbox]]:
+@contextmanager
+def mail_site(
+    database_url: str, tmp_path: Path, **settings: object
+) -> Iterator[tuple[LiveServer, Inbox]]:
+    """A server mailing by a real SMTP server on loopback, and that server's inbox."""
     inbox = Inbox()
     port = free_port()
     smtp = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -49,7 +53,9 @@ def mail(database_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, Inbox]
     sock = bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = build(
-        make_settings(database_url, tmp_path, channels="email", smtp_port=port, public_url=url)
+        make_settings(
+            database_url, tmp_path, channels="email", smtp_port=port, public_url=url, **settings
+        )
     )
     server = LiveServer(app, sock).start()
     try:
@@ -58,6 +64,12 @@ def mail(database_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, Inbox]
         server.stop()
         app.close()
         smtp.stop()
+
+
+@pytest.fixture
+def mail(database_url: str, tmp_path: Path) -> Iterator[tuple[LiveServer, Inbox]]:
+    with mail_site(database_url, tmp_path) as site:
+        yield site
 
 
 def text_of(m: Message) -> str:
@@ -175,25 +187,13 @@ def test_a_person_a_provider_signed_in_gets_mail_and_votes_by_its_link(
     and her link votes as her."""
     from signoff.services import sessions
 
-    inbox = Inbox()
-    port = free_port()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
-    smtp.start()
-    sock = bound_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = build(
-        make_settings(
-            database_url,
-            tmp_path,
-            channels="email",
-            smtp_port=port,
-            public_url=url,
-            oidc_issuer="http://127.0.0.1:9/realms/acme",  # never reached in this test
-            oidc_client_id="signoff",
-        )
-    )
-    server = LiveServer(app, sock).start()
-    try:
+    with mail_site(
+        database_url,
+        tmp_path,
+        oidc_issuer="http://127.0.0.1:9/realms/acme",  # never reached in this test
+        oidc_client_id="signoff",
+    ) as (server, inbox):
+        app = server.app
         svc = app.services
         sessions.sign_in_by_oidc(
             svc,
@@ -219,7 +219,3 @@ def test_a_person_a_provider_signed_in_gets_mail_and_votes_by_its_link(
             assert page.status_code == 200 and "Approve as olga" in page.text
             assert web.post(olga["approve"]).status_code == 200
         assert [v.voter for v in reload(svc, rid).votes] == ["olga"]
-    finally:
-        server.stop()
-        app.close()
-        smtp.stop()

@@ -31,14 +31,18 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
+    return "".join(_units(int(value.total_seconds()))) or "0s"
+
+
+def _units(seconds: int) -> list[str]:
+    """3725 -> ["1h", "2m", "5s"]."""
     out = []
     for unit in ("d", "h", "m", "s"):
         size = _UNIT_SECONDS[unit]
         if seconds >= size:
             out.append(f"{seconds // size}{unit}")
             seconds %= size
-    return "".join(out) or "0s"
+    return out
 
 
 def brief(seconds: float | None) -> str:
@@ -49,10 +53,4 @@ def brief(seconds: float | None) -> str:
     whole = round(seconds)
     if whole < 60:
         return f"{round(seconds, 1):g}s" if seconds < 10 else f"{whole}s"
-    parts = []
-    for unit in ("d", "h", "m", "s"):
-        size = _UNIT_SECONDS[unit]
-        if whole >= size:
-            parts.append(f"{whole // size}{unit}")
-            whole %= size
-    return "".join(parts[:2])
+    return "".join(_units(whole)[:2])

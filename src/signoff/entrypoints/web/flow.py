@@ -226,20 +226,24 @@ def router(app: App) -> APIRouter:
             except UnicodeDecodeError:
                 error = f"{name} is not UTF-8 text"
                 break
-        context: dict[str, Any] = {"windows": REPLAY_WINDOWS, "form": {"since": since}}
-        if not error and not files:
-            error = "choose the candidate's policy files (*.yaml)"
-        if error:
+
+        def answer(status: int = 200, **shown: Any) -> Response:
             return page(
                 "flow_replay.html",
                 "Replay a policy change",
-                422,
+                status,
                 me=me,
                 app=app,
                 here="/flow",
-                error=error,
-                **context,
+                windows=REPLAY_WINDOWS,
+                form={"since": since},
+                **shown,
             )
+
+        if not error and not files:
+            error = "choose the candidate's policy files (*.yaml)"
+        if error:
+            return answer(422, error=error)
         try:
             candidate = await run_in_threadpool(load_sent_policy_set, files, svc.directory)
             start, end = analytics.window(svc.clock.now(), since)
@@ -247,38 +251,14 @@ def router(app: App) -> APIRouter:
                 policy_replay.replay, svc, me.user, candidate, start, end
             )
         except PolicyError as exc:
-            return page(
-                "flow_replay.html",
-                "Replay a policy change",
-                422,
-                me=me,
-                app=app,
-                here="/flow",
-                problems=[str(p) for p in exc.problems],
-                **context,
-            )
+            return answer(422, problems=[str(p) for p in exc.problems])
         except SignoffError as exc:
-            return page(
-                "flow_replay.html",
-                "Replay a policy change",
-                exc.status,
-                me=me,
-                app=app,
-                here="/flow",
-                error=exc.detail,
-                **context,
-            )
-        return page(
-            "flow_replay.html",
-            "Replay a policy change",
-            me=me,
-            app=app,
-            here="/flow",
+            return answer(exc.status, error=exc.detail)
+        return answer(
             result=result,
             files=sorted(files),
             candidate_digest=candidate.digest,
             window=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
-            **context,
         )
 
     return web
