@@ -182,9 +182,9 @@ def test_user_text_cannot_forge_lines_or_block_delivery(mail) -> None:
 def test_a_person_a_provider_signed_in_gets_mail_and_votes_by_its_link(
     database_url: str, tmp_path: Path
 ) -> None:
-    """olga is in no users file: she signed in once by single sign-on, in the provider's
-    idp-dba group (mapped to dba). She is asked by mail at the address the provider gave,
-    and her link votes as her."""
+    """olga is in no users file: she signed in once by single sign-on, and the provider's
+    groups made her a dba. She is asked by mail at the address the provider gave, and her
+    link votes as her."""
     from signoff.services import sessions
 
     with mail_site(
