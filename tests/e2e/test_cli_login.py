@@ -21,7 +21,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from ..conftest import OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, oidc_provider
+from signoff.bootstrap import build
+
+from ..conftest import (
+    OIDC_CLIENT_ID,
+    OIDC_CLIENT_SECRET,
+    LiveServer,
+    make_settings,
+    oidc_provider,
+)
 from .conftest import SIGNOFF, base_env, start_server, stop
 
 CLI_CLIENT = "signoff-cli"
@@ -223,16 +231,18 @@ def test_a_login_that_can_no_longer_be_renewed_says_to_log_in_again(site, tmp_pa
 
 
 def test_a_server_without_cli_login_says_what_to_do(tmp_path: Path) -> None:
-    env = base_env(f"sqlite:///{tmp_path / 'signoff.db'}", tmp_path)
-    proc, url = start_server(env, tmp_path, "plain")
+    # the server in this process (no `signoff serve` to start): only the CLI is a process
+    app = build(make_settings(f"sqlite:///{tmp_path / 'signoff.db'}", tmp_path))
+    server = LiveServer(app).start()
     try:
-        me = Person(tmp_path, url)
+        me = Person(tmp_path, server.url)
         said = me.run("login", "--no-browser")
         assert said.returncode == 2
         assert "does not offer signoff login" in said.stderr
         assert len(said.stderr.splitlines()) == 1
     finally:
-        stop([proc])
+        server.stop()
+        app.close()
 
 
 def test_login_through_the_loopback_redirect_when_there_is_no_device_grant(

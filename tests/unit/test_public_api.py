@@ -50,6 +50,7 @@ def _is_submodule(name: str) -> bool:
         "config",
         "bootstrap",
         "commands",
+        "wording",
     }
 
 

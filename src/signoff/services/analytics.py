@@ -20,6 +20,7 @@ from signoff.domain.errors import InvalidInput
 from signoff.domain.identity import User
 from signoff.services.dependencies import Services, Thresholds
 from signoff.services.ports import FlowRows
+from signoff.wording import plural
 
 GRANTED = frozenset({"approved", "executed", "failed", "expired", "revoked"})
 QUEUE_LIMIT = 100
@@ -92,17 +93,9 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat(),
-            "policy": self.policy,
-            "requests": self.requests,
-            "policies": [asdict(p) for p in self.policies],
-            "approvers": [asdict(a) for a in self.approvers],
-            "channels": [asdict(c) for c in self.channels],
-            "queue": _jsonable(self.queue),
-            "findings": [asdict(f) for f in self.findings],
-        }
+        """Every field, nested dataclasses as dicts (times stay datetimes: the API's
+        encoder writes them in ISO 8601)."""
+        return asdict(self)
 
 
 # Each kind of finding, and what it is called where people read it.
@@ -408,7 +401,7 @@ def findings(
                 Finding(
                     "over_notified",
                     a.name,
-                    f"up to {a.busiest_day} asks a day ({_n(a.days_over_budget, 'day')} over "
+                    f"up to {a.busiest_day} asks a day ({plural(a.days_over_budget, 'day')} over "
                     f"the budget of {th.notify_budget}; {a.notifications_per_day:g} a day on "
                     "average)",
                     "use `notify_mode: digest` for their policies, share the load with "
@@ -435,7 +428,7 @@ def findings(
                     "noisy_requester",
                     requester,
                     f"{n} identical asks folded into "
-                    f"{_n(folded_into[requester], 'pending request')}",
+                    f"{plural(folded_into[requester], 'pending request')}",
                     "the caller asks again instead of waiting: use `signoff request "
                     "--wait` (or the event stream) rather than retrying",
                 )
@@ -452,23 +445,9 @@ def percentile(values: list[float], pct: int) -> float | None:
     return round(ordered[rank - 1], 3)
 
 
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def _seconds(delta: timedelta) -> float:
     return delta.total_seconds()
 
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value

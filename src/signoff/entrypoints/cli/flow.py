@@ -16,6 +16,7 @@ from signoff.domain.durations import brief
 from signoff.entrypoints.cli.options import JsonOpt
 from signoff.entrypoints.cli.output import EXIT_DENIED, fail, out, say
 from signoff.entrypoints.cli.remote import client, show_rows
+from signoff.wording import plural
 
 
 class Format(StrEnum):
@@ -142,13 +143,9 @@ def policy_replay(
     else:
         _say_replay(result)
     if fail_on is FailOn.WIDENING and result["widening"]:
-        fail(f"the candidate widens {_n(result['widening'], 'ask')}", EXIT_DENIED)
+        fail(f"the candidate widens {plural(result['widening'], 'ask')}", EXIT_DENIED)
     if fail_on is FailOn.CHANGE and result["changed"]:
-        fail(f"the candidate changes {_n(result['changed'], 'ask')}", EXIT_DENIED)
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+        fail(f"the candidate changes {plural(result['changed'], 'ask')}", EXIT_DENIED)
 
 
 def _policy_texts(folder: Path) -> dict[str, str]:
@@ -166,9 +163,14 @@ def _policy_texts(folder: Path) -> dict[str, str]:
     return texts
 
 
+def _minute(iso: str) -> str:
+    """An ISO time from the API to the minute: 2026-11-02 17:00."""
+    return iso[:16].replace("T", " ")
+
+
 def _say_replay(r: dict[str, Any]) -> None:
-    window = f"{r['since'][:16].replace('T', ' ')} to {r['until'][:16].replace('T', ' ')} UTC"
-    say(f"Replayed {_n(r['requests'], 'stored ask')} of {window}: {r['changed']} would change")
+    window = f"{_minute(r['since'])} to {_minute(r['until'])} UTC"
+    say(f"Replayed {plural(r['requests'], 'stored ask')} of {window}: {r['changed']} would change")
     if r["approximate"]:
         say(
             f"  ({r['approximate']} stored before requesters' groups were recorded: judged "
@@ -217,7 +219,7 @@ def _cell(key: str, value: Any) -> str:
 
 
 def _tables(rep: dict[str, Any]) -> None:
-    window = f"{rep['since'][:16].replace('T', ' ')} to {rep['until'][:16].replace('T', ' ')} UTC"
+    window = f"{_minute(rep['since'])} to {_minute(rep['until'])} UTC"
     if rep["policies"] or rep["channels"] or rep.get("queue"):  # the queue is an admin's
         say(f"Approval flow, {window}: {rep['requests']} requests")
     else:
@@ -249,7 +251,7 @@ def _tables(rep: dict[str, Any]) -> None:
         due = queue["due_within_hour"]
         say(f"Deadlines within the hour: {len(due) or 'none'}")
         for q in due[:10]:
-            say(f"  {q['id']}  {q['policy']}, deadline {q['deadline_at'][:16].replace('T', ' ')}")
+            say(f"  {q['id']}  {q['policy']}, deadline {_minute(q['deadline_at'])}")
     say("")
     from signoff.services.analytics import FINDING_KINDS
 

@@ -50,6 +50,7 @@ from signoff.services import requests as use_cases
 from signoff.services.dispatcher import requeue_dead_letter
 from signoff.services.ports import AuditQuery
 from signoff.services.sessions import SignedIn, csrf_ok
+from signoff.wording import plural
 
 # Bounds on what the forms and filters take (the database's columns, or less).
 MAX_PARAMS_TEXT = 200_000  # characters of the explain form's params
@@ -67,10 +68,6 @@ OUTBOX_ROWS = 100
 RISKS = ("low", "medium", "high", "critical")
 
 ADMINS_ONLY = "Only admins may see this page."
-
-
-def plural(n: int, what: str) -> str:
-    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def moment(at: datetime) -> str:

@@ -162,7 +162,6 @@ def router(app: App) -> APIRouter:
                 windows=WINDOWS,
                 policy_names=[p.name for p in svc.policies.policies],
             )
-        data: dict[str, Any] = rep.as_dict()
         return page(
             "flow.html",
             "Approval flow" if me.user.admin else "Your approvals",
@@ -170,7 +169,6 @@ def router(app: App) -> APIRouter:
             app=app,
             here="/flow",
             rep=rep,
-            data=data,
             form=form,
             windows=WINDOWS,
             policy_names=[p.name for p in svc.policies.policies],

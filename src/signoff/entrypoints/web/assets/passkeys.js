@@ -29,6 +29,20 @@
     });
   }
 
+  // The credential as the server reads it (WebAuthn's JSON form): what every answer
+  // has, and the fields of its kind (an assertion's signature, a new key's attestation).
+  function asJSON(cred, response) {
+    response.clientDataJSON = toB64url(cred.response.clientDataJSON);
+    return JSON.stringify({
+      id: cred.id,
+      rawId: toB64url(cred.rawId),
+      type: cred.type,
+      authenticatorAttachment: cred.authenticatorAttachment || null,
+      clientExtensionResults: {},
+      response: response,
+    });
+  }
+
   function say(form, text) {
     var out = form.querySelector(".passkey-status");
     if (out) out.textContent = text;
@@ -83,18 +97,10 @@
       })
       .then(function (cred) {
         var r = cred.response;
-        form.elements.passkey.value = JSON.stringify({
-          id: cred.id,
-          rawId: toB64url(cred.rawId),
-          type: cred.type,
-          authenticatorAttachment: cred.authenticatorAttachment || null,
-          clientExtensionResults: {},
-          response: {
-            clientDataJSON: toB64url(r.clientDataJSON),
-            authenticatorData: toB64url(r.authenticatorData),
-            signature: toB64url(r.signature),
-            userHandle: r.userHandle ? toB64url(r.userHandle) : null,
-          },
+        form.elements.passkey.value = asJSON(cred, {
+          authenticatorData: toB64url(r.authenticatorData),
+          signature: toB64url(r.signature),
+          userHandle: r.userHandle ? toB64url(r.userHandle) : null,
         });
         say(form, "Sending your vote…");
         form.requestSubmit(button);
@@ -131,17 +137,9 @@
       })
       .then(function (cred) {
         var r = cred.response;
-        form.elements.credential.value = JSON.stringify({
-          id: cred.id,
-          rawId: toB64url(cred.rawId),
-          type: cred.type,
-          authenticatorAttachment: cred.authenticatorAttachment || null,
-          clientExtensionResults: {},
-          response: {
-            clientDataJSON: toB64url(r.clientDataJSON),
-            attestationObject: toB64url(r.attestationObject),
-            transports: r.getTransports ? r.getTransports() : [],
-          },
+        form.elements.credential.value = asJSON(cred, {
+          attestationObject: toB64url(r.attestationObject),
+          transports: r.getTransports ? r.getTransports() : [],
         });
         form.requestSubmit();
       })
