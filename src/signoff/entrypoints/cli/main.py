@@ -27,7 +27,7 @@ from typing import Any
 
 import typer
 
-from signoff.entrypoints.cli import flow, local, remote
+from signoff.entrypoints.cli import flow, local, mcp, remote
 from signoff.entrypoints.cli.output import EXIT_INTERRUPTED, err, say
 
 REMOTE = (
@@ -82,6 +82,11 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(keys_app, name="keys")
+mcp_app = typer.Typer(
+    help="AI agents over MCP: gate an MCP server's tool calls, or serve Signoff's tools.",
+    no_args_is_help=True,
+)
+app.add_typer(mcp_app, name="mcp")
 
 # The order here is the order `signoff --help` lists them in.
 app.command()(local.serve)
@@ -119,11 +124,13 @@ audit_app.command("export")(local.audit_export)
 audit_app.command("checkpoint")(local.audit_checkpoint)
 keys_app.command("list")(local.keys_list)
 keys_app.command("rotate")(local.keys_rotate)
+mcp_app.command("proxy")(mcp.proxy)
+mcp_app.command("serve")(mcp.serve)
 
 
 def where(command: Callable[..., Any]) -> str:
     """What a command connects to or reads, for the end of its help."""
-    if command.__module__ in (remote.__name__, flow.__name__):
+    if command.__module__ in (remote.__name__, flow.__name__, mcp.__name__):
         return REMOTE
     if command is local.serve:
         return SERVE
@@ -142,6 +149,7 @@ for _group in (
     db_app,
     outbox_app,
     keys_app,
+    mcp_app,
 ):
     for _info in _group.registered_commands:
         if _info.callback is not None and _info.epilog is None:
