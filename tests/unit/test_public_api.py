@@ -116,7 +116,7 @@ CLIENT_METHODS = {
     "replay_policies": "(self, files, since='30d', until=None)",
     "report": "(self, since='30d', until=None, policy=None)",
     "request": "(self, type, target, params=None, *, reason='', ticket=None, links=(), "
-    "labels=None, risk=None, diff=None)",
+    "labels=None, risk=None, diff=None, redeem=False)",
     "revoke_grant": "(self, grant_id, comment='')",
     "wait": "(self, request, *, timeout=None, on_update=None)",
 }

@@ -74,13 +74,16 @@ def create(
     labels: Mapping[str, str] | None,
     risk: str | None,
     diff: str | None,
+    redeem: bool = False,
 ) -> Call[Request]:
-    body = {
+    body: dict[str, Any] = {
         "action": _action(type, target, params),
         "reason": reason,
         "ticket": ticket,
         "context": _context(links, labels, risk, diff),
     }
+    if redeem:
+        body["redeem"] = True
     return Call("POST", "/v1/requests", Request.from_json, json=body)
 
 

@@ -76,12 +76,15 @@ class AsyncClient:
         labels: Mapping[str, str] | None = None,
         risk: str | None = None,
         diff: str | None = None,
+        redeem: bool = False,
     ) -> Request:
         """Ask for approval of an action. The answer may already be decided (a policy
         allows or denies it), or be an identical pending request of yours it was
-        folded into."""
+        folded into. ``redeem``: if a policy allows it at once, spend one use of the
+        grant in the same call (you are about to perform the action yourself);
+        ``Request.redeemed`` then says whether a use was taken."""
         return await self._send(
-            _api.create(type, target, params, reason, ticket, links, labels, risk, diff)
+            _api.create(type, target, params, reason, ticket, links, labels, risk, diff, redeem)
         )
 
     async def get(self, request_id: str) -> Request:

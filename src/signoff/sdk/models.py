@@ -121,6 +121,11 @@ class Request:
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @property
+    def redeemed(self) -> bool:
+        """Asked with ``redeem=True``: one use of the grant was spent for the caller."""
+        return bool(self.raw.get("redeemed"))
+
+    @property
     def pending(self) -> bool:
         """Still waiting for votes."""
         return self.status is Status.PENDING

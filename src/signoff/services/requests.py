@@ -88,9 +88,15 @@ def submit_or_fold(
     reason: str,
     ticket: str | None,
     context: dict[str, Any],
+    *,
+    redeem: bool = False,
 ) -> tuple[Request, bool]:
     """Submit a request; or, when the same requester already has the same action pending
-    under review, fold this ask into that request (True) instead of asking again."""
+    under review, fold this ask into that request (True) instead of asking again.
+
+    ``redeem``: when a policy allows the action at once, the requester (about to perform
+    it, like the MCP proxy) also spends one use of its grant, in the same transaction,
+    as ``redeem_grant`` would (no use is taken if the policy names other redeemers)."""
     user.require_enabled("ask for anything")
     svc.check_action(action)
     now = svc.clock.now()
@@ -101,6 +107,8 @@ def submit_or_fold(
     events = request.start(now)
     if decision.outcome is Outcome.ALLOW:
         events += request.approve("policy", now, svc.new_id)
+        if redeem and request.may_redeem(user.name):
+            events += request.redeem(action.digest, user.name, now)
     elif decision.outcome is Outcome.DENY:
         events += request.deny_by_policy(now, denial(svc, decision))
     with svc.uow() as uow:

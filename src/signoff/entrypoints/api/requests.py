@@ -126,12 +126,17 @@ def router(app: App) -> APIRouter:
     def create_request(body: RequestCreate, user: CurrentUser) -> JSONResponse:
         context = body.context.model_dump(exclude_none=True)
         r, folded = use_cases.submit_or_fold(
-            svc, user, to_action(body.action), body.reason, body.ticket, context
+            svc, user, to_action(body.action), body.reason, body.ticket, context, redeem=body.redeem
         )
+        out = request_out(app, r, user)
+        if body.redeem:
+            # a new request approved by policy: any use gone from its grant went just now
+            g = r.grant
+            out.redeemed = not folded and g is not None and g.uses_left < g.uses_total
         # Built from a validated model already: skip FastAPI's second validation pass.
         # 200, not 201, when an identical pending request absorbed this one.
         status = 200 if folded else 201
-        return JSONResponse(request_out(app, r, user).model_dump(mode="json"), status_code=status)
+        return JSONResponse(out.model_dump(mode="json"), status_code=status)
 
     @api.get("/v1/requests", response_model=RequestPage, tags=["requests"], responses=ERRORS)
     def list_requests(

@@ -64,6 +64,13 @@ class RequestCreate(_In):
     reason: Annotated[str, Field(max_length=MAX_TEXT)] = ""
     ticket: Annotated[str, Field(max_length=200)] | None = None
     context: ContextIn = Field(default_factory=ContextIn)
+    redeem: bool = Field(
+        False,
+        description="When a policy allows the action at once, also spend one use of its "
+        "grant now, in the same transaction (for a caller about to perform the action "
+        "itself, like the MCP proxy): one round trip instead of a request and a redeem. "
+        "The answer's `redeemed` says whether a use was taken.",
+    )
 
 
 class VoteCreate(_In):
@@ -158,6 +165,11 @@ class RequestOut(BaseModel):
         "comment, the policy that denied it and why, what timed out. Null while pending.",
     )
     version: int
+    redeemed: bool | None = Field(
+        None,
+        description="Set on a submission that asked to `redeem`: whether one use of the "
+        "grant was spent for it.",
+    )
     fold_count: int = Field(
         0,
         description="How many more times the requester asked for this same action "

@@ -224,6 +224,7 @@ class Gate:
                 arguments,
                 reason=self._reason(tool),
                 labels={"mcp server": self.config.name, "tool": name},
+                redeem=True,  # allowed at once: the use is spent in the same call
             )
         except SignoffError as exc:
             return listen.tool_error(f"Signoff did not take the call to {name}: {exc}")
@@ -236,7 +237,7 @@ class Gate:
                     f"(no answer is a denial); request {r.id} was cancelled."
                 )
             r = decided
-        if r.status is not Status.APPROVED:
+        if r.status is not Status.APPROVED and not r.redeemed:
             return listen.tool_error(_said(r, name))
         return await self._forward(r, name, target, arguments)
 
@@ -250,6 +251,8 @@ class Gate:
             return listen.tool_error(
                 f"Request {r.id} approved other arguments than this call's; the call was not made."
             )
+        if r.redeemed:  # allowed by policy, and the use taken with the request
+            return await self._call(name, arguments)
         token = r.grant.token if r.grant else None
         if not token:
             r = await self.signoff.get(r.id)
@@ -265,6 +268,9 @@ class Gate:
                 f"Signoff refused the grant of request {r.id} for this call, so it was not "
                 f"made: {exc}"
             )
+        return await self._call(name, arguments)
+
+    async def _call(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
         try:
             result = await self.upstream.call_tool(name, arguments)
         except MCPError as exc:
