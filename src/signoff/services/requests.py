@@ -88,9 +88,12 @@ def submit_or_fold(
     reason: str,
     ticket: str | None,
     context: dict[str, Any],
+    attach: Callable[[UnitOfWork, Request], None] | None = None,
 ) -> tuple[Request, bool]:
     """Submit a request; or, when the same requester already has the same action pending
-    under review, fold this ask into that request (True) instead of asking again."""
+    under review, fold this ask into that request (True) instead of asking again.
+    ``attach`` stores what else this ask brought (a GitHub run waiting on it) in the same
+    transaction, before the request's events are recorded; it may raise to undo it all."""
     user.require_enabled("ask for anything")
     svc.check_action(action)
     now = svc.clock.now()
@@ -109,11 +112,15 @@ def submit_or_fold(
             if twin is not None:
                 existing = uow.requests.get(twin, for_update=True)
                 version = existing.version
+                if attach is not None:
+                    attach(uow, existing)
                 save_changes(svc, uow, now, existing, version, existing.fold(reason))
                 uow.commit()
                 publish_changes(svc, uow)
                 return existing, True
         uow.requests.add(request)
+        if attach is not None:
+            attach(uow, request)
         record_changes(svc, uow, now, request, events)
         uow.commit()
     svc.observer.submitted(request)
