@@ -4,6 +4,7 @@ installation token exchange and the deployment protection rule callback)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -22,9 +23,13 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from playwright.sync_api import Page
 
 from signoff.adapters.db import tables as t
 from signoff.bootstrap import App, build
+from signoff.services.dispatcher import dispatch_due
+from signoff.services.ports import FixedClock
+from signoff.services.scheduler import sweep
 
 from ..conftest import FIXTURES, LiveServer, make_settings
 
@@ -374,6 +379,11 @@ def test_forged_unsigned_and_replayed_deliveries_change_nothing(
     elsewhere = payload(run=51)
     elsewhere["deployment_callback_url"] = "https://evil.example/steal"
     assert deliver(server, elsewhere, delivery="d-5").status_code == 422
+    huge = payload(run=52)
+    huge["deployment"]["description"] = "x" * (app.settings.max_body_bytes + 1)
+    too_big = deliver(server, huge, delivery="d-6")
+    assert too_big.status_code == 413
+    assert too_big.headers["content-type"] == "application/problem+json"
     assert count_requests(app) == 1
     app.dispatch()
     assert github.calls == []  # nothing decided, nobody called
@@ -399,3 +409,37 @@ def test_the_private_key_and_secret_appear_nowhere(
     for text in seen:
         assert secret_line not in text
         assert SECRET not in text
+
+
+def test_a_deploy_nobody_decides_is_rejected_when_it_times_out(
+    site: tuple[App, LiveServer], github: FakeGitHub
+) -> None:
+    app, server = site
+    rid = deliver(server, payload()).json()["request_id"]
+    later = FixedClock(datetime.now(UTC) + timedelta(hours=2))  # the stage's 1h has passed
+    svc = dataclasses.replace(app.services, clock=later)
+    assert sweep(svc) == 1
+    dispatch_due(svc, app.channels, app.retry)
+    [review] = github.reviews()
+    assert review["body"]["state"] == "rejected"
+    assert review["body"]["comment"].startswith("Rejected in Signoff: timed out")
+    assert f"/requests/{rid}" in review["body"]["comment"]
+
+
+def test_the_request_page_shows_the_run_the_changes_and_the_commits(
+    site: tuple[App, LiveServer], github: FakeGitHub, page: Page
+) -> None:
+    app, server = site
+    body = payload(sender="Dave-GH")
+    body["commits"] = [{"id": "c" * 40, "message": "Bump the API to 2.4\n\nWhy, at length."}]
+    rid = deliver(server, body).json()["request_id"]
+    link = app.signin_link("carol", f"/requests/{rid}")
+    page.goto(link.replace(app.settings.public_url, server.url))
+    text = page.inner_text("main")
+    assert "deploy on github/acme/api/production" in text
+    assert "https://github.com/acme/api/actions/runs/42" in text
+    assert f"https://github.com/acme/api/compare/{'a' * 40}...{'b' * 40}" in text
+    assert "environment=production" in text and "sender=Dave-GH" in text
+    assert f"{'c' * 12}  Bump the API to 2.4" in text
+    assert "Why, at length." not in text  # the first line of each commit only
+    assert page.get_by_role("button", name="Approve").is_visible()
