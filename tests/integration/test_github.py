@@ -443,3 +443,23 @@ def test_the_request_page_shows_the_run_the_changes_and_the_commits(
     assert f"{'c' * 12}  Bump the API to 2.4" in text
     assert "Why, at length." not in text  # the first line of each commit only
     assert page.get_by_role("button", name="Approve").is_visible()
+
+
+def test_a_second_run_of_the_same_deploy_waits_on_the_same_request(
+    site: tuple[App, LiveServer], github: FakeGitHub
+) -> None:
+    app, server = site
+    first = deliver(server, payload(run=42)).json()
+    rerun = deliver(server, payload(run=44), delivery="d-2")  # "Re-run jobs" on GitHub
+    assert rerun.status_code == 201, rerun.text
+    assert rerun.json()["folded"] is True
+    assert rerun.json()["request_id"] == first["request_id"]
+    assert count_requests(app) == 1
+    with server.client("carol") as carol:
+        carol.post(
+            f"/v1/requests/{first['request_id']}/votes", json={"decision": "approve"}
+        ).raise_for_status()
+    app.dispatch()
+    assert sorted(r["path"].split("/")[6] for r in github.reviews()) == ["42", "44"]
+    assert {r["body"]["state"] for r in github.reviews()} == {"approved"}
+    assert all(d["reported_at"] is not None for d in deliveries(app))
