@@ -61,6 +61,8 @@ class App:
     keys: KeyRing
     bus: InProcessEventBus
     directory: Directory
+    # What the dispatcher delivers to: the configured channels, and the ``github``
+    # delivery when a GitHub App is configured (not a channel policies choose).
     channels: Mapping[str, Channel]
     retry: RetryPolicy
     links: VoteLinkSigner
