@@ -107,6 +107,16 @@ def test_a_wrong_key_is_named_without_its_text(tmp_path: Path) -> None:
     assert pem.splitlines()[1] not in str(caught.value)
     with pytest.raises(InvalidInput, match="not a PEM private key"):
         load_private_key(None, "-----BEGIN NOTHING-----")
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kept = tmp_path / "app.pem"
+    kept.write_bytes(
+        rsa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,  # as GitHub hands it out
+            serialization.NoEncryption(),
+        )
+    )
+    assert load_private_key(kept, "").private_numbers() == rsa_key.private_numbers()
     with pytest.raises(InvalidInput, match="cannot read it"):
         load_private_key(tmp_path / "missing.pem", "")
     with pytest.raises(InvalidInput, match="SIGNOFF_GITHUB_PRIVATE_KEY_FILE"):
