@@ -46,6 +46,7 @@ from signoff.services.dependencies import Services, Thresholds
 from signoff.services.dispatcher import DispatchResult, RetryPolicy, dispatch_due
 from signoff.services.history import HistoryCache
 from signoff.services.ports import Channel, Clock, Executor, RequestReader, SystemClock
+from signoff.services.recording import GITHUB
 from signoff.services.scheduler import DeadlineWorker
 
 
@@ -60,6 +61,8 @@ class App:
     keys: KeyRing
     bus: InProcessEventBus
     directory: Directory
+    # What the dispatcher delivers to: the configured channels, and the ``github``
+    # delivery when a GitHub App is configured (not a channel policies choose).
     channels: Mapping[str, Channel]
     retry: RetryPolicy
     links: VoteLinkSigner
@@ -229,6 +232,29 @@ def quiet_hours(settings: Settings, channels: Mapping[str, Channel]) -> dict[str
     return out
 
 
+def github_delivery(settings: Settings, engine: Engine) -> Channel | None:
+    """The ``github`` delivery that answers waiting workflow runs, when a GitHub App is
+    configured (SIGNOFF_GITHUB_APP_ID); its key and webhook secret are then required."""
+    if not settings.github_app_id:
+        return None
+    if not settings.github_webhook_secret.get_secret_value():
+        raise InvalidInput(
+            "SIGNOFF_GITHUB_APP_ID is set: SIGNOFF_GITHUB_WEBHOOK_SECRET must be too"
+        )
+    from signoff.adapters.github import (
+        DeploymentGates,
+        GitHubApp,
+        GitHubDeploymentChannel,
+        load_private_key,
+    )
+
+    key = load_private_key(
+        settings.github_private_key_file, settings.github_private_key.get_secret_value()
+    )
+    app = GitHubApp(settings.github_app_id, key, settings.github_api_url)
+    return GitHubDeploymentChannel(app, DeploymentGates(engine), settings.public_url)
+
+
 def oidc_provider(settings: Settings) -> OidcProvider | None:
     """The OpenID provider people sign in with, when SIGNOFF_OIDC_ISSUER names one."""
     if not settings.oidc_issuer:
@@ -327,6 +353,10 @@ def _assemble(
     )
     check_configured_channels(settings, policy_set, directory, channels)
     quiet = quiet_hours(settings, channels)
+    deliveries: dict[str, Channel] = dict(channels)
+    github = github_delivery(settings, engine)
+    if github is not None:  # not a channel policies choose: only decisions GitHub awaits
+        deliveries[GITHUB] = github
     checkpoint_sinks = build_sinks(settings.checkpoints)
     bus = InProcessEventBus()
     observer = PrometheusObserver()
@@ -356,6 +386,7 @@ def _assemble(
         public_url=settings.public_url.rstrip("/"),
         wake_dispatcher=dispatch_wanted.set,
         history_cache=HistoryCache(settings.history_cache_seconds),
+        github=github is not None,
         thresholds=Thresholds(
             min_reviews=settings.findings_min_reviews,
             min_votes=settings.findings_min_votes,
@@ -383,7 +414,7 @@ def _assemble(
         keys=keys,
         bus=bus,
         directory=directory,
-        channels=channels,
+        channels=deliveries,
         retry=retry,
         links=links,
         quiet=quiet,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -226,6 +226,35 @@ class Settings(BaseSettings):
     slack_users: dict[str, str] = Field(
         default_factory=dict,
         description='JSON {"slack user id": "signoff user"}; others are matched by email.',
+    )
+
+    github_app_id: str = Field(
+        "",
+        description="GitHub deployments: the GitHub App's id (or its client id), the issuer "
+        "of the App's JWTs; empty: POST /integrations/github/webhook is not served "
+        "(docs/github.md).",
+    )
+    github_private_key_file: Path | None = Field(
+        None, description="The GitHub App's private key (PEM), as GitHub made it; a secret."
+    )
+    github_private_key: SecretStr = Field(
+        SecretStr(""),
+        description="The same key as PEM text (instead of the file), for containers; a secret.",
+    )
+    github_webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="The GitHub App's webhook secret: every delivery's X-Hub-Signature-256 "
+        "is checked with it (required with GITHUB_APP_ID).",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3).",
+    )
+    github_requester: str = Field(
+        "github",
+        description="Who a deployment's request is made for when its GitHub sender is not "
+        "a person of the users file (`github: LOGIN`); policies tell such requests apart by "
+        "requester.claims (repository, environment, sender).",
     )
 
     signing_keys_file: Path | None = Field(

@@ -40,6 +40,7 @@ GROWING = {
     "slack_messages",
     "flow_events",
     "history_tallies",
+    "github_deliveries",
 }
 WRITE = Action("sql.execute", "pg/prod", {"sql": "UPDATE t SET x = 1 WHERE id = 1"})
 READ = Action("sql.execute", "pg/x", {"sql": "select 1"})

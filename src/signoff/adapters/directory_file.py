@@ -22,6 +22,7 @@ class UserDoc(BaseModel):
     teams_webhook: str | None = None
     notify: list[ChannelName] = []
     disabled: bool = False
+    github: Annotated[str, Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")] | None = None
 
 
 class DirectoryDoc(BaseModel):
@@ -36,11 +37,18 @@ def load_directory(path: Path | str) -> Directory:
     doc, parsed = load_model_file(file, DirectoryDoc, "users file", errors)
     names = {u.name for u in parsed.users}
     seen: set[str] = set()
+    logins: set[str] = set()
     for i, u in enumerate(parsed.users):
         if u.name in seen:
             line, col = doc.where(("users", i, "name"))
             errors.add(str(file), line, col, f"duplicate user {u.name!r}")
         seen.add(u.name)
+        if u.github is not None:
+            login = u.github.casefold()
+            if login in logins:
+                line, col = doc.where(("users", i, "github"))
+                errors.add(str(file), line, col, f"GitHub login {u.github!r} is given twice")
+            logins.add(login)
     for g, members in parsed.groups.items():
         for j, m in enumerate(members):
             if m not in names:
@@ -57,6 +65,7 @@ def load_directory(path: Path | str) -> Directory:
             teams_webhook=u.teams_webhook,
             notify=tuple(u.notify),
             disabled=u.disabled,
+            github=u.github,
         )
         for u in parsed.users
     )

@@ -19,6 +19,7 @@ class User:
     teams_webhook: str | None = None  # a webhook that posts to this person's Teams chat
     notify: tuple[str, ...] = ()  # where they prefer news of their own requests
     disabled: bool = False  # signs in, authenticates and acts nowhere (users.yaml)
+    github: str | None = None  # their GitHub login (deployments they trigger are theirs)
     # A workload's token claims (policies read them as requester.claims); empty for people.
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -58,6 +59,14 @@ class Directory:
             return self.users[name]
         except KeyError:
             raise NotFound(f"no user named {name!r}") from None
+
+    def by_github(self, login: str) -> User | None:
+        """The person whose GitHub login this is (GitHub logins ignore case)."""
+        wanted = login.casefold()
+        for user in self.users.values():
+            if user.github is not None and user.github.casefold() == wanted:
+                return user
+        return None
 
     def resolve(self, users: Iterable[str], groups: Iterable[str]) -> frozenset[str]:
         """The distinct people named directly or through a group."""

@@ -101,3 +101,6 @@ class Services:
     history_cache: HistoryCache = field(default_factory=HistoryCache)
     # When the flow's patterns become findings (analytics).
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # GitHub deployments are gated (SIGNOFF_GITHUB_APP_ID): a decided request that a
+    # workflow run waits for gets an outbox row for the ``github`` delivery.
+    github: bool = False

@@ -455,6 +455,37 @@ class TokenVerifier(Protocol):
     def verify(self, token: str) -> User: ...
 
 
+@dataclass(frozen=True)
+class GitHubDelivery:
+    """A deployment protection rule GitHub asked about: which run waits, in which
+    environment of which repository, through which App installation, and the request
+    that decides it."""
+
+    delivery_id: str
+    repository: str  # OWNER/REPO
+    environment: str
+    run_id: int
+    installation_id: int
+    request_id: str
+    received_at: datetime
+
+
+class GitHubDeliveryStore(Protocol):
+    def find(self, delivery_id: str, repository: str, run_id: int, environment: str) -> str | None:
+        """The request of this delivery, or of another delivery for the same run and
+        environment; None if neither was received."""
+        ...
+
+    def add(self, delivery: GitHubDelivery) -> bool:
+        """Store it; False (and nothing stored) if its id, or its run and environment,
+        were received already."""
+        ...
+
+    def waiting(self, request_id: str) -> bool:
+        """Whether a run on GitHub waits for this request's decision."""
+        ...
+
+
 class ExecutionStore(Protocol):
     def start(self, execution_id: str, request_id: str, actor: str, at: datetime) -> None: ...
     def finish(
@@ -492,6 +523,8 @@ class UnitOfWork(Protocol):
     def flow_rows(self) -> FlowReader: ...
     @property
     def passkeys(self) -> PasskeyStore: ...
+    @property
+    def github(self) -> GitHubDeliveryStore: ...
     @property
     def touched(self) -> set[str]: ...
 

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from signoff.services.dependencies import Services
 
 
+# The decisions a waiting GitHub deployment hears of (services/github.py): the first
+# move out of pending.
+DECIDED = frozenset({Status.APPROVED, Status.DENIED, Status.TIMED_OUT, Status.CANCELLED})
+GITHUB = "github"  # the outbox channel of deployment reviews sent back to GitHub
+
 # What a move adds to the requester's record (history.approved and friends).
 TALLIED = {
     Status.APPROVED: "approved",
@@ -54,6 +59,7 @@ def record_changes(
     transaction, whoever it concerns."""
     told: set[str] = set()
     last: Message | None = None
+    decided: Message | None = None
     for ev in events:
         audited = uow.audit.append(now, request.id, ev)
         if isinstance(ev, StageEscalated):
@@ -64,6 +70,8 @@ def record_changes(
         last = notify.message(
             request, ev, audited.seq, executes=request.action.target in svc.targets
         )
+        if isinstance(ev, RequestMoved) and ev.from_status is Status.PENDING:
+            decided = last if ev.to_status in DECIDED else decided
         for audience, to in notify.audiences(request, ev):
             if not to:
                 continue  # e.g. no approver hears of a request a policy decided outright
@@ -81,6 +89,9 @@ def record_changes(
     for channel in request.notify or svc.channels:
         if channel in svc.tracking_channels and channel not in told and last is not None:
             uow.outbox.add(channel, request.id, last.to_people(WATCHERS, []).payload(), now)
+    if decided is not None and svc.github and uow.github.waiting(request.id):
+        # the run waiting on GitHub hears of the decision through the outbox (retried)
+        uow.outbox.add(GITHUB, request.id, decided.to_people(WATCHERS, []).payload(), now)
     uow.touched.add(request.id)
 
 

@@ -88,15 +88,18 @@ def submit_or_fold(
     reason: str,
     ticket: str | None,
     context: dict[str, Any],
+    attach: Callable[[UnitOfWork, Request], None] | None = None,
     *,
     redeem: bool = False,
 ) -> tuple[Request, bool]:
     """Submit a request; or, when the same requester already has the same action pending
     under review, fold this ask into that request (True) instead of asking again.
 
+    ``attach`` stores what else this ask brought (a GitHub run waiting on it) in the same
+    transaction, before the request's events are recorded; it may raise to undo it all.
     ``redeem``: when a policy allows the action at once, the requester (about to perform
     it, like the MCP proxy) also spends one use of its grant, in the same transaction,
-    as ``redeem_grant`` would (no use is taken if the policy names other redeemers)."""
+    as ``redeem_grant`` would."""
     user.require_enabled("ask for anything")
     svc.check_action(action)
     now = svc.clock.now()
@@ -117,11 +120,15 @@ def submit_or_fold(
             if twin is not None:
                 existing = uow.requests.get(twin, for_update=True)
                 version = existing.version
+                if attach is not None:
+                    attach(uow, existing)
                 save_changes(svc, uow, now, existing, version, existing.fold(reason))
                 uow.commit()
                 publish_changes(svc, uow)
                 return existing, True
         uow.requests.add(request)
+        if attach is not None:
+            attach(uow, request)
         record_changes(svc, uow, now, request, events)
         uow.commit()
     svc.observer.submitted(request)

@@ -23,6 +23,7 @@ from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status,
 from signoff.services.ports import (
     ApiToken,
     AuditQuery,
+    GitHubDelivery,
     Notification,
     OidcIdentity,
     OidcLogin,
@@ -981,6 +982,57 @@ class DatabaseIdentityStore:
         )
 
 
+class DatabaseGitHubDeliveries:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def find(self, delivery_id: str, repository: str, run_id: int, environment: str) -> str | None:
+        g = t.github_deliveries
+        found = self.conn.execute(
+            sa.select(g.c.request_id)
+            .where(
+                sa.or_(
+                    g.c.delivery_id == delivery_id,
+                    sa.and_(
+                        g.c.repository == repository,
+                        g.c.run_id == run_id,
+                        g.c.environment == environment,
+                    ),
+                )
+            )
+            .limit(1)
+        ).scalar()
+        return None if found is None else str(found)
+
+    def add(self, delivery: GitHubDelivery) -> bool:
+        insert: Any
+        if self.conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        row = {
+            "delivery_id": delivery.delivery_id,
+            "received_at": delivery.received_at,
+            "repository": delivery.repository,
+            "environment": delivery.environment,
+            "run_id": delivery.run_id,
+            "installation_id": delivery.installation_id,
+            "request_id": delivery.request_id,
+        }
+        g = t.github_deliveries
+        stmt = insert(g).values(row).on_conflict_do_nothing().returning(g.c.delivery_id)
+        return self.conn.execute(stmt).first() is not None
+
+    def waiting(self, request_id: str) -> bool:
+        g = t.github_deliveries
+        found = self.conn.execute(
+            sa.select(g.c.delivery_id)
+            .where(g.c.request_id == request_id, g.c.reported_at.is_(None))
+            .limit(1)
+        ).first()
+        return found is not None
+
+
 class DatabaseFlowLog:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -1190,6 +1242,7 @@ class DatabaseUnitOfWork:
         self.passkeys = DatabasePasskeyStore(conn)
         self.executions = DatabaseExecutionStore(conn)
         self.flow = DatabaseFlowLog(conn)
+        self.github = DatabaseGitHubDeliveries(conn)
         self.flow_rows = DatabaseFlowRows(conn)
         return self
 

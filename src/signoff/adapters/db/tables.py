@@ -338,3 +338,20 @@ slack_messages = sa.Table(
     sa.Column("slack_channel", sa.String(40), nullable=False),
     sa.Column("ts", sa.String(40), nullable=False),
 )
+
+# GitHub deployment protection rule deliveries (docs/github.md): one row per delivery
+# GitHub made, the request it became, and when the decision reached GitHub. The
+# delivery id and the run's environment are each unique: a replay does nothing.
+github_deliveries = sa.Table(
+    "github_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(100), primary_key=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("repository", sa.String(200), nullable=False),
+    sa.Column("environment", sa.String(255), nullable=False),
+    sa.Column("run_id", sa.BigInteger, nullable=False),
+    sa.Column("installation_id", sa.BigInteger, nullable=False),
+    sa.Column("request_id", sa.String(36), nullable=False, index=True),
+    sa.Column("reported_at", UTCDateTime),
+    sa.UniqueConstraint("repository", "run_id", "environment", name="uq_github_deliveries_run"),
+)

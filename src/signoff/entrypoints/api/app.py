@@ -47,6 +47,10 @@ def create_app(app: App) -> FastAPI:
         from signoff.entrypoints.web.slack import router as slack_router
 
         api.include_router(slack_router(app))
+    if app.settings.github_app_id:
+        from signoff.entrypoints.api.github import router as github_router
+
+        api.include_router(github_router(app))
     docs.install(api)
     api.include_router(operations.router(app))
     api.include_router(requests.router(app))

@@ -33,7 +33,16 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-MACHINE_PATHS = ("/v1/", "/.well-known/", "/slack/", "/healthz", "/readyz", "/metrics", "/openapi")
+MACHINE_PATHS = (
+    "/v1/",
+    "/.well-known/",
+    "/slack/",
+    "/integrations/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi",
+)
 
 
 def for_people(request: Request) -> bool:

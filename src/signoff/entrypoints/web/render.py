@@ -1,8 +1,8 @@
 """An action as an approver should read it, by kind: SQL highlighted exactly as written
 with its analysis and banners, a command as its argv, an HTTP call as method, path and
-body, a unified diff (``context.diff``) coloured. Highlighting is Pygments with CSS
-classes (the stylesheet is served from ``/assets/code.css``; no inline style, so the
-pages' Content-Security-Policy holds)."""
+body, a unified diff (``context.diff``) coloured, a GitHub deployment's commits.
+Highlighting is Pygments with CSS classes (the stylesheet is served from
+``/assets/code.css``; no inline style, so the pages' Content-Security-Policy holds)."""
 
 from __future__ import annotations
 
@@ -93,4 +93,12 @@ def action_blocks(params: dict[str, Any], context: dict[str, Any]) -> list[Shown
     diff = context.get("diff")
     if isinstance(diff, str) and diff.strip():
         out.append(Shown("Change (diff)", _code(diff, DiffLexer())))
+    commits = context.get("commits")  # a GitHub deployment's (services/github.py)
+    if isinstance(commits, list) and commits:
+        lines = [
+            f"{str(c.get('sha', ''))[:12]}  {c.get('message', '')}"
+            for c in commits
+            if isinstance(c, dict)
+        ]
+        out.append(Shown("Commits", Markup("<pre>{}</pre>").format("\n".join(lines))))
     return out
