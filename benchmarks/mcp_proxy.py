@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from mcp import Client, StdioServerParameters
-
 from run import SignoffServer
 
 HERE = Path(__file__).resolve().parent
