@@ -47,9 +47,29 @@ class Shown:
     banners: list[str] = field(default_factory=list)
 
 
-def action_blocks(params: dict[str, Any], context: dict[str, Any]) -> list[Shown]:
+def action_blocks(
+    params: dict[str, Any], context: dict[str, Any], type: str = "", target: str = ""
+) -> list[Shown]:
     out: list[Shown] = []
     rest = dict(params)
+    tool = target.split("/", 2) if type == "mcp.tool" else []
+    if len(tool) == 3:
+        # an agent's tool call through `signoff mcp proxy`: the params are its arguments
+        out.append(
+            Shown(
+                "Tool call (an AI agent, through the MCP proxy)",
+                Markup(
+                    "<p class='http'><b>{}</b> on the MCP server <code>{}</code>, "
+                    "with {} argument{}:</p>"
+                ).format(tool[2], tool[1], len(rest), "" if len(rest) == 1 else "s"),
+            )
+        )
+        for key, value in rest.items():
+            text = (
+                value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+            )
+            out.append(Shown(f"Argument {key}", Markup("<pre>{}</pre>").format(text)))
+        return out
     found = analyse(params)
     if "sql" in found and isinstance(rest.get("sql"), str):
         sql = str(rest.pop("sql"))

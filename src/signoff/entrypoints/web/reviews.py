@@ -386,7 +386,7 @@ def router(app: App) -> APIRouter:
             live=None if r.status in FINAL else f"/requests/{rid}/live",
             created=when(r.created_at.isoformat()),
             flash=flash.get(done, ""),
-            blocks=action_blocks(r.action.params, r.context),
+            blocks=action_blocks(r.action.params, r.context, r.action.type, r.action.target),
             can_vote=reason is None,
             why_not=reason,
             step_up=step_up,
