@@ -97,6 +97,10 @@ class Approval:
             raise Denied(f"request {request.id} is approved but shows you no grant token", request)
         return request.grant
 
+    def context(self, reason: str) -> dict[str, Any]:
+        """The request's other arguments: its reason and the decorator's context."""
+        return {"reason": reason, "ticket": self.ticket, "labels": self.labels, "risk": self.risk}
+
     def comment(self) -> str:
         return f"{self.name} stopped waiting after {self.timeout:g} s"
 
@@ -154,15 +158,7 @@ def _sync_wrapper(fn: Callable[P, R], plan: Approval, choice: ClientChoice) -> C
         if not isinstance(made, Client):
             raise TypeError(f"{plan.name} is not a coroutine function: its client must be sync")
         try:
-            r = made.request(
-                plan.type,
-                target,
-                params,
-                reason=reason,
-                ticket=plan.ticket,
-                labels=plan.labels,
-                risk=plan.risk,
-            )
+            r = made.request(plan.type, target, params, **plan.context(reason))
             try:
                 r = made.wait(r, timeout=plan.timeout)
             except TimedOut as exc:
@@ -193,15 +189,7 @@ def _async_wrapper(
                 f"{plan.name} is a coroutine function: its client must be an AsyncClient"
             )
         try:
-            r = await made.request(
-                plan.type,
-                target,
-                params,
-                reason=reason,
-                ticket=plan.ticket,
-                labels=plan.labels,
-                risk=plan.risk,
-            )
+            r = await made.request(plan.type, target, params, **plan.context(reason))
             try:
                 r = await made.wait(r, timeout=plan.timeout)
             except TimedOut as exc:
