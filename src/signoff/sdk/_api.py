@@ -244,8 +244,8 @@ class Follow:
 
     def retry_after(self, problem: Unreachable) -> float:
         """Seconds to wait before reconnecting after the stream broke (none the first
-        time, then doubling up to 5 s, never past the deadline); ``problem`` again after too many tries, and
-        TimedOut once the deadline has passed."""
+        time, then doubling up to 5 s, never past the deadline); ``problem`` again after
+        too many tries, and TimedOut once the deadline has passed."""
         self.check()
         self.failures += 1
         if self.failures > MAX_RECONNECTS:

@@ -104,6 +104,15 @@ class Approval:
     def comment(self) -> str:
         return f"{self.name} stopped waiting after {self.timeout:g} s"
 
+    def gave_up(self, request: Request, last: Request | None) -> TimedOut:
+        """The error once the wait ran out and the request was cancelled (``last``:
+        the request then; None when it was decided meanwhile and not cancelled)."""
+        now = last or request
+        then = "it was cancelled" if now.status is Status.CANCELLED else f"it is {now.status}"
+        return TimedOut(
+            f"request {request.id}: nobody decided within {self.timeout:g} s; {then}", now
+        )
+
 
 def require_approval(
     type: str,
@@ -166,7 +175,7 @@ def _sync_wrapper(fn: Callable[P, R], plan: Approval, choice: ClientChoice) -> C
                     last: Request | None = made.cancel(r.id, plan.comment())
                 except Conflict:  # decided meanwhile: it does not run all the same
                     last = exc.request
-                raise TimedOut(str(exc), last) from None
+                raise plan.gave_up(r, last) from None
             grant = plan.grant(r)
             made.redeem(grant.token or "", plan.type, target, params)
         finally:
@@ -197,7 +206,7 @@ def _async_wrapper(
                     last: Request | None = await made.cancel(r.id, plan.comment())
                 except Conflict:  # decided meanwhile: it does not run all the same
                     last = exc.request
-                raise TimedOut(str(exc), last) from None
+                raise plan.gave_up(r, last) from None
             grant = plan.grant(r)
             await made.redeem(grant.token or "", plan.type, target, params)
         finally:
