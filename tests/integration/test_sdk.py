@@ -223,6 +223,19 @@ def test_a_grant_for_one_call_does_not_run_another(server: LiveServer, dave: Cli
     assert spent.uses_left == 0 and spent.status is Status.EXECUTED
 
 
+def test_a_call_folded_into_the_same_pending_request_runs_once_it_is_approved(
+    server: LiveServer, dave: Client
+) -> None:
+    asked = dave.request(CHANGE, TARGET, {"key": "limit", "value": 1})
+    calls: list[tuple[str, int]] = []
+    set_value = changes(server, "sync", calls)
+    with Approver(server, "bob", approve) as bob:
+        assert set_value("limit") == "limit=1"
+    assert bob.request_id == asked.id and calls == [("limit", 1)]
+    done = dave.get(asked.id)
+    assert done.fold_count == 1 and done.status is Status.EXECUTED
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_an_action_the_policy_allows_runs_without_asking_anyone(
     server: LiveServer, dave: Client, mode: str
