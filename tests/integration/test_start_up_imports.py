@@ -53,6 +53,12 @@ def test_the_cli_module_loads_no_server_parts() -> None:
     assert loaded_after("import signoff.entrypoints.cli.main", CLI_NEVER) == []
 
 
+def test_the_package_loads_the_sdk_at_its_first_use() -> None:
+    sdk = ["httpx", "signoff.sdk._http", "signoff.sdk.client", "signoff.sdk.aio"]
+    assert loaded_after("import signoff", sdk) == []
+    assert loaded_after("import signoff; signoff.Client", sdk) == sdk[:3]
+
+
 def test_the_server_loads_no_unused_parts(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'signoff.db'}"
     subprocess.run(

@@ -246,13 +246,14 @@ class Follow:
         return self.request
 
     def retry_after(self, problem: Unreachable) -> float:
-        """Seconds to wait before reconnecting after the stream broke (doubling, at
-        most 5 s, never past the deadline); ``problem`` again after too many tries, and
-        TimedOut once the deadline has passed."""
+        """Seconds to wait before reconnecting after the stream broke (none the first
+        time, then doubling up to 5 s, never past the deadline); ``problem`` again after
+        too many tries, and TimedOut once the deadline has passed."""
         self.check()
         self.failures += 1
         if self.failures > MAX_RECONNECTS:
             raise problem
-        delay = min(5.0, 0.2 * 2.0**self.failures)
+        # at once the first time (a connection dropped by the way), then doubling
+        delay = 0.0 if self.failures == 1 else min(5.0, 0.1 * 2.0**self.failures)
         left = self.remaining()
         return delay if left is None else max(0.0, min(delay, left))

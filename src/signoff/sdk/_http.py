@@ -86,15 +86,19 @@ class Problem:
     body: Mapping[str, Any] = field(default_factory=dict)
 
 
-def problem_of(resp: httpx.Response) -> Problem:
-    """The problem a 4xx or 5xx answer states; an answer that is not problem+json (a
-    proxy's page) by its status and first characters."""
+def json_object(resp: httpx.Response) -> dict[str, Any]:
+    """An answer's body when it is a JSON object; else an empty one."""
     try:
         body = resp.json()
     except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def problem_of(resp: httpx.Response) -> Problem:
+    """The problem a 4xx or 5xx answer states; an answer that is not problem+json (a
+    proxy's page) by its status and first characters."""
+    body = json_object(resp)
     code = str(body.get("type", "")).rsplit("/", 1)[-1] or f"http-{resp.status_code}"
     detail = body.get("detail") or resp.text[:200] or resp.reason_phrase
     if isinstance(body.get("problems"), list):
@@ -211,7 +215,46 @@ def _stream_args(request_id: str, last_event_id: str | None, read: float) -> dic
     }
 
 
-class SyncSession:
+class _Session:
+    """What both sessions share: the server, the token's renewal, what a problem
+    raises, and how an answer is read."""
+
+    def __init__(
+        self, url: str, renew: Callable[[], str] | None, error: Callable[[Problem], Exception]
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.renew = renew
+        self.error = error
+
+    def options(
+        self, token: str, user_agent: str | None, timeout: float, transport: Any
+    ) -> dict[str, Any]:
+        """The arguments of the httpx client."""
+        return {
+            "base_url": self.url,
+            "headers": _headers(token, user_agent),
+            "timeout": httpx.Timeout(timeout),
+            "transport": transport,
+        }
+
+    def renewal(self) -> Callable[[], str] | None:
+        """The way to renew the token, taken: a call is made again once at most."""
+        renew, self.renew = self.renew, None
+        return renew
+
+    def answer(self, resp: httpx.Response) -> Any:
+        if resp.status_code >= 400:
+            raise self.error(problem_of(resp))
+        return resp.json()
+
+    def unreachable(self, exc: httpx.HTTPError) -> Exception:
+        return self.error(Problem(0, "unreachable", f"cannot reach {self.url}: {exc}"))
+
+    def interrupted(self, exc: httpx.HTTPError) -> Exception:
+        return self.error(Problem(0, "unreachable", f"event stream interrupted: {exc}"))
+
+
+class SyncSession(_Session):
     """One server, one token, one connection pool (httpx.Client)."""
 
     def __init__(
@@ -225,15 +268,8 @@ class SyncSession:
         renew: Callable[[], str] | None = None,
         error: Callable[[Problem], Exception] = error_for,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.renew = renew
-        self.error = error
-        self.http = httpx.Client(
-            base_url=self.url,
-            headers=_headers(token, user_agent),
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-        )
+        super().__init__(url, renew, error)
+        self.http = httpx.Client(**self.options(token, user_agent, timeout, transport))
 
     def close(self) -> None:
         self.http.close()
@@ -242,15 +278,12 @@ class SyncSession:
         """The JSON answer of one call; a problem raised as ``error`` makes it."""
         try:
             resp = self.http.request(method, where, **kwargs)
-            if resp.status_code == 401 and self.renew is not None:
-                renew, self.renew = self.renew, None  # once
+            if resp.status_code == 401 and (renew := self.renewal()) is not None:
                 self.http.headers["Authorization"] = f"Bearer {renew()}"
                 resp = self.http.request(method, where, **kwargs)
         except httpx.HTTPError as exc:
-            raise self.error(Problem(0, "unreachable", f"cannot reach {self.url}: {exc}")) from None
-        if resp.status_code >= 400:
-            raise self.error(problem_of(resp))
-        return resp.json()
+            raise self.unreachable(exc) from None
+        return self.answer(resp)
 
     def events(
         self, request_id: str, last_event_id: str | None = None, read: float = STREAM_READ_TIMEOUT
@@ -262,19 +295,17 @@ class SyncSession:
             with self.http.stream(**_stream_args(request_id, last_event_id, read)) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise self.error(problem_of(resp))
+                    self.answer(resp)
                 lines = EventLines()
                 for line in resp.iter_lines():
                     event = lines.line(line)
                     if event is not None:
                         yield event
         except httpx.HTTPError as exc:
-            raise self.error(
-                Problem(0, "unreachable", f"event stream interrupted: {exc}")
-            ) from None
+            raise self.interrupted(exc) from None
 
 
-class AsyncSession:
+class AsyncSession(_Session):
     """``SyncSession`` for asyncio (httpx.AsyncClient)."""
 
     def __init__(
@@ -288,15 +319,8 @@ class AsyncSession:
         renew: Callable[[], str] | None = None,
         error: Callable[[Problem], Exception] = error_for,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.renew = renew
-        self.error = error
-        self.http = httpx.AsyncClient(
-            base_url=self.url,
-            headers=_headers(token, user_agent),
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-        )
+        super().__init__(url, renew, error)
+        self.http = httpx.AsyncClient(**self.options(token, user_agent, timeout, transport))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -304,16 +328,13 @@ class AsyncSession:
     async def call(self, method: str, where: str, **kwargs: Any) -> Any:
         try:
             resp = await self.http.request(method, where, **kwargs)
-            if resp.status_code == 401 and self.renew is not None:
-                renew, self.renew = self.renew, None  # once
+            if resp.status_code == 401 and (renew := self.renewal()) is not None:
                 token = await asyncio.to_thread(renew)
                 self.http.headers["Authorization"] = f"Bearer {token}"
                 resp = await self.http.request(method, where, **kwargs)
         except httpx.HTTPError as exc:
-            raise self.error(Problem(0, "unreachable", f"cannot reach {self.url}: {exc}")) from None
-        if resp.status_code >= 400:
-            raise self.error(problem_of(resp))
-        return resp.json()
+            raise self.unreachable(exc) from None
+        return self.answer(resp)
 
     async def events(
         self, request_id: str, last_event_id: str | None = None, read: float = STREAM_READ_TIMEOUT
@@ -322,16 +343,14 @@ class AsyncSession:
             async with self.http.stream(**_stream_args(request_id, last_event_id, read)) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
-                    raise self.error(problem_of(resp))
+                    self.answer(resp)
                 lines = EventLines()
                 async for line in resp.aiter_lines():
                     event = lines.line(line)
                     if event is not None:
                         yield event
         except httpx.HTTPError as exc:
-            raise self.error(
-                Problem(0, "unreachable", f"event stream interrupted: {exc}")
-            ) from None
+            raise self.interrupted(exc) from None
 
 
 def session_settings(

@@ -97,8 +97,21 @@ class Approval:
             raise Denied(f"request {request.id} is approved but shows you no grant token", request)
         return request.grant
 
+    def context(self, reason: str) -> dict[str, Any]:
+        """The request's other arguments: its reason and the decorator's context."""
+        return {"reason": reason, "ticket": self.ticket, "labels": self.labels, "risk": self.risk}
+
     def comment(self) -> str:
         return f"{self.name} stopped waiting after {self.timeout:g} s"
+
+    def gave_up(self, request: Request, last: Request | None) -> TimedOut:
+        """The error once the wait ran out and the request was cancelled (``last``:
+        the request then; None when it was decided meanwhile and not cancelled)."""
+        now = last or request
+        then = "it was cancelled" if now.status is Status.CANCELLED else f"it is {now.status}"
+        return TimedOut(
+            f"request {request.id}: nobody decided within {self.timeout:g} s; {then}", now
+        )
 
 
 def require_approval(
@@ -154,15 +167,7 @@ def _sync_wrapper(fn: Callable[P, R], plan: Approval, choice: ClientChoice) -> C
         if not isinstance(made, Client):
             raise TypeError(f"{plan.name} is not a coroutine function: its client must be sync")
         try:
-            r = made.request(
-                plan.type,
-                target,
-                params,
-                reason=reason,
-                ticket=plan.ticket,
-                labels=plan.labels,
-                risk=plan.risk,
-            )
+            r = made.request(plan.type, target, params, **plan.context(reason))
             try:
                 r = made.wait(r, timeout=plan.timeout)
             except TimedOut as exc:
@@ -170,7 +175,7 @@ def _sync_wrapper(fn: Callable[P, R], plan: Approval, choice: ClientChoice) -> C
                     last: Request | None = made.cancel(r.id, plan.comment())
                 except Conflict:  # decided meanwhile: it does not run all the same
                     last = exc.request
-                raise TimedOut(str(exc), last) from None
+                raise plan.gave_up(r, last) from None
             grant = plan.grant(r)
             made.redeem(grant.token or "", plan.type, target, params)
         finally:
@@ -193,15 +198,7 @@ def _async_wrapper(
                 f"{plan.name} is a coroutine function: its client must be an AsyncClient"
             )
         try:
-            r = await made.request(
-                plan.type,
-                target,
-                params,
-                reason=reason,
-                ticket=plan.ticket,
-                labels=plan.labels,
-                risk=plan.risk,
-            )
+            r = await made.request(plan.type, target, params, **plan.context(reason))
             try:
                 r = await made.wait(r, timeout=plan.timeout)
             except TimedOut as exc:
@@ -209,7 +206,7 @@ def _async_wrapper(
                     last: Request | None = await made.cancel(r.id, plan.comment())
                 except Conflict:  # decided meanwhile: it does not run all the same
                     last = exc.request
-                raise TimedOut(str(exc), last) from None
+                raise plan.gave_up(r, last) from None
             grant = plan.grant(r)
             await made.redeem(grant.token or "", plan.type, target, params)
         finally:

@@ -147,12 +147,9 @@ def locked() -> Iterator[None]:
 
 def provider_error(resp: httpx.Response) -> tuple[str, str]:
     """An OAuth error answer: its ``error`` code and a short description."""
-    try:
-        body = resp.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
+    from signoff.sdk._http import json_object
+
+    body = json_object(resp)
     code = str(body.get("error") or f"http-{resp.status_code}")[:100]
     description = str(body.get("error_description") or "")[:200]
     return code, description

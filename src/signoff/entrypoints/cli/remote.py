@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -83,27 +82,11 @@ def client() -> Iterator[SignoffClient]:
 
 def settings_and_renewal() -> tuple[ClientSettings, Callable[[], str] | None]:
     """Where the server is and the token to send: SIGNOFF_TOKEN when set; else the
-    stored login (``signoff login``) to SIGNOFF_URL's server (or, with no SIGNOFF_URL,
-    to the server it was made with), renewed first when about to expire, with a way to
-    renew it when the server answers 401."""
-    from signoff.entrypoints.cli import credentials
+    stored login (``signoff login``), renewed when about to expire and when the server
+    answers 401 (``ClientSettings.with_login``)."""
     from signoff.entrypoints.cli.client import ClientSettings
 
-    cs = ClientSettings.from_env()
-    if cs.token:
-        return cs, None
-    login = credentials.load()
-    if login is None or (cs.url_set and login.url != cs.url.rstrip("/")):
-        return cs, None
-    if login.expiring():
-        login = credentials.refreshed(login)
-    cs = replace(cs, url=login.url, token=login.access_token, logged_in=True)
-    held = login
-
-    def renew() -> str:
-        return credentials.refreshed(held).access_token
-
-    return cs, renew
+    return ClientSettings.from_env().with_login()
 
 
 def voted(decision: str) -> str:
