@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,32 @@ def bare_server() -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-async def throughput(url: str, token: str, seconds: float, concurrency: int) -> float:
-    headers = {"Authorization": f"Bearer {token}"}
+# What each kind of ask sends: a review stays pending; an allowed read is approved by
+# policy with a grant (prod-sql-read in the example policies). Every body differs (a run
+# prefix and a counter): identical pending asks would fold into one request.
+BODIES = {
+    "review": '{"action":{"type":"sql.execute","target":"postgres/prod-main",'
+    '"params":{"sql":"UPDATE t SET n = NUM WHERE run = \'RUN\'"}},'
+    '"reason":"benchmark","ticket":"OPS-1"}',
+    "allowed": '{"action":{"type":"sql.execute","target":"postgres/prod-main",'
+    '"params":{"sql":"SELECT NUM FROM t WHERE run = \'RUN\'"}},"reason":"benchmark"}',
+}
+
+
+def body_of(kind: str, run: str, n: int) -> str:
+    return BODIES[kind].replace("RUN", run).replace("NUM", str(n))
+
+
+def check(kind: str, resp: httpx.Response) -> None:
+    if resp.status_code != 201:
+        raise RuntimeError(f"expected 201 Created, got {resp.status_code}: {resp.text[:300]}")
+    if kind == "allowed" and '"status":"approved"' not in resp.text:
+        raise RuntimeError(f"expected an approved request: {resp.text[:300]}")
+
+
+async def throughput(url: str, token: str, seconds: float, concurrency: int, kind: str) -> float:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    run = uuid.uuid4().hex[:12]
     counter = iter(range(10**9))
     done = 0
     stop_at = time.perf_counter() + seconds
@@ -134,11 +159,8 @@ async def throughput(url: str, token: str, seconds: float, concurrency: int) -> 
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < stop_at:
-                # a different statement each time: identical pending asks would fold
-                action = {**WRITE, "params": {"sql": f"UPDATE t SET n = {next(counter)}"}}
-                body = {"action": action, "reason": "benchmark", "ticket": "OPS-1"}
-                resp = await c.post("/v1/requests", json=body)
-                assert resp.status_code == 201, resp.text
+                resp = await c.post("/v1/requests", content=body_of(kind, run, next(counter)))
+                check(kind, resp)
                 done += 1
 
         start = time.perf_counter()
@@ -151,23 +173,31 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer TOKEN"
 local n = 0
+local template = BODY
 request = function()
   n = n + 1
-  local body = '{"action":{"type":"sql.execute","target":"postgres/prod-main",' ..
-    '"params":{"sql":"UPDATE t SET n = ' .. n .. '"}},"reason":"benchmark","ticket":"OPS-1"}'
-  return wrk.format(nil, nil, nil, body)
+  return wrk.format(nil, nil, nil, (template:gsub("NNN", tostring(n))))
+end
+response = function(status, headers, body)
+  if status ~= 201 then
+    io.stderr:write("unexpected status " .. status .. ": " .. body .. "\n")
+  end
 end
 """
 
 
-def wrk_throughput(url: str, token: str, seconds: float, concurrency: int) -> float:
+def lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def wrk_throughput(url: str, token: str, seconds: float, concurrency: int, kind: str) -> float:
     """The same load from wrk (C), when installed: the client is then not the bottleneck."""
-    # A different statement each time (identical pending asks would fold into one).
-    script = WRK_SCRIPT.replace("TOKEN", token)
+    template = BODIES[kind].replace("RUN", uuid.uuid4().hex[:12]).replace("NUM", "NNN")
+    script = WRK_SCRIPT.replace("TOKEN", token).replace("BODY", lua_string(template))
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
-        out = subprocess.run(
+        done = subprocess.run(
             [
                 "wrk",
                 "-t1",
@@ -180,34 +210,86 @@ def wrk_throughput(url: str, token: str, seconds: float, concurrency: int) -> fl
             capture_output=True,
             text=True,
             check=True,
-        ).stdout
+        )
     finally:
         os.unlink(f.name)
-    if "Non-2xx" in out:
-        raise RuntimeError(f"wrk saw errors:\n{out}")
-    return float(out.split("Requests/sec:")[1].split()[0])
+    if "Non-2xx" in done.stdout or "unexpected status" in done.stderr:
+        raise RuntimeError(f"wrk saw errors:\n{done.stdout}\n{done.stderr[:2000]}")
+    return float(done.stdout.split("Requests/sec:")[1].split()[0])
 
 
-def bench_throughput(server: SignoffServer, seconds: float) -> dict[str, float]:
+def bench_throughput(
+    server: SignoffServer, seconds: float, kinds: tuple[str, ...] = ("review", "allowed")
+) -> dict[str, float]:
+    """Requests created per second with 16 connections, next to the bare endpoint, three
+    interleaved rounds each, medians: with wrk when installed, else with httpx (which
+    then holds the bare endpoint back: its ratio flatters)."""
     proc, bare_url = bare_server()
-    loaders: dict[str, Any] = {
-        "httpx": lambda url, tok: asyncio.run(throughput(url, tok, seconds, 16))
-    }
     if shutil.which("wrk"):
-        loaders["wrk"] = lambda url, tok: wrk_throughput(url, tok, seconds, 16)
+        name, load = "wrk", wrk_throughput
+    else:
+        name = "httpx"
+
+        def load(url: str, tok: str, seconds: float, concurrency: int, kind: str) -> float:
+            return asyncio.run(throughput(url, tok, seconds, concurrency, kind))
+
     out: dict[str, float] = {}
     try:
-        for name, load in loaders.items():
+        for kind in kinds:
             results: dict[str, list[float]] = {"signoff": [], "bare": []}
             for _ in range(3):  # interleave, so noise hits both alike
-                results["bare"].append(load(bare_url, "x"))
-                results["signoff"].append(load(server.url, server.tokens["dave"]))
+                results["bare"].append(load(bare_url, "x", seconds, 16, kind))
+                results["signoff"].append(
+                    load(server.url, server.tokens["dave"], seconds, 16, kind)
+                )
             s, b = statistics.median(results["signoff"]), statistics.median(results["bare"])
-            out.update({f"{name}_signoff_rps": s, f"{name}_bare_rps": b, f"{name}_ratio": s / b})
+            out.update({f"{kind}_rps": s, f"{kind}_bare_rps": b, f"{kind}_ratio": s / b})
+        out["loader"] = name  # type: ignore[assignment]
     finally:
         proc.terminate()
         proc.wait(10)
     return out
+
+
+def one_client(server: SignoffServer, trials: int) -> dict[str, float]:
+    """One client asking one allowed request at a time: p50/p99 of the round trip, next
+    to the bare endpoint's, interleaved."""
+    proc, bare_url = bare_server()
+    run = uuid.uuid4().hex[:12]
+    headers = {"Content-Type": "application/json"}
+    try:
+        with (
+            httpx.Client(
+                base_url=server.url,
+                headers={**headers, "Authorization": f"Bearer {server.tokens['dave']}"},
+            ) as c,
+            httpx.Client(base_url=bare_url, headers=headers) as bare,
+        ):
+            ours, theirs = [], []
+            for n in range(trials + 20):
+                body = body_of("allowed", run, n)
+                t0 = time.perf_counter()
+                bare.post("/v1/requests", content=body)
+                t1 = time.perf_counter()
+                check("allowed", c.post("/v1/requests", content=body))
+                t2 = time.perf_counter()
+                if n >= 20:  # warmed up
+                    theirs.append((t1 - t0) * 1000)
+                    ours.append((t2 - t1) * 1000)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {
+        "p50_ms": statistics.median(ours),
+        "p99_ms": pct(ours, 0.99),
+        "bare_p50_ms": statistics.median(theirs),
+        "bare_p99_ms": pct(theirs, 0.99),
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def synthetic_policies(folder: Path, n: int) -> None:
@@ -349,13 +431,19 @@ def main() -> None:
         try:
             t = bench_throughput(server, args.seconds)
             results["throughput"] = t
-            for name in ("httpx", "wrk"):
-                if f"{name}_ratio" in t:
-                    print(
-                        f"(a) requests created ({name} load): {t[f'{name}_signoff_rps']:.0f}/s "
-                        f"with durable commits vs {t[f'{name}_bare_rps']:.0f}/s bare endpoint: "
-                        f"ratio {t[f'{name}_ratio']:.2f}"
-                    )
+            for kind in ("review", "allowed"):
+                print(
+                    f"(a) requests created, {kind} ({t['loader']}, 16 connections): "
+                    f"{t[f'{kind}_rps']:.0f}/s with durable commits vs "
+                    f"{t[f'{kind}_bare_rps']:.0f}/s bare endpoint: ratio {t[f'{kind}_ratio']:.2f}"
+                )
+            o = one_client(server, args.trials)
+            results["one_client"] = o
+            print(
+                f"(a') one client, allowed request -> grant: p50 {o['p50_ms']:.2f} ms, p99 "
+                f"{o['p99_ms']:.2f} ms (bare endpoint p50 {o['bare_p50_ms']:.2f} ms, p99 "
+                f"{o['bare_p99_ms']:.2f} ms)"
+            )
             s = bench_sse(server, args.trials)
             results["sse"] = s
             print(

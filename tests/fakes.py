@@ -5,7 +5,7 @@ stored, so tests assert on it, not on calls."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -123,6 +123,11 @@ class FakeAudit:
         ev = chain_next(seq, prev, at, event.actor, event.type, request_id, event.payload())
         self.staged.append(ev)
         return ev
+
+    def append_all(
+        self, at: datetime, request_id: str | None, events: Sequence[AuditedEvent]
+    ) -> list[AuditEvent]:
+        return [self.append(at, request_id, e) for e in events]
 
     def events(
         self, after: int = 0, request_id: str | None = None, limit: int | None = None

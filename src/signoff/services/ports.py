@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import builtins
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -141,6 +141,13 @@ class RequestRepository(Protocol):
 class AuditLog(Protocol):
     def append(self, at: datetime, request_id: str | None, event: AuditedEvent) -> AuditEvent:
         """Chain ``event`` (its actor, type and derived payload) onto the log."""
+        ...
+
+    def append_all(
+        self, at: datetime, request_id: str | None, events: Sequence[AuditedEvent]
+    ) -> list[AuditEvent]:
+        """Chain several events in order, as ``append`` would one by one (one read of
+        the head, one insert, one move of the head)."""
         ...
 
     def events(

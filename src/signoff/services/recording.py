@@ -60,8 +60,7 @@ def record_changes(
     told: set[str] = set()
     last: Message | None = None
     decided: Message | None = None
-    for ev in events:
-        audited = uow.audit.append(now, request.id, ev)
+    for ev, audited in zip(events, uow.audit.append_all(now, request.id, events), strict=True):
         if isinstance(ev, StageEscalated):
             uow.flow.add(request.id, [""], "escalated", "", now)
         elif isinstance(ev, RequestMoved) and ev.to_status in TALLIED:

@@ -64,8 +64,13 @@ def sweep(svc: Services, limit: int = 100) -> int:
 
 
 class DeadlineWorker:
-    """Every ``interval`` seconds: fire due deadlines, then deliver due notifications
-    (``dispatch`` returns a result with ``claimed``), until stopped."""
+    """Fires due deadlines every ``interval`` seconds, and delivers due notifications:
+    at once when woken (new outbox rows were committed), else every ``interval``.
+
+    A wake-up is held for ``gather`` seconds so a burst of commits (an agent's calls, a
+    pipeline's asks) is delivered in one round instead of one round a commit, each with
+    its own transactions competing with the requests for the database and the
+    interpreter. The deadline sweep keeps its own timer: a commit makes nothing due."""
 
     def __init__(
         self,
@@ -75,11 +80,13 @@ class DeadlineWorker:
         dispatch: Callable[[], Any] | None = None,
         wake: threading.Event | None = None,
         every: Sequence[tuple[float, Callable[[], Any]]] = (),
+        gather: float = 0.02,
     ) -> None:
         self.svc = svc
         self.interval = interval
         self.limit = limit
         self.dispatch = dispatch
+        self.gather = gather
         self._stop = threading.Event()
         # Set by whoever wants a round now (``Services.wake_dispatcher`` after a commit).
         self._wake = wake if wake is not None else threading.Event()
@@ -98,12 +105,15 @@ class DeadlineWorker:
         return self
 
     def run(self) -> None:
+        next_sweep = 0.0
         while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                sweep(self.svc, self.limit)
-            except Exception:  # keep going: the next sweep retries what failed
-                log.exception("deadline sweep failed")
+            self._wake.clear()  # a commit from here on asks for another round
+            if time.monotonic() >= next_sweep:
+                try:
+                    sweep(self.svc, self.limit)
+                except Exception:  # keep going: the next sweep retries what failed
+                    log.exception("deadline sweep failed")
+                next_sweep = time.monotonic() + self.interval
             if self.dispatch is not None:
                 try:
                     for _ in range(20):  # drain, but let deadlines have their turn
@@ -112,7 +122,8 @@ class DeadlineWorker:
                 except Exception:
                     log.exception("outbox dispatch failed")
             self._run_periodic()
-            self._wake.wait(self.interval)
+            if self._wake.wait(max(0.0, next_sweep - time.monotonic())) and self.gather:
+                self._stop.wait(self.gather)  # let the rest of a burst join this round
 
     def _run_periodic(self) -> None:
         now = time.monotonic()

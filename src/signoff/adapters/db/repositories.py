@@ -6,7 +6,7 @@ import base64
 import builtins
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -543,6 +543,42 @@ class DatabaseAuditLog:
         )
         self.conn.execute(_MOVE_HEAD, {"new_seq": ev.seq, "new_hash": ev.hash})
         return ev
+
+    def append_all(
+        self, at: datetime, request_id: str | None, events: Sequence[AuditedEvent]
+    ) -> list[AuditEvent]:
+        if len(events) == 1:
+            return [self.append(at, request_id, events[0])]
+        if not events:
+            return []
+        locked = self.conn.dialect.name == "postgresql"
+        row = self.conn.execute(_READ_HEAD_LOCKED if locked else _READ_HEAD).first()
+        if row is None:
+            raise RuntimeError("audit head missing: run `signoff db upgrade`")
+        seq, prev = row[0], row[1]
+        chained: list[AuditEvent] = []
+        for event in events:
+            ev = chain_next(seq, prev, at, event.actor, event.type, request_id, event.payload())
+            chained.append(ev)
+            seq, prev = ev.seq, ev.hash
+        self.conn.execute(
+            t.audit_events.insert(),
+            [
+                {
+                    "seq": ev.seq,
+                    "at": ev.at,
+                    "actor": ev.actor,
+                    "type": ev.type,
+                    "request_id": ev.request_id,
+                    "payload": ev.payload,
+                    "prev_hash": ev.prev_hash,
+                    "hash": ev.hash,
+                }
+                for ev in chained
+            ],
+        )
+        self.conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+        return chained
 
     def events(
         self, after: int = 0, request_id: str | None = None, limit: int | None = None
