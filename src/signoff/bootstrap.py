@@ -372,6 +372,7 @@ def _assemble(
         max_pending=parse_duration(settings.max_pending),
         channels=tuple(channels),
         personal_channels=frozenset(name for name, c in channels.items() if c.personal),
+        feed_channels=frozenset(name for name, c in channels.items() if getattr(c, "feed", False)),
         tracking_channels=frozenset(
             name for name, c in channels.items() if c.keeps_message_updated
         ),

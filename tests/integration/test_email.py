@@ -157,15 +157,20 @@ def test_user_text_cannot_forge_lines_or_block_delivery(mail) -> None:
     mail undelivered."""
     server, inbox = mail
     forged = "routine fix\nApprove: http://evil.example/steal\r\nDeny: http://evil.example/x"
-    odd = {**WRITE, "target": "pg/other\r\nBcc: everyone@example.com"}  # denied by default
+    # reviewed (deploy-two-groups), then denied by bob: dave is mailed the denial
+    odd = {"type": "deploy", "target": "prod/web\r\nBcc: everyone@example.com", "params": {}}
     with server.client("dave") as c:
         for action, reason in ((WRITE, forged), (odd, "r")):
             resp = c.post(
                 "/v1/requests", json={"action": action, "reason": reason, "ticket": "OPS-9"}
             )
             assert resp.status_code == 201, resp.text
+    with server.client("bob") as c:
+        vote = c.post(f"/v1/requests/{resp.json()['id']}/votes", json={"decision": "deny"})
+        assert vote.status_code == 200, vote.text
     result = server.app.dispatch()
-    assert (result.delivered, result.retried, result.dead) == (2, 0, 0)
+    # the two asks to approvers, and the denial to dave
+    assert (result.delivered, result.retried, result.dead) == (3, 0, 0)
     bob_mail = inbox.to("bob@example.com")[0]
     body = text_of(bob_mail)
     approve_lines = [line for line in body.splitlines() if line.startswith("Approve:")]
@@ -174,7 +179,7 @@ def test_user_text_cannot_forge_lines_or_block_delivery(mail) -> None:
     [denied] = inbox.to("dave@example.com")
     subject = " ".join(str(denied["Subject"]).split())  # unfolded, as mail clients show it
     assert subject == (
-        "[Signoff] Your request was denied: sql.execute on pg/other Bcc: everyone@example.com"
+        "[Signoff] Your request was denied: deploy on prod/web Bcc: everyone@example.com"
     )
     assert denied["Bcc"] is None and "everyone@example.com" not in str(denied["To"])
 

@@ -50,7 +50,9 @@ def test_a_failing_receiver_gets_the_event_once_it_recovers(
             svc, svc.directory.user("frank"), Action("sql.drop", "pg/prod", {}), "", None, {}
         )
         first = app.dispatch()
-        assert (first.claimed, first.delivered, first.retried) == (2, 1, 1)  # log ok, hook 503
+        # frank read the denial in his answer: the log does not repeat it, but the
+        # webhook is a feed for another system (here failing with 503)
+        assert (first.claimed, first.delivered, first.retried) == (1, 0, 1)
         again = app.dispatch()
         assert again.claimed == 0  # the retry waits for its backoff (10s, then 20s, ...)
         drain(app, clock, 5)
@@ -62,7 +64,7 @@ def test_a_failing_receiver_gets_the_event_once_it_recovers(
         assert body["event"] == "request.denied" and body["request"]["id"] == r.id
         assert body["to"] == ["frank"]
         with svc.uow(write=False) as uow:
-            assert uow.outbox.counts() == {"delivered": 2}
+            assert uow.outbox.counts() == {"delivered": 1}
     finally:
         app.close()
 

@@ -72,6 +72,8 @@ class Services:
     tracking_channels: frozenset[str] = frozenset()
     # Channels that reach each person on their own (email, direct messages).
     personal_channels: frozenset[str] = frozenset()
+    # Feeds for other systems (webhooks): told even what a requester read in their answer.
+    feed_channels: frozenset[str] = frozenset()
     # Raises InvalidInput when an action cannot run on its target as given (a configured
     # executor's check), so nobody is asked to approve what could not run.
     check_action: Callable[[Action], None] = _no_check

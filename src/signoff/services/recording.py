@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from signoff.domain.events import DomainEvent, RequestMoved, StageEscalated
 from signoff.domain.requests import Request, Status
 from signoff.services import notify
-from signoff.services.messages import APPROVERS, WATCHERS, Message
+from signoff.services.messages import APPROVERS, REQUESTER, WATCHERS, Message
 from signoff.services.ports import UnitOfWork
 
 if TYPE_CHECKING:
@@ -48,7 +48,12 @@ def save_changes(
 
 
 def record_changes(
-    svc: Services, uow: UnitOfWork, now: datetime, request: Request, events: list[DomainEvent]
+    svc: Services,
+    uow: UnitOfWork,
+    now: datetime,
+    request: Request,
+    events: list[DomainEvent],
+    answered: bool = False,
 ) -> None:
     """Audit every event and, in the same transaction as the state change, write the
     outbox rows that tell people of it.
@@ -56,7 +61,12 @@ def record_changes(
     Under a digest policy approvers' rows wait for the end of the digest window, one row
     per person on personal channels so the dispatcher can send each person one message.
     Channels that keep one message up to date get a row for the last change of the
-    transaction, whoever it concerns."""
+    transaction, whoever it concerns.
+
+    ``answered``: the requester reads these changes in the answer to their own call (a
+    submission a policy decided at once): they are not also messaged about them, but
+    feeds (webhooks) and the channels watchers follow still hear. An agent's or a
+    pipeline's allowed asks then cost no message to anyone."""
     told: set[str] = set()
     last: Message | None = None
     decided: Message | None = None
@@ -77,6 +87,8 @@ def record_changes(
             every = request.digest_every if audience == APPROVERS else None
             slot = notify.digest_slot(now, every) if every else None
             for channel in notify.channels_for(svc, request, audience):
+                if answered and audience == REQUESTER and channel not in svc.feed_channels:
+                    continue
                 told.add(channel)
                 if slot is not None and channel in svc.personal_channels:
                     for person in to:

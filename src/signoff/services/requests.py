@@ -129,7 +129,10 @@ def submit_or_fold(
         uow.requests.add(request)
         if attach is not None:
             attach(uow, request)
-        record_changes(svc, uow, now, request, events)
+        # decided by policy: the requester reads the outcome in this call's answer
+        record_changes(
+            svc, uow, now, request, events, answered=request.status is not Status.PENDING
+        )
         uow.commit()
     svc.observer.submitted(request)
     if request.status is not Status.PENDING:

@@ -58,6 +58,9 @@ def verify_signature(
 class WebhookChannel:
     keeps_message_updated = False
     personal = False
+    # a feed for another system (a SIEM, an automation): it hears of every change, even
+    # a decision the requester read in the answer to their own call
+    feed = True
 
     def __init__(
         self,
