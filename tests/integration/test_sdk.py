@@ -212,6 +212,11 @@ def test_a_grant_for_one_call_does_not_run_another(server: LiveServer, dave: Cli
         dave.redeem(token, CHANGE, TARGET, {"key": "limit", "value": 6})
     assert refused.value.extra["reason"] == "action_mismatch"
     assert dave.get(asked.id).grant.uses_left == 1  # type: ignore[union-attr]
+    # checked offline, the token holds for its own arguments only
+    claims = dave.verify_grant(token, CHANGE, TARGET, {"key": "limit", "value": 5})
+    assert claims["rid"] == asked.id and claims["jti"] == granted.grant.id
+    with pytest.raises(GrantRefused, match="the action differs from the approved action"):
+        dave.verify_grant(token, CHANGE, TARGET, {"key": "limit", "value": 6}, jwks=dave.jwks())
     # a decorated call with other arguments asks anew; denied, it does not run
     calls: list[tuple[str, int]] = []
     set_value = changes(server, "sync", calls)
