@@ -241,6 +241,36 @@ def test_a_call_folded_into_the_same_pending_request_runs_once_it_is_approved(
     assert done.fold_count == 1 and done.status is Status.EXECUTED
 
 
+def test_two_identical_calls_at_once_share_one_approval_and_one_of_them_runs(
+    server: LiveServer,
+) -> None:
+    calls: list[tuple[str, int]] = []
+    set_value = changes(server, "sync", calls)
+    outcomes: list[object] = []
+
+    def call() -> None:
+        try:
+            outcomes.append(set_value("limit", 2))
+        except GrantRefused as exc:
+            outcomes.append(exc.reason)
+
+    def approve_once_folded(c: Client, request_id: str) -> None:
+        deadline = time.monotonic() + 20
+        while c.get(request_id).fold_count < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        c.approve(request_id)
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    with Approver(server, "bob", approve_once_folded):
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(30)
+    assert sorted(map(str, outcomes)) == ["limit=2", "used_up"]
+    assert calls == [("limit", 2)]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_an_action_the_policy_allows_runs_without_asking_anyone(
     server: LiveServer, dave: Client, mode: str
