@@ -212,6 +212,11 @@ def test_a_grant_for_one_call_does_not_run_another(server: LiveServer, dave: Cli
         dave.redeem(token, CHANGE, TARGET, {"key": "limit", "value": 6})
     assert refused.value.extra["reason"] == "action_mismatch"
     assert dave.get(asked.id).grant.uses_left == 1  # type: ignore[union-attr]
+    # checked offline, the token holds for its own arguments only
+    claims = dave.verify_grant(token, CHANGE, TARGET, {"key": "limit", "value": 5})
+    assert claims["rid"] == asked.id and claims["jti"] == granted.grant.id
+    with pytest.raises(GrantRefused, match="the action differs from the approved action"):
+        dave.verify_grant(token, CHANGE, TARGET, {"key": "limit", "value": 6}, jwks=dave.jwks())
     # a decorated call with other arguments asks anew; denied, it does not run
     calls: list[tuple[str, int]] = []
     set_value = changes(server, "sync", calls)
@@ -234,6 +239,36 @@ def test_a_call_folded_into_the_same_pending_request_runs_once_it_is_approved(
     assert bob.request_id == asked.id and calls == [("limit", 1)]
     done = dave.get(asked.id)
     assert done.fold_count == 1 and done.status is Status.EXECUTED
+
+
+def test_two_identical_calls_at_once_share_one_approval_and_one_of_them_runs(
+    server: LiveServer,
+) -> None:
+    calls: list[tuple[str, int]] = []
+    set_value = changes(server, "sync", calls)
+    outcomes: list[object] = []
+
+    def call() -> None:
+        try:
+            outcomes.append(set_value("limit", 2))
+        except GrantRefused as exc:
+            outcomes.append(exc.reason)
+
+    def approve_once_folded(c: Client, request_id: str) -> None:
+        deadline = time.monotonic() + 20
+        while c.get(request_id).fold_count < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        c.approve(request_id)
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    with Approver(server, "bob", approve_once_folded):
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(30)
+    assert sorted(map(str, outcomes)) == ["limit=2", "used_up"]
+    assert calls == [("limit", 2)]
 
 
 @pytest.mark.parametrize("mode", MODES)

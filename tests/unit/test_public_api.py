@@ -118,6 +118,7 @@ CLIENT_METHODS = {
     "request": "(self, type, target, params=None, *, reason='', ticket=None, links=(), "
     "labels=None, risk=None, diff=None, redeem=False)",
     "revoke_grant": "(self, grant_id, comment='')",
+    "verify_grant": "(self, token, type, target, params=None, *, jwks=None)",
     "wait": "(self, request, *, timeout=None, on_update=None)",
 }
 

@@ -188,6 +188,24 @@ def replay(files: Mapping[str, str], since: str, until: str | None) -> Call[dict
     return Call("POST", "/v1/policies/replay", _as_is, json=body)
 
 
+def verified(
+    token: str, keys: Mapping[str, Any], type: str, target: str, params: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A grant token's claims once it is checked offline against a JWKS document: its
+    signature, its expiry, and that it was issued for exactly this action (its digest).
+    ``GrantRefused`` with the reason when it does not hold; spends no use."""
+    from datetime import UTC, datetime
+
+    from signoff.adapters.signing import verify_with_jwks
+    from signoff.domain.actions import Action
+    from signoff.domain.errors import GrantRefused
+
+    claims = verify_with_jwks(token, dict(keys), datetime.now(UTC))
+    if claims["act"] != Action(type, target, dict(params or {})).digest:
+        raise GrantRefused("action_mismatch", "the action differs from the approved action")
+    return claims
+
+
 # What of a request an event's snapshot carries; a change in any of them is an update.
 _SNAPSHOT = ("status", "current_stage", "still_needed", "awaiting", "votes", "grant")
 MAX_RECONNECTS = 20

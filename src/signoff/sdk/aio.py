@@ -167,6 +167,23 @@ class AsyncClient:
         (``GrantRefused``) another action, an expired, revoked or used-up grant."""
         return await self._send(_api.redeem(token, type, target, params))
 
+    async def verify_grant(
+        self,
+        token: str,
+        type: str,
+        target: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        jwks: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Check a grant token offline: its signature (against ``jwks``, by default the
+        server's keys), its expiry, and that it was issued for exactly this action. The
+        token's claims (``jti`` the grant, ``rid`` the request, ``sub``, ``uses``,
+        ``exp``); ``GrantRefused`` with the reason when it does not hold. Spends no use:
+        ``redeem`` does."""
+        keys = jwks if jwks is not None else await self.jwks()
+        return _api.verified(token, keys, type, target, params)
+
     async def revoke_grant(self, grant_id: str, comment: str = "") -> Request:
         """Revoke a grant (admins)."""
         return await self._send(_api.revoke_grant(grant_id, comment))

@@ -35,8 +35,6 @@ ClientChoice = Client | AsyncClient | Callable[[], Client | AsyncClient] | None
 _ENDED: dict[Status, type[NotApproved]] = {
     Status.DENIED: Denied,
     Status.REVOKED: Denied,
-    Status.EXECUTED: Denied,
-    Status.FAILED: Denied,
     Status.CANCELLED: Cancelled,
     Status.TIMED_OUT: TimedOut,
     Status.EXPIRED: TimedOut,
@@ -47,8 +45,6 @@ def ended(request: Request) -> NotApproved:
     """The error for a request that ended without a grant to use: its ``outcome`` line
     ("request 1b2c... denied by bob: too broad")."""
     why = request.outcome or f"is {request.status.value.replace('_', ' ')}"
-    if request.status in (Status.EXECUTED, Status.FAILED):
-        why += ": its grant has no use left"
     return _ENDED.get(request.status, Denied)(f"request {request.id} {why}", request)
 
 
@@ -90,8 +86,10 @@ class Approval:
         return target, params, reason
 
     def grant(self, request: Request) -> Grant:
-        """The request's grant to redeem, or why there is none."""
-        if request.status is not Status.APPROVED:
+        """The request's grant to redeem, or why there is none. A grant whose uses
+        another call took meanwhile (two identical calls folded into one request) is
+        redeemed all the same: the server refuses it (``GrantRefused``, used up)."""
+        if request.status not in (Status.APPROVED, Status.EXECUTED, Status.FAILED):
             raise ended(request)
         if request.grant is None or not request.grant.token:
             raise Denied(f"request {request.id} is approved but shows you no grant token", request)

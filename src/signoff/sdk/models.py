@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from signoff.domain.actions import Action
-from signoff.domain.requests import FINAL, Decision, Status
+from signoff.domain.requests import FINAL, Decision, Status, Vote
 
 
 def _time(value: Any) -> datetime | None:
@@ -47,23 +47,15 @@ class Grant:
         )
 
 
-@dataclass(frozen=True)
-class Vote:
-    voter: str
-    decision: Decision
-    comment: str
-    stage: int
-    at: datetime
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Vote:
-        return cls(
-            voter=data["voter"],
-            decision=Decision(data["decision"]),
-            comment=data.get("comment") or "",
-            stage=int(data.get("stage", 0)),
-            at=_when(data["at"]),
-        )
+def _vote(data: Mapping[str, Any]) -> Vote:
+    """A vote as the domain has it (``signoff.domain.requests.Vote``)."""
+    return Vote(
+        voter=data["voter"],
+        decision=Decision(data["decision"]),
+        comment=data.get("comment") or "",
+        stage=int(data.get("stage", 0)),
+        at=_when(data["at"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -161,7 +153,7 @@ class Request:
             current_stage=int(data.get("current_stage", 0)),
             still_needed=int(data.get("still_needed", 0)),
             awaiting=tuple(data.get("awaiting") or ()),
-            votes=tuple(Vote.from_json(v) for v in data.get("votes") or ()),
+            votes=tuple(_vote(v) for v in data.get("votes") or ()),
             stages=tuple(Stage.from_json(s) for s in data.get("stages") or ()),
             fold_count=int(data.get("fold_count", 0)),
             raw=dict(data),

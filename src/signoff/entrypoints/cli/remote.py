@@ -44,7 +44,6 @@ from signoff.entrypoints.cli.output import (
     EXIT_TIMEOUT,
     err,
     fail,
-    guarded,
     out,
     parse_pairs,
     say,
@@ -627,8 +626,8 @@ def grant_verify(
     """Check a token offline against the JWKS: signature, expiry and the action's digest.
 
     This does not consume a use; redemption does (signoff grant redeem)."""
-    from signoff.adapters.signing import verify_with_jwks
-    from signoff.domain.actions import Action
+    from signoff.domain.errors import GrantRefused
+    from signoff.sdk._api import verified
 
     body = _action_body(type_, target, param, arg)
     if jwks and not jwks.startswith(("http://", "https://")):
@@ -647,12 +646,11 @@ def grant_verify(
         with client() as c:
             keys = c.jwks()
     try:
-        claims = verify_with_jwks(token, keys, datetime.now(UTC))
-    except SignoffError as exc:
+        claims = verified(token, keys, body["type"], body["target"], body["params"])
+    except GrantRefused as exc:
         fail(f"invalid: {exc.detail}", EXIT_DENIED)
-    digest = guarded(lambda: Action(body["type"], body["target"], body["params"]).digest)
-    if claims["act"] != digest:
-        fail("invalid: the action differs from the approved action", EXIT_DENIED)
+    except SignoffError as exc:  # the action given is malformed
+        fail(exc.detail)
     exp = datetime.fromtimestamp(claims["exp"], UTC).isoformat()
     out.print(
         f"valid: grant {claims['jti']} for request {claims['rid']} by {claims['sub']}, "
