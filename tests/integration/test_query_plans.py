@@ -170,3 +170,60 @@ def test_the_request_path_reads_through_indexes(database_url: str, tmp_path: Pat
         assert "ix_requests_fold" in plan_text(app.engine, fold, params)
     finally:
         app.close()
+
+
+def test_a_requester_with_10_000_requests_is_still_served_by_indexes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An agent or a pipeline asks all day: with 10,000 earlier requests of one requester
+    (every state, many actions), the fold check still goes straight to the twin by
+    requester and action (ix_requests_fold), and no read of the request path scans."""
+    clock = FixedClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    app = fixed_app(database_url, tmp_path, clock)
+    try:
+        svc = app.services
+        dave, alice = svc.directory.user("dave"), svc.directory.user("alice")
+        first = use_cases.submit_request(svc, dave, WRITE, "fix", "OPS-1", {})
+        states = ["pending", "approved", "executed", "denied", "cancelled", "timed_out"]
+        with app.engine.begin() as conn:
+            row = dict(
+                conn.execute(sa.select(tables.requests).where(tables.requests.c.id == first.id))
+                .mappings()
+                .one()
+            )
+            conn.execute(
+                tables.requests.insert(),
+                [
+                    {
+                        **row,
+                        "id": f"mine-{i}",
+                        "status": states[i % len(states)],
+                        "action_digest": f"{i:064x}",
+                        "created_at": row["created_at"] - timedelta(minutes=i),
+                    }
+                    for i in range(10_000)
+                ],
+            )
+            conn.execute(
+                sa.text("ANALYZE requests" if app.engine.dialect.name != "sqlite" else "ANALYZE")
+            )
+        seen = capture(app.engine)
+        twin, folded = use_cases.submit_or_fold(svc, dave, WRITE, "again", "OPS-1", {})
+        assert folded and twin.id == first.id
+        allowed = use_cases.submit_request(svc, dave, READ, "", None, {})
+        use_cases.redeem_grant(svc, dave, svc.signer.issue(allowed), READ)
+        views.list_requests(svc, dave, requester="dave", limit=50)
+        views.list_requests(svc, alice, requester="dave", status="pending", limit=50)
+        statements = {(s, json.dumps(p, default=str)): (s, p) for s, p in seen}
+        [fold] = {s for s, _ in statements.values() if "action_digest =" in s and "status =" in s}
+        params = next(p for s, p in statements.values() if s == fold)
+        assert "ix_requests_fold" in plan_text(app.engine, fold, params)
+        problems = {}
+        for statement, parameters in statements.values():
+            bad = explain(app.engine, statement, parameters)
+            if bad:
+                text = " ".join(statement.split())
+                problems[text[text.find(" FROM ") :][:400]] = bad
+        assert problems == {}, json.dumps(problems, indent=1)
+    finally:
+        app.close()

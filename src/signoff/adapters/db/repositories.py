@@ -449,8 +449,10 @@ class DatabaseRequestRepository:
     ) -> Any:
         r = t.requests
         # Not an admin: their own requests and those they were asked. (Their inbox needs
-        # no such filter: a request that awaits them was asked of them.)
-        if viewer is not None and viewer != awaiting:
+        # no such filter: a request that awaits them was asked of them; nor do their own
+        # requests, which they may all see: the planner then walks the requester's
+        # index instead of matching every row against the union.)
+        if viewer is not None and viewer != awaiting and viewer != requester:
             ra = t.request_approvers
             q = q.where(
                 r.c.id.in_(
