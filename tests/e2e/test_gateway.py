@@ -256,6 +256,8 @@ def test_every_command_a_message_prints_runs(gateway, target_db: str) -> None:
                 "--param", "path=db/password", "--param", odd, "--json")  # fmt: skip
     assert asked.returncode == 0, asked.stderr
     rid = json.loads(asked.stdout)["id"]
+    voted = run_as_printed(bob, f"signoff approve {rid}")
+    assert voted.returncode == 0, voted.stderr
     body = mail_about(inbox, "dave@example.com", rid, "approved")
     [redeem] = commands_in(body)
     assert redeem.startswith(f'signoff grant redeem "$(signoff grant token {rid})" ')

@@ -81,8 +81,9 @@ def test_only_the_owner_or_an_admin_revokes_a_token(world) -> None:
 def test_a_dead_letter_is_requeued_by_an_admin_and_audited(world) -> None:
     store, recorder, svc = world
     frank = svc.directory.user("frank")
-    r = use_cases.submit_request(svc, frank, Action("sql.drop", "pg/prod", {}), "", None, {})
-    [row] = store.outbox
+    write = Action("sql.execute", "pg/prod", {"sql": "UPDATE t SET x = 1 WHERE id = 1"})
+    r = use_cases.submit_request(svc, frank, write, "fix", "OPS-1", {})
+    [row] = store.outbox  # the ask to the approvers
     store.outbox[0] = replace(row, status="dead", attempts=8)
     wakes = recorder.wakes
     with pytest.raises(Forbidden, match="only an admin may retry"):
@@ -97,7 +98,7 @@ def test_a_dead_letter_is_requeued_by_an_admin_and_audited(world) -> None:
         "outbox_id": 1,
         "channel": row.topic,
         "attempts": 8,
-        "event": "request.denied",
+        "event": "request.submitted",
     }
     assert verify_chain(store.audit).ok
     with pytest.raises(Conflict, match="not a dead letter"):

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from signoff.entrypoints.api.schemas import ContextIn
-from signoff.entrypoints.cli import flow, main, remote
+from signoff.entrypoints.cli import flow, main, mcp, remote
 from signoff.entrypoints.cli.options import Risk
 
 ROOT = Path(__file__).parent.parent.parent
@@ -58,7 +58,7 @@ def test_every_help_names_what_options_take_and_what_the_command_connects_to(
     assert all(len(line) <= 80 for line in text.splitlines()), text
     if "--json" in text:
         assert re.search(r"--json +\S", text), text  # described
-    if fn.__module__ in (remote.__name__, flow.__name__):
+    if fn.__module__ in (remote.__name__, flow.__name__, mcp.__name__):
         assert "SIGNOFF_URL" in flat(text) and "SIGNOFF_TOKEN" in flat(text), text
     else:
         assert re.search(r"SIGNOFF_(DATABASE_URL|POLICIES_DIR)", text), text

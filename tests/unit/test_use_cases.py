@@ -32,21 +32,36 @@ def types(store: Store, rid: str) -> list[str]:
     return [e.type for e in store.audit if e.request_id == rid]
 
 
-def test_an_allowed_action_is_granted_audited_and_announced_to_the_requester(world) -> None:
+def test_an_allowed_action_is_granted_and_audited_and_the_answer_is_not_repeated(
+    world,
+) -> None:
     store, _, recorder, svc = world
     frank = svc.directory.user("frank")
     r = use_cases.submit_request(svc, frank, READ, "", None, {})
     assert r.status is Status.APPROVED and r.grant is not None and r.grant.uses_left == 1
     assert types(store, r.id) == ["request.submitted", "request.approved", "grant.issued"]
-    [row] = store.outbox
+    # frank reads the approval in the answer to his call: no message tells him again
+    assert store.outbox == []
+    assert recorder.published == [r.id] and recorder.wakes == 1
+    assert verify_chain(iter(store.audit), (store.audit[-1].seq, store.audit[-1].hash)).ok
+
+
+def test_a_feed_hears_of_a_decision_the_requester_read_in_the_answer() -> None:
+    store, clock, recorder = Store(), FixedClock(START), Recorder()
+    svc = fake_services(
+        store, clock, recorder, channels=("log", "siem"), feed_channels=frozenset({"siem"})
+    )
+    r = use_cases.submit_request(svc, svc.directory.user("frank"), READ, "", None, {})
+    [row] = store.outbox  # the webhook feed, not the log
     assert (row.topic, row.payload["audience"], row.payload["to"]) == (
-        "log",
+        "siem",
         "requester",
         ["frank"],
     )
-    assert row.payload["event"] == "request.approved" and row.not_before is None
-    assert recorder.published == [r.id] and recorder.wakes == 1
-    assert verify_chain(iter(store.audit), (store.audit[-1].seq, store.audit[-1].hash)).ok
+    assert row.payload["event"] == "request.approved" and row.payload["request"]["id"] == r.id
+    # a later change is news to the requester again, on every channel
+    use_cases.cancel_request(svc, svc.directory.user("frank"), r.id, "not needed")
+    assert sorted(o.topic for o in store.outbox[1:]) == ["log", "siem"]
 
 
 def test_a_reviewed_action_asks_the_approvers_and_an_identical_ask_is_folded(world) -> None:
