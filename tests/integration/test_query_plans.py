@@ -214,6 +214,9 @@ def test_a_requester_with_10_000_requests_is_still_served_by_indexes(
         use_cases.redeem_grant(svc, dave, svc.signer.issue(allowed), READ)
         views.list_requests(svc, dave, requester="dave", limit=50)
         views.list_requests(svc, alice, requester="dave", status="pending", limit=50)
+        bob = svc.directory.user("bob")  # not an admin: his own and those asked of him
+        views.list_requests(svc, bob, requester="dave", limit=50)
+        views.list_requests(svc, bob, limit=50)
         statements = {(s, json.dumps(p, default=str)): (s, p) for s, p in seen}
         [fold] = {s for s, _ in statements.values() if "action_digest =" in s and "status =" in s}
         params = next(p for s, p in statements.values() if s == fold)
