@@ -65,7 +65,11 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 class SignoffServer:
     def __init__(
-        self, workdir: Path, database_url: str | None, tokens: dict[str, str] | None = None
+        self,
+        workdir: Path,
+        database_url: str | None,
+        tokens: dict[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -79,7 +83,7 @@ class SignoffServer:
             self.env["SIGNOFF_DATABASE_URL"] = database_url
         self.log = open(workdir / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "signoff", "serve"],
+            [sys.executable, "-m", "signoff", "serve", "--workers", str(workers)],
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

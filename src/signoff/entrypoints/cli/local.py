@@ -65,6 +65,16 @@ def serve(
     port: Annotated[
         int | None, typer.Option(metavar="PORT", help="Port (default: SIGNOFF_PORT, 8000).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            min=1,
+            max=64,
+            help="Server processes sharing the port, each with its own deadline worker "
+            "(PostgreSQL only: SQLite has one writer at a time).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the server.
 
@@ -87,6 +97,12 @@ def serve(
         # links in messages (and passkeys' origin) follow --port unless the URL is set
         settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
     _check_free(host or settings.host, port or settings.port)
+    if workers > 1 and not settings.effective_database_url().startswith("postgresql"):
+        fail(
+            "--workers: SQLite has one writer at a time, so more server processes would "
+            "only queue on it; use PostgreSQL (SIGNOFF_DATABASE_URL=postgresql+psycopg://...) "
+            "or one process"
+        )
     signoff_app = guarded(lambda: build(settings))
     admins = [u.name for u in signoff_app.directory.users.values() if u.admin]
     if admins and views.never_signed_in(signoff_app.services, admins):
@@ -104,6 +120,21 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
+    if workers > 1:
+        # each process builds its own application (entrypoints/api/processes.py) from
+        # the settings this one used
+        signoff_app.close()
+        os.environ["SIGNOFF_PUBLIC_URL"] = settings.public_url
+        uvicorn.run(
+            "signoff.entrypoints.api.processes:factory",
+            factory=True,
+            workers=workers,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=2,
+        )
+        return
     api = create_app(signoff_app)
     # What was built to serve lives as long as the server: the garbage collector need
     # not walk it on every full collection (a page's p99 halved: docs/benchmarks.md).
