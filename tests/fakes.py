@@ -336,6 +336,7 @@ class FakeUnitOfWork:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.touched: set[str] = set()
+        self.outboxed = False
         self.committed = False
 
     def __enter__(self) -> FakeUnitOfWork:

@@ -68,6 +68,11 @@ def record_changes(
     feeds (webhooks) and the channels watchers follow still hear. An agent's or a
     pipeline's allowed asks then cost no message to anyone."""
     told: set[str] = set()
+
+    def post(channel: str, row: Message, not_before: datetime | None = None) -> None:
+        uow.outbox.add(channel, request.id, row.payload(), now, not_before=not_before)
+        uow.outboxed = True  # the dispatcher is woken after the commit
+
     last: Message | None = None
     decided: Message | None = None
     for ev, audited in zip(events, uow.audit.append_all(now, request.id, events), strict=True):
@@ -93,22 +98,22 @@ def record_changes(
                 if slot is not None and channel in svc.personal_channels:
                     for person in to:
                         row = last.to_people(audience, [person], digest=True)
-                        uow.outbox.add(channel, request.id, row.payload(), now, not_before=slot)
+                        post(channel, row, slot)
                 else:
-                    row = last.to_people(audience, to)
-                    uow.outbox.add(channel, request.id, row.payload(), now, not_before=slot)
+                    post(channel, last.to_people(audience, to), slot)
     for channel in request.notify or svc.channels:
         if channel in svc.tracking_channels and channel not in told and last is not None:
-            uow.outbox.add(channel, request.id, last.to_people(WATCHERS, []).payload(), now)
+            post(channel, last.to_people(WATCHERS, []))
     if decided is not None and svc.github and uow.github.waiting(request.id):
         # the run waiting on GitHub hears of the decision through the outbox (retried)
-        uow.outbox.add(GITHUB, request.id, decided.to_people(WATCHERS, []).payload(), now)
+        post(GITHUB, decided.to_people(WATCHERS, []))
     uow.touched.add(request.id)
 
 
 def publish_changes(svc: Services, uow: UnitOfWork) -> None:
-    """After commit: wake live streams of the changed requests, and the dispatcher."""
+    """After commit: wake live streams of the changed requests, and the dispatcher when
+    there is something to deliver (its round is a write transaction of its own)."""
     for rid in uow.touched:
         svc.bus.publish(rid)
-    if uow.touched:
+    if uow.outboxed:
         svc.wake_dispatcher()

@@ -1257,6 +1257,7 @@ class DatabaseUnitOfWork:
         self.write = write
         self.snapshot = snapshot
         self.touched: set[str] = set()
+        self.outboxed = False
 
     def __enter__(self) -> DatabaseUnitOfWork:
         self._lock: threading.Lock | None = None
