@@ -517,3 +517,39 @@ def test_a_delivery_nothing_can_store_is_a_422_naming_the_field(
         assert resp.headers["content-type"] == "application/problem+json"
         assert resp.json()["field"] == field, resp.text
     assert count_requests(app) == 0 and deliveries(app) == []
+
+
+def test_a_rerun_of_a_decided_run_is_asked_anew_and_hears_back(
+    site: tuple[App, LiveServer], github: FakeGitHub
+) -> None:
+    # "Re-run jobs" keeps the run's id (a new attempt): GitHub sends a new delivery for
+    # the same run and environment, and waits again.
+    app, server = site
+    first = deliver(server, payload(run=70), delivery="attempt-1").json()
+    with server.client("bob") as bob:
+        bob.post(
+            f"/v1/requests/{first['request_id']}/votes",
+            json={"decision": "deny", "comment": "not during the freeze"},
+        ).raise_for_status()
+    app.dispatch()
+    assert [r["body"]["state"] for r in github.reviews()] == ["rejected"]
+
+    again = deliver(server, payload(run=70), delivery="attempt-2")
+    assert again.status_code == 201, again.text
+    second = again.json()
+    assert second["request_id"] != first["request_id"] and second["status"] == "pending"
+    # GitHub's redelivery of either attempt changes nothing more
+    for delivery in ("attempt-2", "attempt-1"):
+        replay = deliver(server, payload(run=70), delivery=delivery)
+        assert replay.status_code == 200 and replay.json()["replay"] is True, replay.text
+        assert replay.json()["request_id"] == second["request_id"]
+    assert count_requests(app) == 2
+    with server.client("carol") as carol:
+        carol.post(
+            f"/v1/requests/{second['request_id']}/votes", json={"decision": "approve"}
+        ).raise_for_status()
+    app.dispatch()
+    reviews = github.reviews()
+    assert [r["body"]["state"] for r in reviews] == ["rejected", "approved"]
+    assert reviews[-1]["path"] == "/repos/acme/api/actions/runs/70/deployment_protection_rule"
+    assert second["request_id"] in reviews[-1]["body"]["comment"]
