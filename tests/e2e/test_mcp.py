@@ -9,6 +9,7 @@ approves each write."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -730,3 +731,39 @@ def test_a_policy_that_wants_a_ticket_is_a_tool_error_the_model_can_read(site: S
     assert "Signoff did not take the call to ticketed" in text(result)
     assert "requires a ticket matching the pattern ^OPS-\\d+$" in text(result)
     assert not hostile_calls(site, "ticketed")
+
+
+def test_one_of_two_identical_waiting_calls_giving_up_leaves_the_other_waiting(
+    site: Site,
+) -> None:
+    # identical calls fold into one request; the agent cancelling one of them must not
+    # cancel the request the other still waits on
+    arguments = {"path": "twins.md", "content": "same"}
+
+    async def scenario() -> types.CallToolResult:
+        async with Client(site.http_proxy) as client:
+            first = asyncio.create_task(client.call_tool("write_file", arguments))
+            r = await pending_request(site, "mcp/files/write_file")
+            second = asyncio.create_task(client.call_tool("write_file", arguments))
+            async with httpx.AsyncClient(base_url=site.server.url) as api:
+                auth = {"Authorization": f"Bearer {site.tokens['agent']}"}
+                while (await api.get(f"/v1/requests/{r['id']}", headers=auth)).json()[
+                    "fold_count"
+                ] < 1:
+                    await asyncio.sleep(0.02)
+                first.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await first
+                # a cancelled request would be so within milliseconds: it stays pending
+                deadline = time.monotonic() + 1.5
+                while time.monotonic() < deadline:
+                    now = (await api.get(f"/v1/requests/{r['id']}", headers=auth)).json()
+                    assert now["status"] == "pending", now["outcome"]
+                    await asyncio.sleep(0.1)
+            await vote(site, "bob", r["id"], "approve")
+            return await second
+
+    result = run(scenario)
+    assert not result.is_error, text(result)
+    writes = [c for c in site.calls() if c["arguments"].get("path") == "twins.md"]
+    assert writes == [{"tool": "write_file", "arguments": arguments}]

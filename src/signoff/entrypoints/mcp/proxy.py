@@ -193,6 +193,9 @@ class Gate:
         self.tools: dict[str, types.Tool] = {}
         # why the upstream can take no more calls (its connection closed), once it is so
         self.gone: str | None = None
+        # calls waiting on each pending request: identical calls fold into one request,
+        # and one call giving up must not cancel it under the others
+        self.waiters: dict[str, int] = {}
 
     def server(self) -> Server[Any]:
         return Server(
@@ -349,6 +352,7 @@ class Gate:
                 await progress(latest)
 
         decided: Request | str = ""
+        self.waiters[r.id] = self.waiters.get(r.id, 0) + 1
         try:
             async with anyio.create_task_group() as tasks:
                 await progress(r)
@@ -371,10 +375,16 @@ class Gate:
                     tasks.cancel_scope.cancel()
             return decided
         except anyio.get_cancelled_exc_class():
-            # the agent gave up on the call (or the proxy is stopping): ask nobody further
-            with anyio.CancelScope(shield=True):
-                await self._cancel(r, "the agent cancelled the call")
+            # the agent gave up on the call (or the proxy is stopping): ask nobody further,
+            # unless an identical call still waits on the same request
+            if self.waiters.get(r.id, 0) <= 1:
+                with anyio.CancelScope(shield=True):
+                    await self._cancel(r, "the agent cancelled the call")
             raise
+        finally:
+            others = self.waiters.pop(r.id, 1) - 1
+            if others > 0:
+                self.waiters[r.id] = others
 
     async def _cancel(self, r: Request, why: str) -> str:
         """Cancel the request (the call will not be made); what became of it, in words."""
