@@ -516,6 +516,9 @@ def test_a_delivery_nothing_can_store_is_a_422_naming_the_field(
         assert resp.status_code == 422, (field, resp.text)
         assert resp.headers["content-type"] == "application/problem+json"
         assert resp.json()["field"] == field, resp.text
+    long = deliver(server, payload(run=63), delivery="d" * 101)
+    assert long.status_code == 422 and long.json()["field"] == "X-GitHub-Delivery"
+    assert "not a delivery id (at most 100 characters)" in long.json()["detail"]
     assert count_requests(app) == 0 and deliveries(app) == []
 
 

@@ -153,8 +153,13 @@ def router(app: App) -> APIRouter:
         if event != EVENT:
             return JSONResponse({"ignored": True, "event": event[:100]}, status_code=200)
         delivery_id = request.headers.get(DELIVERY_HEADER, "").strip()
-        if not delivery_id or len(delivery_id) > 100:
-            raise InvalidInput(f"the {DELIVERY_HEADER} header is missing", field=DELIVERY_HEADER)
+        if not delivery_id or len(delivery_id) > 100 or "\x00" in delivery_id:
+            raise InvalidInput(
+                f"the {DELIVERY_HEADER} header is missing"
+                if not delivery_id
+                else f"the {DELIVERY_HEADER} header is not a delivery id (at most 100 characters)",
+                field=DELIVERY_HEADER,
+            )
         payload = _parse(body, request.headers.get("content-type", ""))
         if payload.get("action") != "requested":
             return JSONResponse(
