@@ -767,3 +767,31 @@ def test_one_of_two_identical_waiting_calls_giving_up_leaves_the_other_waiting(
     assert not result.is_error, text(result)
     writes = [c for c in site.calls() if c["arguments"].get("path") == "twins.md"]
     assert writes == [{"tool": "write_file", "arguments": arguments}]
+
+
+def test_two_identical_calls_share_one_approval_and_the_second_is_told_why(
+    site: Site,
+) -> None:
+    arguments = {"path": "once.md", "content": "one use"}
+
+    async def scenario() -> list[types.CallToolResult]:
+        async with Client(site.http_proxy) as client:
+            first = asyncio.create_task(client.call_tool("write_file", arguments))
+            r = await pending_request(site, "mcp/files/write_file")
+            second = asyncio.create_task(client.call_tool("write_file", arguments))
+            while True:
+                with site.api("agent") as api:
+                    if api.get(f"/v1/requests/{r['id']}").json()["fold_count"] >= 1:
+                        break
+                await asyncio.sleep(0.02)
+            await vote(site, "bob", r["id"], "approve")
+            return [await first, await second]
+
+    results = run(scenario)
+    refused = [x for x in results if x.is_error]
+    assert len(refused) == 1, [text(x) for x in results]
+    said = text(refused[0])
+    assert "An identical call waiting on the same request" in said, said
+    assert "took the approval's last use" in said and "call again" in said
+    writes = [c for c in site.calls() if c["arguments"].get("path") == "once.md"]
+    assert writes == [{"tool": "write_file", "arguments": arguments}]

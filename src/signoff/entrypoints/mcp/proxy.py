@@ -39,7 +39,7 @@ from signoff import __version__
 from signoff.adapters.executors.masking import MASK
 from signoff.domain.actions import Action
 from signoff.domain.durations import brief
-from signoff.domain.errors import SignoffError
+from signoff.domain.errors import GrantRefused, SignoffError
 from signoff.domain.requests import Status
 from signoff.entrypoints.mcp import listen
 from signoff.sdk._errors import TimedOut
@@ -309,6 +309,18 @@ class Gate:
             )
         try:
             await self.signoff.redeem(token, TYPE, target, arguments)
+        except GrantRefused as exc:
+            if exc.reason == "used_up" and r.fold_count > 0:
+                # identical calls folded into one request share its grant's uses
+                return listen.tool_error(
+                    f"An identical call waiting on the same request ({r.id}) took the "
+                    f"approval's last use, so this call to {name} was not made; call again "
+                    "to ask anew."
+                )
+            return listen.tool_error(
+                f"Signoff refused the grant of request {r.id} for this call, so it was not "
+                f"made: {exc}"
+            )
         except SignoffError as exc:
             return listen.tool_error(
                 f"Signoff refused the grant of request {r.id} for this call, so it was not "
