@@ -157,9 +157,13 @@ def text(result: types.CallToolResult) -> str:
 
 
 async def pending_request(
-    site: Site, target: str, known: frozenset[str] = frozenset()
+    site: Site,
+    target: str,
+    known: frozenset[str] = frozenset(),
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The agent's pending request on ``target`` (not in ``known``), once it exists."""
+    """The agent's pending request on ``target`` (not in ``known``; with these ``params``
+    when given), once it exists."""
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient(
         base_url=site.server.url, headers={"Authorization": f"Bearer {site.tokens['agent']}"}
@@ -167,7 +171,8 @@ async def pending_request(
         while time.monotonic() < deadline:
             listed = (await api.get("/v1/requests", params={"status": "pending"})).json()
             for r in listed["items"]:
-                if r["action"]["target"] == target and r["id"] not in known:
+                mine = params is None or r["action"]["params"] == params
+                if r["action"]["target"] == target and r["id"] not in known and mine:
                     return dict(r)
             await asyncio.sleep(0.05)
     raise AssertionError(f"no pending request on {target}")
@@ -706,7 +711,7 @@ def test_a_server_gone_while_a_call_waits_is_never_a_forwarded_call(site: Site) 
         params = hostile_proxy(site, "--wait", "2s", url=gone.url)
         async with Client(params) as client:
             call = asyncio.create_task(client.call_tool("hang", {"path": path}))
-            r = await pending_request(site, "mcp/hostile/hang")
+            r = await pending_request(site, "mcp/hostile/hang", params={"path": path})
             assert r["action"]["params"] == {"path": path}
             await asyncio.to_thread(gone.stop)
             return await call
@@ -743,7 +748,7 @@ def test_one_of_two_identical_waiting_calls_giving_up_leaves_the_other_waiting(
     async def scenario() -> types.CallToolResult:
         async with Client(site.http_proxy) as client:
             first = asyncio.create_task(client.call_tool("write_file", arguments))
-            r = await pending_request(site, "mcp/files/write_file")
+            r = await pending_request(site, "mcp/files/write_file", params=arguments)
             second = asyncio.create_task(client.call_tool("write_file", arguments))
             async with httpx.AsyncClient(base_url=site.server.url) as api:
                 auth = {"Authorization": f"Bearer {site.tokens['agent']}"}
@@ -777,7 +782,7 @@ def test_two_identical_calls_share_one_approval_and_the_second_is_told_why(
     async def scenario() -> list[types.CallToolResult]:
         async with Client(site.http_proxy) as client:
             first = asyncio.create_task(client.call_tool("write_file", arguments))
-            r = await pending_request(site, "mcp/files/write_file")
+            r = await pending_request(site, "mcp/files/write_file", params=arguments)
             second = asyncio.create_task(client.call_tool("write_file", arguments))
             while True:
                 with site.api("agent") as api:
