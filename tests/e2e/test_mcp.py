@@ -800,3 +800,19 @@ def test_two_identical_calls_share_one_approval_and_the_second_is_told_why(
     assert "took the approval's last use" in said and "call again" in said
     writes = [c for c in site.calls() if c["arguments"].get("path") == "once.md"]
     assert writes == [{"tool": "write_file", "arguments": arguments}]
+
+
+def test_the_proxys_token_never_reaches_the_upstream(site: Site) -> None:
+    async def scenario() -> types.CallToolResult:
+        async with Client(hostile_proxy(site)) as client:
+            return await client.call_tool("environment", {"path": "env"})
+
+    result = run(scenario)
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None
+    assert result.structured_content["signoff"] == []
+    assert site.tokens["agent"] not in json.dumps(result.structured_content)
+    r = newest(site, "mcp/hostile/environment")
+    with site.api("alice") as api:
+        stored = api.get(f"/v1/requests/{r['id']}").text
+    assert site.tokens["agent"] not in stored
