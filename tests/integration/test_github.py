@@ -11,6 +11,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -463,3 +464,95 @@ def test_a_second_run_of_the_same_deploy_waits_on_the_same_request(
     assert sorted(r["path"].split("/")[6] for r in github.reviews()) == ["42", "44"]
     assert {r["body"]["state"] for r in github.reviews()} == {"approved"}
     assert all(d["reported_at"] is not None for d in deliveries(app))
+
+
+def test_a_form_encoded_delivery_is_read_from_its_payload_field(
+    site: tuple[App, LiveServer], github: FakeGitHub
+) -> None:
+    # The App's webhook may be set to application/x-www-form-urlencoded: GitHub then
+    # sends payload=<the JSON>, signed as sent.
+    app, server = site
+    form = urllib.parse.urlencode({"payload": json.dumps(payload(run=51))}).encode()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-GitHub-Event": "deployment_protection_rule",
+        "X-GitHub-Delivery": "form-1",
+        "X-Hub-Signature-256": "sha256="
+        + hmac.new(SECRET.encode(), form, hashlib.sha256).hexdigest(),
+    }
+    url = f"{server.url}/integrations/github/webhook"
+    resp = httpx.post(url, content=form, headers=headers, timeout=30)
+    assert resp.status_code == 201, resp.text
+    with server.client("carol") as carol:
+        shown = carol.get(f"/v1/requests/{resp.json()['request_id']}").json()
+    assert shown["action"]["target"] == "github/acme/api/production"
+    assert [d["run_id"] for d in deliveries(app)] == [51]
+    # a form without its payload field says so
+    empty = b"other=1"
+    headers["X-Hub-Signature-256"] = (
+        "sha256=" + hmac.new(SECRET.encode(), empty, hashlib.sha256).hexdigest()
+    )
+    headers["X-GitHub-Delivery"] = "form-2"
+    refused = httpx.post(url, content=empty, headers=headers, timeout=30)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "payload"
+
+
+def test_a_delivery_nothing_can_store_is_a_422_naming_the_field(
+    site: tuple[App, LiveServer], github: FakeGitHub
+) -> None:
+    app, server = site
+    too_far = "https://api.github.com/repos/acme/api/actions/runs/" + "9" * 25
+    cases = [
+        ({**payload(run=61), "environment": "prod\u0000uction"}, "environment"),
+        ({**payload(run=62), "installation": {"id": 2**70}}, "installation.id"),
+        (
+            {**payload(), "deployment_callback_url": too_far + "/deployment_protection_rule"},
+            "deployment_callback_url",
+        ),
+    ]
+    for i, (body, field) in enumerate(cases):
+        resp = deliver(server, body, delivery=f"bad-{i}")
+        assert resp.status_code == 422, (field, resp.text)
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert resp.json()["field"] == field, resp.text
+    long = deliver(server, payload(run=63), delivery="d" * 101)
+    assert long.status_code == 422 and long.json()["field"] == "X-GitHub-Delivery"
+    assert "not a delivery id (at most 100 characters)" in long.json()["detail"]
+    assert count_requests(app) == 0 and deliveries(app) == []
+
+
+def test_a_rerun_of_a_decided_run_is_asked_anew_and_hears_back(
+    site: tuple[App, LiveServer], github: FakeGitHub
+) -> None:
+    # "Re-run jobs" keeps the run's id (a new attempt): GitHub sends a new delivery for
+    # the same run and environment, and waits again.
+    app, server = site
+    first = deliver(server, payload(run=70), delivery="attempt-1").json()
+    with server.client("bob") as bob:
+        bob.post(
+            f"/v1/requests/{first['request_id']}/votes",
+            json={"decision": "deny", "comment": "not during the freeze"},
+        ).raise_for_status()
+    app.dispatch()
+    assert [r["body"]["state"] for r in github.reviews()] == ["rejected"]
+
+    again = deliver(server, payload(run=70), delivery="attempt-2")
+    assert again.status_code == 201, again.text
+    second = again.json()
+    assert second["request_id"] != first["request_id"] and second["status"] == "pending"
+    # GitHub's redelivery of either attempt changes nothing more
+    for delivery in ("attempt-2", "attempt-1"):
+        replay = deliver(server, payload(run=70), delivery=delivery)
+        assert replay.status_code == 200 and replay.json()["replay"] is True, replay.text
+        assert replay.json()["request_id"] == second["request_id"]
+    assert count_requests(app) == 2
+    with server.client("carol") as carol:
+        carol.post(
+            f"/v1/requests/{second['request_id']}/votes", json={"decision": "approve"}
+        ).raise_for_status()
+    app.dispatch()
+    reviews = github.reviews()
+    assert [r["body"]["state"] for r in reviews] == ["rejected", "approved"]
+    assert reviews[-1]["path"] == "/repos/acme/api/actions/runs/70/deployment_protection_rule"
+    assert second["request_id"] in reviews[-1]["body"]["comment"]

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from signoff.domain.actions import Action
+from signoff.domain.errors import NotFound
 from signoff.domain.identity import User
-from signoff.domain.requests import Request
+from signoff.domain.requests import Request, Status
 from signoff.services import views
 from signoff.services.dependencies import Services
 from signoff.services.ports import GitHubDelivery, UnitOfWork
@@ -139,22 +140,33 @@ def reason(ask: DeploymentAsk) -> str:
 def gate_deployment(svc: Services, ask: DeploymentAsk, service: str) -> Gated:
     """The request that decides this run's deployment: made now, or the one a replay of
     this delivery (or another delivery for the same run and environment) made."""
-    earlier = _earlier(svc, ask)
-    if earlier is not None:
-        return Gated(earlier, replay=True)
+    found = _earlier(svc, ask)
+    rerun: Request | None = None
+    if found is not None:
+        delivery_id, earlier = found
+        if earlier is None or delivery_id == ask.delivery_id or earlier.status is Status.PENDING:
+            if earlier is None:
+                raise NotFound(f"the request of GitHub delivery {delivery_id} is gone")
+            return Gated(earlier, replay=True)
+        # Another delivery for a run whose request was decided: the run's jobs were
+        # re-run, and GitHub waits again. It is asked anew (replaying the old request
+        # would leave the run waiting until GitHub gives up, 30 days on).
+        rerun = earlier
 
     def attach(uow: UnitOfWork, request: Request) -> None:
-        stored = uow.github.add(
-            GitHubDelivery(
-                delivery_id=ask.delivery_id,
-                repository=ask.repository,
-                environment=ask.environment,
-                run_id=ask.run_id,
-                installation_id=ask.installation_id,
-                request_id=request.id,
-                received_at=svc.clock.now(),
-            )
+        delivery = GitHubDelivery(
+            delivery_id=ask.delivery_id,
+            repository=ask.repository,
+            environment=ask.environment,
+            run_id=ask.run_id,
+            installation_id=ask.installation_id,
+            request_id=request.id,
+            received_at=svc.clock.now(),
         )
+        if rerun is not None:
+            stored = uow.github.rerun(delivery, rerun.id)
+        else:
+            stored = uow.github.add(delivery)
         if not stored:
             raise _Received
 
@@ -169,14 +181,18 @@ def gate_deployment(svc: Services, ask: DeploymentAsk, service: str) -> Gated:
             attach,
         )
     except _Received:  # a twin delivery won the race: it made (or folded) the request
-        earlier = _earlier(svc, ask)
-        if earlier is None:
+        again = _earlier(svc, ask)
+        if again is None or again[1] is None:
             raise
-        return Gated(earlier, replay=True)
+        return Gated(again[1], replay=True)
     return Gated(request, folded=folded)
 
 
-def _earlier(svc: Services, ask: DeploymentAsk) -> Request | None:
+def _earlier(svc: Services, ask: DeploymentAsk) -> tuple[str, Request | None] | None:
+    """The delivery stored for this delivery's id, or for its run and environment, and
+    its request."""
     with svc.uow(write=False) as uow:
         found = uow.github.find(ask.delivery_id, ask.repository, ask.run_id, ask.environment)
-    return None if found is None else views.find_request(svc.uow, found)
+    if found is None:
+        return None
+    return found[0], views.find_request(svc.uow, found[1])

@@ -478,9 +478,18 @@ class GitHubDelivery:
 
 
 class GitHubDeliveryStore(Protocol):
-    def find(self, delivery_id: str, repository: str, run_id: int, environment: str) -> str | None:
-        """The request of this delivery, or of another delivery for the same run and
-        environment; None if neither was received."""
+    def find(
+        self, delivery_id: str, repository: str, run_id: int, environment: str
+    ) -> tuple[str, str] | None:
+        """(delivery id, request id) of this delivery, or of the delivery stored for the
+        same run and environment; None if neither was received."""
+        ...
+
+    def rerun(self, delivery: GitHubDelivery, earlier_request_id: str) -> bool:
+        """The run asks again (a re-run of its jobs: a new delivery, the same run and
+        environment) after ``earlier_request_id`` was decided: its stored row now names
+        this delivery and its request, not yet reported. False (nothing changed) if the
+        row no longer names the earlier request (a concurrent twin re-pointed it)."""
         ...
 
     def add(self, delivery: GitHubDelivery) -> bool:

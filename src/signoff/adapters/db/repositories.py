@@ -1025,10 +1025,12 @@ class DatabaseGitHubDeliveries:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def find(self, delivery_id: str, repository: str, run_id: int, environment: str) -> str | None:
+    def find(
+        self, delivery_id: str, repository: str, run_id: int, environment: str
+    ) -> tuple[str, str] | None:
         g = t.github_deliveries
         found = self.conn.execute(
-            sa.select(g.c.request_id)
+            sa.select(g.c.delivery_id, g.c.request_id)
             .where(
                 sa.or_(
                     g.c.delivery_id == delivery_id,
@@ -1040,8 +1042,28 @@ class DatabaseGitHubDeliveries:
                 )
             )
             .limit(1)
-        ).scalar()
-        return None if found is None else str(found)
+        ).first()
+        return None if found is None else (str(found[0]), str(found[1]))
+
+    def rerun(self, delivery: GitHubDelivery, earlier_request_id: str) -> bool:
+        g = t.github_deliveries
+        done = self.conn.execute(
+            g.update()
+            .where(
+                g.c.repository == delivery.repository,
+                g.c.run_id == delivery.run_id,
+                g.c.environment == delivery.environment,
+                g.c.request_id == earlier_request_id,
+            )
+            .values(
+                delivery_id=delivery.delivery_id,
+                received_at=delivery.received_at,
+                installation_id=delivery.installation_id,
+                request_id=delivery.request_id,
+                reported_at=None,
+            )
+        )
+        return bool(done.rowcount)
 
     def add(self, delivery: GitHubDelivery) -> bool:
         insert: Any

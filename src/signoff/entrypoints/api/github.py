@@ -7,18 +7,21 @@ with the App's webhook secret before reading anything (unsigned or forged: 401).
 received before (its ``X-GitHub-Delivery`` id, or its run and environment) is answered
 200 and does nothing; other events and actions are answered 200 and ignored. A payload
 that is not what GitHub documents is a 400 (not JSON) or a 422 problem naming the field.
+The body is JSON, or form-encoded with the JSON in its ``payload`` field (the App's
+webhook content type may be either).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from signoff.adapters.github import (
     DELIVERY_HEADER,
@@ -28,11 +31,14 @@ from signoff.adapters.github import (
 )
 from signoff.bootstrap import App
 from signoff.domain.errors import InvalidInput, Unauthenticated
+from signoff.domain.limits import MAX_INT
 from signoff.services.github import Commit, DeploymentAsk, gate_deployment
 
 PATH = "/integrations/github/webhook"
 EVENT = "deployment_protection_rule"
-RUN_IN_CALLBACK = re.compile(r"/repos/[^/]+/[^/]+/actions/runs/(\d+)/deployment_protection_rule$")
+RUN_IN_CALLBACK = re.compile(
+    r"/repos/[^/]+/[^/]+/actions/runs/([1-9]\d{0,17})/deployment_protection_rule$"
+)
 
 Text = Annotated[str, Field(min_length=1, max_length=255)]
 Url = Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s]+$")]
@@ -41,6 +47,14 @@ Url = Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s]+$")]
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # stored text holds no NUL (PostgreSQL refuses it; domain/limits.py)
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains a NUL character, which is not allowed")
+        return value
+
 
 class _Repository(_Payload):
     full_name: Annotated[str, Field(max_length=200, pattern=r"^[\w.-]+/[\w.-]+$")]
@@ -48,7 +62,7 @@ class _Repository(_Payload):
 
 
 class _Installation(_Payload):
-    id: Annotated[int, Field(gt=0)]
+    id: Annotated[int, Field(gt=0, le=MAX_INT)]
 
 
 class _Sender(_Payload):
@@ -139,9 +153,14 @@ def router(app: App) -> APIRouter:
         if event != EVENT:
             return JSONResponse({"ignored": True, "event": event[:100]}, status_code=200)
         delivery_id = request.headers.get(DELIVERY_HEADER, "").strip()
-        if not delivery_id or len(delivery_id) > 100:
-            raise InvalidInput(f"the {DELIVERY_HEADER} header is missing", field=DELIVERY_HEADER)
-        payload = _parse(body)
+        if not delivery_id or len(delivery_id) > 100 or "\x00" in delivery_id:
+            raise InvalidInput(
+                f"the {DELIVERY_HEADER} header is missing"
+                if not delivery_id
+                else f"the {DELIVERY_HEADER} header is not a delivery id (at most 100 characters)",
+                field=DELIVERY_HEADER,
+            )
+        payload = _parse(body, request.headers.get("content-type", ""))
         if payload.get("action") != "requested":
             return JSONResponse(
                 {"ignored": True, "event": event, "action": str(payload.get("action"))[:50]},
@@ -170,7 +189,20 @@ def router(app: App) -> APIRouter:
     return r
 
 
-def _parse(body: bytes) -> dict[str, Any]:
+def _parse(body: bytes, content_type: str) -> dict[str, Any]:
+    """The delivery's JSON object: the body, or, for a webhook whose content type is
+    ``application/x-www-form-urlencoded`` (a choice in the App's settings), its
+    ``payload`` field."""
+    if content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
+        try:
+            fields = urllib.parse.parse_qs(body.decode("utf-8"), strict_parsing=True)
+        except (ValueError, UnicodeDecodeError):
+            fields = {}
+        if len(fields.get("payload", [])) != 1:
+            raise InvalidInput(
+                "the delivery is form-encoded but has no single payload field", field="payload"
+            )
+        body = fields["payload"][0].encode("utf-8")
     try:
         found = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -3,6 +3,7 @@ starts the command) or streamable HTTP on a loopback address (``--listen``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from typing import Any
 
@@ -14,12 +15,30 @@ PATH = "/mcp"
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``PORT`` (on 127.0.0.1) -> (host, port); ValueError says why."""
+    """``HOST:PORT`` or ``PORT`` (on 127.0.0.1) -> (host, port); ValueError says why.
+
+    The host must be a loopback address (or ``localhost``): the agent's side has no
+    authentication of its own, so whoever reaches it acts as the proxy's identity."""
     host, _, port = value.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"expected HOST:PORT or PORT, not {value!r}")
+    if not _loopback(host):
+        raise ValueError(
+            f"{host} is not a loopback address: whoever reaches it would act as this "
+            "identity, unauthenticated; listen on 127.0.0.1, ::1 or localhost (and reach "
+            "it from the agent's machine or pod)"
+        )
     return host, int(port)
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def tool_error(text: str) -> types.CallToolResult:

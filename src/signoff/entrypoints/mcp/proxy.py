@@ -19,10 +19,10 @@ The upstream's result may be masked (keys and patterns) before the agent sees it
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ from signoff import __version__
 from signoff.adapters.executors.masking import MASK
 from signoff.domain.actions import Action
 from signoff.domain.durations import brief
-from signoff.domain.errors import SignoffError
+from signoff.domain.errors import GrantRefused, SignoffError
 from signoff.domain.requests import Status
 from signoff.entrypoints.mcp import listen
 from signoff.sdk._errors import TimedOut
@@ -75,7 +75,8 @@ class ResultMask:
             except ValueError:
                 pass
             else:
-                return json.dumps(self.value(parsed), ensure_ascii=False)
+                value = json.dumps(self.value(parsed), ensure_ascii=False)
+        # the patterns see the whole text, JSON included: its numbers and keys too
         for pattern in self.patterns:
             value = pattern.sub(MASK, value)
         return value
@@ -87,20 +88,34 @@ class ResultMask:
             return [self.value(v) for v in value]
         if isinstance(value, dict):
             return {
-                k: (MASK if str(k).lower() in self.keys and v is not None else self.value(v))
+                self.text(str(k)): (
+                    MASK if str(k).lower() in self.keys and v is not None else self.value(v)
+                )
                 for k, v in value.items()
             }
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # a number a pattern matches (a card number, a PIN) is hidden as text
+            shown = str(value)
+            masked = self.text(shown)
+            return value if masked == shown else masked
         return value
+
+    def block(self, block: types.ContentBlock) -> types.ContentBlock:
+        """One content block, its text masked: a text block, and the text of an embedded
+        resource (a file's contents, say). Images, audio and links pass unchanged."""
+        if isinstance(block, types.TextContent):
+            return block.model_copy(update={"text": self.text(block.text)})
+        if isinstance(block, types.EmbeddedResource) and isinstance(
+            block.resource, types.TextResourceContents
+        ):
+            masked = block.resource.model_copy(update={"text": self.text(block.resource.text)})
+            return block.model_copy(update={"resource": masked})
+        return block
 
     def result(self, result: types.CallToolResult) -> types.CallToolResult:
         if not self:
             return result
-        content: list[types.ContentBlock] = [
-            types.TextContent(type="text", text=self.text(c.text))
-            if isinstance(c, types.TextContent)
-            else c
-            for c in result.content
-        ]
+        content = [self.block(c) for c in result.content]
         structured = result.structured_content
         return result.model_copy(
             update={
@@ -134,6 +149,18 @@ def upstream_command(
     )
 
 
+def _unsendable(arguments: dict[str, Any]) -> str | None:
+    """Why these arguments cannot be asked about, else None: the MCP SDK's parser takes
+    NaN and Infinity, which JSON (and so Signoff's API) cannot carry."""
+    try:
+        json.dumps(arguments, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "a string holds a lone surrogate, which is not Unicode text"
+    except ValueError:
+        return "a number is NaN or infinite, which JSON cannot hold"
+    return None
+
+
 def _said(r: Request, tool: str) -> str:
     """Why the call was not made, in a line the model can act on."""
     why = f" {r.outcome}" if r.outcome else ""
@@ -164,6 +191,11 @@ class Gate:
         self.signoff = signoff
         self.upstream = upstream
         self.tools: dict[str, types.Tool] = {}
+        # why the upstream can take no more calls (its connection closed), once it is so
+        self.gone: str | None = None
+        # calls waiting on each pending request: identical calls fold into one request,
+        # and one call giving up must not cancel it under the others
+        self.waiters: dict[str, int] = {}
 
     def server(self) -> Server[Any]:
         return Server(
@@ -207,6 +239,18 @@ class Gate:
     ) -> types.CallToolResult:
         name = params.name
         arguments: dict[str, Any] = dict(params.arguments or {})
+        if self.gone is not None:
+            # asking now would spend an approval on a call that cannot be made
+            return listen.tool_error(
+                f"The MCP server {self.config.name!r} has stopped ({self.gone}); the call "
+                f"to {name} was not made and nothing was asked. Restart the proxy."
+            )
+        unsendable = _unsendable(arguments)
+        if unsendable is not None:
+            return listen.tool_error(
+                f"The arguments of the call to {name} are not valid JSON ({unsendable}); "
+                "nothing was asked and the call was not made."
+            )
         try:
             tool = await self._tool(name)
         except MCPError as exc:
@@ -230,12 +274,8 @@ class Gate:
             return listen.tool_error(f"Signoff did not take the call to {name}: {exc}")
         if r.pending:
             decided = await self._wait(ctx, r, name)
-            if decided is None:
-                return listen.tool_error(
-                    f"Nobody approved the call to {name} within "
-                    f"{brief(self.config.wait)}, so it was not made "
-                    f"(no answer is a denial); request {r.id} was cancelled."
-                )
+            if isinstance(decided, str):
+                return listen.tool_error(decided)
             r = decided
         if r.status is not Status.APPROVED and not r.redeemed:
             return listen.tool_error(_said(r, name))
@@ -255,7 +295,13 @@ class Gate:
             return await self._call(name, arguments)
         token = r.grant.token if r.grant else None
         if not token:
-            r = await self.signoff.get(r.id)
+            try:
+                r = await self.signoff.get(r.id)
+            except SignoffError as exc:
+                return listen.tool_error(
+                    f"Signoff could not be asked for the grant of request {r.id}, so the "
+                    f"call was not made: {exc}"
+                )
             token = r.grant.token if r.grant else None
         if not token:
             return listen.tool_error(
@@ -263,6 +309,18 @@ class Gate:
             )
         try:
             await self.signoff.redeem(token, TYPE, target, arguments)
+        except GrantRefused as exc:
+            if exc.reason == "used_up" and r.fold_count > 0:
+                # identical calls folded into one request share its grant's uses
+                return listen.tool_error(
+                    f"An identical call waiting on the same request ({r.id}) took the "
+                    f"approval's last use, so this call to {name} was not made; call again "
+                    "to ask anew."
+                )
+            return listen.tool_error(
+                f"Signoff refused the grant of request {r.id} for this call, so it was not "
+                f"made: {exc}"
+            )
         except SignoffError as exc:
             return listen.tool_error(
                 f"Signoff refused the grant of request {r.id} for this call, so it was not "
@@ -274,13 +332,22 @@ class Gate:
         try:
             result = await self.upstream.call_tool(name, arguments)
         except MCPError as exc:
-            return listen.tool_error(f"The upstream server failed the call to {name}: {exc}")
+            if exc.code == types.CONNECTION_CLOSED:
+                self.gone = exc.error.message
+                print(
+                    f"signoff mcp proxy {self.config.name}: the upstream server stopped "
+                    f"({exc.error.message}); further calls are refused without asking",
+                    file=sys.stderr,
+                )
+            said = self.config.mask.text(str(exc))
+            return listen.tool_error(f"The upstream server failed the call to {name}: {said}")
         return self.config.mask.result(result)
 
-    async def _wait(self, ctx: ServerRequestContext[Any], r: Request, name: str) -> Request | None:
-        """The decided request, or None when ``wait`` ran out (the request is then
-        cancelled: no answer is a denial). Progress notifications meanwhile, when the
-        agent asked for them: at the start, on each change, and every ``heartbeat``."""
+    async def _wait(self, ctx: ServerRequestContext[Any], r: Request, name: str) -> Request | str:
+        """The decided request; or why the call is not made, when ``wait`` ran out (the
+        request is then cancelled: no answer is a denial) or Signoff could not be
+        followed. Progress notifications meanwhile, when the agent asked for them: at the
+        start, on each change, and every ``heartbeat``."""
         started = time.monotonic()
         wait = self.config.wait
         latest = r
@@ -296,7 +363,8 @@ class Gate:
                 await anyio.sleep(self.config.heartbeat)
                 await progress(latest)
 
-        decided: Request | None = None
+        decided: Request | str = ""
+        self.waiters[r.id] = self.waiters.get(r.id, 0) + 1
         try:
             async with anyio.create_task_group() as tasks:
                 await progress(r)
@@ -304,20 +372,43 @@ class Gate:
                 try:
                     decided = await self.signoff.wait(r, timeout=wait, on_update=progress)
                 except TimedOut:
-                    await self._cancel(r, f"no decision within {brief(wait)}")
+                    left = await self._cancel(r, f"no decision within {brief(wait)}")
+                    decided = (
+                        f"Nobody approved the call to {name} within {brief(wait)}, so it "
+                        f"was not made (no answer is a denial); {left}."
+                    )
+                except SignoffError as exc:
+                    left = await self._cancel(r, f"Signoff could not be followed: {exc}")
+                    decided = (
+                        f"The call to {name} was not made: following request {r.id} in "
+                        f"Signoff failed ({exc}); {left}."
+                    )
                 finally:
                     tasks.cancel_scope.cancel()
             return decided
         except anyio.get_cancelled_exc_class():
-            # the agent gave up on the call (or the proxy is stopping): ask nobody further
-            with anyio.CancelScope(shield=True):
-                await self._cancel(r, "the agent cancelled the call")
+            # the agent gave up on the call (or the proxy is stopping): ask nobody further,
+            # unless an identical call still waits on the same request
+            if self.waiters.get(r.id, 0) <= 1:
+                with anyio.CancelScope(shield=True):
+                    await self._cancel(r, "the agent cancelled the call")
             raise
+        finally:
+            others = self.waiters.pop(r.id, 1) - 1
+            if others > 0:
+                self.waiters[r.id] = others
 
-    async def _cancel(self, r: Request, why: str) -> None:
-        # decided meanwhile: the call is not made either way
-        with contextlib.suppress(SignoffError):
+    async def _cancel(self, r: Request, why: str) -> str:
+        """Cancel the request (the call will not be made); what became of it, in words."""
+        try:
             await self.signoff.cancel(r.id, f"signoff mcp proxy {self.config.name}: {why}")
+        except SignoffError as exc:
+            # unreachable, or decided meanwhile: the call is not made either way
+            return (
+                f"request {r.id} could not be cancelled ({exc}), but this call will not "
+                "be made whatever is decided"
+            )
+        return f"request {r.id} was cancelled"
 
 
 async def run(config: ProxyConfig, signoff: AsyncClient) -> None:
