@@ -737,6 +737,30 @@ def test_a_policy_that_wants_a_ticket_is_a_tool_error_the_model_can_read(site: S
     assert "requires a ticket matching the pattern ^OPS-\\d+$" in text(result)
     assert not hostile_calls(site, "ticketed")
 
+    async def with_ticket() -> types.CallToolResult:
+        async with Client(hostile_proxy(site, "--ticket", "OPS-7")) as client:
+            return await client.call_tool("ticketed", {"path": "t"})
+
+    ticketed = run(with_ticket)
+    assert not ticketed.is_error, text(ticketed)
+    assert hostile_calls(site, "ticketed") == [{"tool": "ticketed", "arguments": {"path": "t"}}]
+
+
+def test_a_tool_name_a_target_glob_would_misread_is_refused(site: Site) -> None:
+    # `mcp/hostile/*` allows the server's tools; `*` matches across `/`, so a tool named
+    # with a slash could pass for another: refused before anything is asked
+    async def scenario() -> types.CallToolResult:
+        async with Client(hostile_proxy(site)) as client:
+            listed = [t.name for t in (await client.list_tools()).tools]
+            assert "read_x/../delete_all" in listed  # listed unchanged
+            return await client.call_tool("read_x/../delete_all", {})
+
+    result = run(scenario)
+    assert result.is_error
+    assert "is not one a policy can judge safely" in text(result), text(result)
+    assert not hostile_calls(site, "delete_all")
+    assert "mcp/hostile/read_x/../delete_all" not in targets(site)
+
 
 def test_one_of_two_identical_waiting_calls_giving_up_leaves_the_other_waiting(
     site: Site,

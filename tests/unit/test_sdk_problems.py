@@ -124,3 +124,38 @@ def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
         assert c.url == "http://from-env.test:9"
     with signoff.Client("http://given.test", "so_given") as c:
         assert c.url == "http://given.test"
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [
+        ({"ratio": float("nan")}, "Out of range float values are not JSON compliant"),
+        ({"path": "\ud800"}, "surrogates not allowed"),
+        ({"when": object()}, "is not JSON serializable"),
+    ],
+)
+def test_a_value_json_cannot_carry_is_invalid_input_and_nothing_is_sent(
+    params: dict[str, Any], why: str
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    transport = httpx.MockTransport(handle)
+    with signoff.Client("http://signoff.test", "so_x", transport=transport) as c:
+        with pytest.raises(signoff.InvalidInput) as refused:
+            c.request("deploy", "prod/api", params)
+    assert str(refused.value).startswith("the request cannot be sent as JSON: ")
+    assert why in str(refused.value)
+
+    async def ask() -> None:
+        async with signoff.AsyncClient(
+            "http://signoff.test", "so_x", transport=httpx.MockTransport(handle)
+        ) as a:
+            await a.request("deploy", "prod/api", params)
+
+    with pytest.raises(signoff.InvalidInput):
+        asyncio.run(ask())
+    assert sent == []

@@ -247,6 +247,23 @@ class _Session:
             raise self.error(problem_of(resp))
         return resp.json()
 
+    def encoded(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A JSON body encoded here, so a value JSON cannot carry (NaN, infinity, a lone
+        surrogate, an object) is refused as invalid input naming why, before anything
+        is sent, instead of escaping as the encoder's own exception."""
+        if "json" not in kwargs:
+            return kwargs
+        rest = dict(kwargs)
+        body = rest.pop("json")
+        try:
+            content = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise self.error(
+                Problem(422, "invalid-input", f"the request cannot be sent as JSON: {exc}")
+            ) from None
+        headers = {**(rest.pop("headers", None) or {}), "Content-Type": "application/json"}
+        return {**rest, "content": content, "headers": headers}
+
     def unreachable(self, exc: httpx.HTTPError) -> Exception:
         return self.error(Problem(0, "unreachable", f"cannot reach {self.url}: {exc}"))
 
@@ -276,6 +293,7 @@ class SyncSession(_Session):
 
     def call(self, method: str, where: str, **kwargs: Any) -> Any:
         """The JSON answer of one call; a problem raised as ``error`` makes it."""
+        kwargs = self.encoded(kwargs)
         try:
             resp = self.http.request(method, where, **kwargs)
             if resp.status_code == 401 and (renew := self.renewal()) is not None:
@@ -326,6 +344,7 @@ class AsyncSession(_Session):
         await self.http.aclose()
 
     async def call(self, method: str, where: str, **kwargs: Any) -> Any:
+        kwargs = self.encoded(kwargs)
         try:
             resp = await self.http.request(method, where, **kwargs)
             if resp.status_code == 401 and (renew := self.renewal()) is not None:

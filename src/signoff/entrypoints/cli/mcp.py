@@ -152,6 +152,10 @@ def proxy(
             "agent calls the tool, with the tool's description).",
         ),
     ] = "",
+    ticket: Annotated[
+        str | None,
+        typer.Option(metavar="TICKET", help="A ticket every call is asked with, e.g. OPS-42."),
+    ] = None,
     mask_key: Annotated[
         list[str] | None,
         typer.Option(metavar="KEY", help="Hide values under this key in results (repeatable)."),
@@ -196,6 +200,7 @@ def proxy(
         wait=_seconds(wait, "--wait"),
         heartbeat=_seconds(progress_every, "--progress-every"),
         reason=reason,
+        ticket=ticket,
         mask=mcp_proxy.ResultMask(frozenset(k.lower() for k in mask_key or []), tuple(masks)),
         listen=_listen(listen),
     )

@@ -47,6 +47,8 @@ from signoff.sdk.aio import AsyncClient
 from signoff.sdk.models import Request
 
 TYPE = "mcp.tool"
+# the names MCP gives tools (its specification: 1 to 128 of these characters)
+TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 # the description a reviewer reads is cut here; the tool's listing is unchanged
 DESCRIPTION_CHARS = 2000
 
@@ -132,6 +134,7 @@ class ProxyConfig:
     wait: float = 600.0  # seconds to wait for a decision; then deny
     heartbeat: float = 10.0  # seconds between progress notifications while waiting
     reason: str = ""
+    ticket: str | None = None  # for policies that want one (request.ticket_pattern)
     mask: ResultMask = field(default_factory=ResultMask)
     listen: tuple[str, int] | None = None  # None: stdio
 
@@ -245,6 +248,14 @@ class Gate:
                 f"The MCP server {self.config.name!r} has stopped ({self.gone}); the call "
                 f"to {name} was not made and nothing was asked. Restart the proxy."
             )
+        if not TOOL_NAME.fullmatch(name):
+            # a policy's target glob (`mcp/files/read_*`) would match across a `/`: a
+            # tool named `read_x/../delete` must not pass for a read
+            return listen.tool_error(
+                f"The tool name {name!r} is not one a policy can judge safely (1 to 128 "
+                "letters, digits, '_', '-' or '.', as MCP names tools); nothing was asked "
+                "and the call was not made."
+            )
         unsendable = _unsendable(arguments)
         if unsendable is not None:
             return listen.tool_error(
@@ -267,6 +278,7 @@ class Gate:
                 target,
                 arguments,
                 reason=self._reason(tool),
+                ticket=self.config.ticket,
                 labels={"mcp server": self.config.name, "tool": name},
                 redeem=True,  # allowed at once: the use is spent in the same call
             )
