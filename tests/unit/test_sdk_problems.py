@@ -144,9 +144,11 @@ def test_a_value_json_cannot_carry_is_invalid_input_and_nothing_is_sent(
         return httpx.Response(500)
 
     transport = httpx.MockTransport(handle)
-    with signoff.Client("http://signoff.test", "so_x", transport=transport) as c:
-        with pytest.raises(signoff.InvalidInput) as refused:
-            c.request("deploy", "prod/api", params)
+    with (
+        signoff.Client("http://signoff.test", "so_x", transport=transport) as c,
+        pytest.raises(signoff.InvalidInput) as refused,
+    ):
+        c.request("deploy", "prod/api", params)
     assert str(refused.value).startswith("the request cannot be sent as JSON: ")
     assert why in str(refused.value)
 
