@@ -305,7 +305,9 @@ def build(
             f"{settings.users_file} (declare it there, empty if need be)"
         )
     target_set = load_target_set(settings.targets_file)
-    engine = create_db_engine(settings.effective_database_url(), settings.db_pool_size)
+    engine = create_db_engine(
+        settings.effective_database_url(), settings.db_pool_size, settings.sqlite_synchronous
+    )
     try:
         return _assemble(settings, clock, directory, policy_set, target_set, engine, migrate, oidc)
     except sa_exc.DBAPIError as exc:

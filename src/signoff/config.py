@@ -7,6 +7,7 @@ The CLI's client side (``SIGNOFF_URL``, ``SIGNOFF_TOKEN``) is read by
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,14 @@ class Settings(BaseSettings):
         15.0, description="Seconds between keep-alive comments on idle event streams."
     )
     db_pool_size: int = Field(10, description="Database connections kept per process.")
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="SQLite's durability: `full` syncs the write-ahead log to disk at every "
+        "commit (a decision survives a power cut); `normal` syncs it at checkpoints only "
+        "(a decision survives a crash of Signoff or of its process, and the last moments "
+        "before a power cut may be lost), for much lower latency. PostgreSQL: see its "
+        "`synchronous_commit`.",
+    )
     max_pending: str = Field(
         "7d",
         description="The longest any request may stay pending, whatever its policy says "

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_db_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine for ``url``: SQLite gets WAL, a busy timeout and explicit BEGINs."""
+def create_db_engine(url: str, pool_size: int = 10, synchronous: str = "full") -> Engine:
+    """An engine for ``url``: SQLite gets WAL, ``synchronous`` (FULL: the log synced at
+    every commit; NORMAL: at checkpoints), a busy timeout and explicit BEGINs."""
     if url.startswith("postgresql") and "+psycopg" not in url.split("://", 1)[0]:
         url = url.replace("postgresql", "postgresql+psycopg", 1)
     if url.startswith("sqlite"):
@@ -30,20 +31,20 @@ def create_db_engine(url: str, pool_size: int = 10) -> Engine:
             pool_size=pool_size,
             max_overflow=pool_size * 2,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, "NORMAL" if synchronous == "normal" else "FULL")
         return engine
     return sa.create_engine(
         url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()

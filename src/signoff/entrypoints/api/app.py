@@ -32,6 +32,13 @@ def create_app(app: App) -> FastAPI:
     )
     api.state.signoff = app
     problems.install(api)
+    # Routes are matched in the order they are included: the API's hot paths first
+    # (asking, voting, redeeming), before the pages' many routes.
+    api.include_router(requests.router(app))
+    api.include_router(grants.router(app))
+    api.include_router(operations.router(app))
+    api.include_router(policies.router(app))
+    api.include_router(analytics.router(app))
     from signoff.entrypoints.web import flow, pages, profile, requesting, reviews
     from signoff.entrypoints.web.admin import router as admin_router
     from signoff.entrypoints.web.links import router as links_router
@@ -52,11 +59,6 @@ def create_app(app: App) -> FastAPI:
 
         api.include_router(github_router(app))
     docs.install(api)
-    api.include_router(operations.router(app))
-    api.include_router(requests.router(app))
-    api.include_router(grants.router(app))
-    api.include_router(policies.router(app))
-    api.include_router(analytics.router(app))
     pages.mount_assets(api)
     api.add_middleware(BodySizeLimit, max_bytes=app.settings.max_body_bytes)
     return api
