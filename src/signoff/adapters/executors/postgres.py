@@ -52,19 +52,17 @@ class _Stale(Exception):
     """A pooled connection found dead before anything of an execution was sent."""
 
 
-PLAIN = frozenset({int, float, bool, str, type(None)})  # as psycopg gives them, JSON-able
+# Types psycopg loads as JSON-able Python values (bool, char, name, int8, int2, int4,
+# text, oid, float4, float8, unknown, bpchar, varchar): their columns are kept as loaded.
+PLAIN_TYPES = frozenset({16, 18, 19, 20, 21, 23, 25, 26, 700, 701, 705, 1042, 1043})
+PLAIN = (int, float, bool, str, type(None))
 
 
-def _json_rows(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows as JSON-able lists. Columns whose every value is already JSON-able (the
-    common case: ints, text) are copied as they are, in C; only the others are
-    converted value by value."""
-    out = [list(r) for r in rows]
-    if not out:
-        return out
-    convert = [
-        i for i, col in enumerate(zip(*rows, strict=True)) if not set(map(type, col)) <= PLAIN
-    ]
+def _json_rows(rows: list[tuple[Any, ...]], types: list[int]) -> list[list[Any]]:
+    """Rows as JSON-able lists: copied as they are (in C) except in the columns of other
+    types, converted value by value."""
+    out = list(map(list, rows))
+    convert = [i for i, oid in enumerate(types) if oid not in PLAIN_TYPES]
     for row in out if convert else ():
         for i in convert:
             v = row[i]
@@ -168,9 +166,12 @@ class PostgresExecutor:
                 status = cur.statusmessage
                 return {"rowcount": cur.rowcount, "status": status}, f"{status or 'done'}"
             columns = [d.name for d in cur.description]
+            types = [d.type_code for d in cur.description]
             got = cur.fetchmany(self.max_rows + 1)
             truncated = len(got) > self.max_rows
-            rows = self.mask.rows(columns, _json_rows(got[: self.max_rows]), self._hidden(cur, sql))
+            rows = self.mask.rows(
+                columns, _json_rows(got[: self.max_rows], types), self._hidden(cur, sql)
+            )
         summary = f"{len(rows)} row(s)" + (" (truncated)" if truncated else "")
         return {"columns": columns, "rows": rows, "truncated": truncated}, summary
 
