@@ -150,7 +150,8 @@ class DatabaseRequestRepository:
             if self._had_grant.get(r.id):
                 # Guarded with the request row: save() wrote it only if its version was
                 # the one read, and every use of the grant moves that version.
-                self.conn.execute(t.grants.update().where(t.grants.c.id == g.id).values(values))
+                params = {f"p_{k}": v for k, v in values.items()} | {"p_id": g.id}
+                self.conn.execute(_update_statement("grants", tuple(values)), params)
             else:
                 self.conn.execute(t.grants.insert(), {"id": g.id, "request_id": r.id, **values})
                 self._had_grant[r.id] = True
@@ -271,11 +272,9 @@ class DatabaseRequestRepository:
             "created_at",
         ):
             row.pop(key)
-        result = self.conn.execute(
-            t.requests.update()
-            .where(t.requests.c.id == r.id, t.requests.c.version == expected_version)
-            .values(row)
-        )
+        params = {f"p_{k}": v for k, v in row.items()}
+        params |= {"p_id": r.id, "p_expected_version": expected_version}
+        result = self.conn.execute(_update_statement("requests", tuple(row)), params)
         if result.rowcount != 1:
             raise Conflict(f"request {r.id} was changed concurrently; try again")
         self._write_children(r)
@@ -741,6 +740,20 @@ class DatabaseLinkStore:
     def used(self, jti: str) -> bool:
         q = sa.select(t.used_links.c.jti).where(t.used_links.c.jti == jti)
         return self.conn.execute(q).first() is not None
+
+
+@functools.cache
+def _update_statement(table: str, columns: tuple[str, ...]) -> sa.Update:
+    """``UPDATE table SET column = :p_column, ... WHERE id = :p_id`` (and, for a request,
+    ``AND version = :p_expected_version``), built once: a save runs it with parameters
+    instead of building and cache-keying a ``.values()`` construct each time."""
+    tbl = t.metadata.tables[table]
+    where = [tbl.c.id == sa.bindparam("p_id", type_=tbl.c.id.type)]
+    if table == "requests":
+        version = sa.bindparam("p_expected_version", type_=tbl.c.version.type)
+        where.append(tbl.c.version == version)
+    values = {c: sa.bindparam(f"p_{c}", type_=tbl.c[c].type) for c in columns}
+    return tbl.update().where(*where).values(values)
 
 
 @functools.cache
