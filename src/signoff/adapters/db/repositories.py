@@ -38,6 +38,19 @@ from signoff.services.ports import (
 VIEWING = -1  # request_approvers.stage of those who may only see a request
 
 
+# Reads of a request and its children, built once (run with parameters).
+_REQUEST = sa.select(t.requests).where(t.requests.c.id == sa.bindparam("p_id"))
+_REQUEST_LOCKED = _REQUEST.with_for_update()
+_VOTES_OF = (
+    sa.select(t.votes)
+    .where(t.votes.c.request_id.in_(sa.bindparam("p_ids", expanding=True)))
+    .order_by(t.votes.c.id)
+)
+_GRANTS_OF = sa.select(t.grants).where(
+    t.grants.c.request_id.in_(sa.bindparam("p_ids", expanding=True))
+)
+
+
 class DatabaseRequestRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -157,10 +170,9 @@ class DatabaseRequestRepository:
                 self._had_grant[r.id] = True
 
     def get(self, request_id: str, for_update: bool = False) -> Request:
-        q = sa.select(t.requests).where(t.requests.c.id == request_id)
-        if for_update and self.conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        row = self.conn.execute(q).mappings().first()
+        locked = for_update and self.conn.dialect.name == "postgresql"
+        q = _REQUEST_LOCKED if locked else _REQUEST
+        row = self.conn.execute(q, {"p_id": request_id}).mappings().first()
         if row is None:
             raise NotFound(f"no request with id {request_id!r}")
         return self._load(row)
@@ -184,15 +196,11 @@ class DatabaseRequestRepository:
         grants: dict[str, Grant] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            for v in self.conn.execute(
-                sa.select(t.votes).where(t.votes.c.request_id.in_(chunk)).order_by(t.votes.c.id)
-            ).mappings():
+            for v in self.conn.execute(_VOTES_OF, {"p_ids": chunk}).mappings():
                 votes[v["request_id"]].append(
                     Vote(v["voter"], Decision(v["decision"]), v["comment"], v["stage"], v["at"])
                 )
-            for g in self.conn.execute(
-                sa.select(t.grants).where(t.grants.c.request_id.in_(chunk))
-            ).mappings():
+            for g in self.conn.execute(_GRANTS_OF, {"p_ids": chunk}).mappings():
                 grants[g["request_id"]] = Grant(
                     g["id"],
                     g["expires_at"],
