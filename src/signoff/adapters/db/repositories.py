@@ -751,6 +751,25 @@ class DatabaseLinkStore:
 
 
 @functools.cache
+def _tally_statement(dialect: str) -> Any:
+    """The upsert that counts one outcome in a requester's record, built once per
+    dialect."""
+    h = t.history_tallies
+    insert: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    values = {c: sa.bindparam(f"p_{c}", type_=h.c[c].type) for c in
+              ("requester", "action_type", "day", "action_target", "outcome")}  # fmt: skip
+    return (
+        insert(h)
+        .values({**values, "n": 1})
+        .on_conflict_do_update(index_elements=list(h.primary_key.columns), set_={"n": h.c.n + 1})
+    )
+
+
+@functools.cache
 def _update_statement(table: str, columns: tuple[str, ...]) -> sa.Update:
     """``UPDATE table SET column = :p_column, ... WHERE id = :p_id`` (and, for a request,
     ``AND version = :p_expected_version``), built once: a save runs it with parameters
@@ -1110,26 +1129,15 @@ class DatabaseFlowLog:
         return True
 
     def tally(self, requester: str, action: Action, outcome: str, at: datetime) -> None:
-        h = t.history_tallies
-        insert: Any
-        if self.conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        row = {
-            "requester": requester,
-            "action_type": action.type,
-            "day": at.astimezone(UTC).date(),
-            "action_target": action.target,
-            "outcome": outcome,
-            "n": 1,
-        }
-        stmt = insert(h).values(row)
         self.conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=list(h.primary_key.columns),
-                set_={"n": h.c.n + 1},
-            )
+            _tally_statement(self.conn.dialect.name),
+            {
+                "p_requester": requester,
+                "p_action_type": action.type,
+                "p_day": at.astimezone(UTC).date(),
+                "p_action_target": action.target,
+                "p_outcome": outcome,
+            },
         )
 
     def record(
