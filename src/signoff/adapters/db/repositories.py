@@ -38,19 +38,6 @@ from signoff.services.ports import (
 VIEWING = -1  # request_approvers.stage of those who may only see a request
 
 
-# Reads of a request and its children, built once (run with parameters).
-_REQUEST = sa.select(t.requests).where(t.requests.c.id == sa.bindparam("p_id"))
-_REQUEST_LOCKED = _REQUEST.with_for_update()
-_VOTES_OF = (
-    sa.select(t.votes)
-    .where(t.votes.c.request_id.in_(sa.bindparam("p_ids", expanding=True)))
-    .order_by(t.votes.c.id)
-)
-_GRANTS_OF = sa.select(t.grants).where(
-    t.grants.c.request_id.in_(sa.bindparam("p_ids", expanding=True))
-)
-
-
 class DatabaseRequestRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -163,16 +150,16 @@ class DatabaseRequestRepository:
             if self._had_grant.get(r.id):
                 # Guarded with the request row: save() wrote it only if its version was
                 # the one read, and every use of the grant moves that version.
-                params = {f"p_{k}": v for k, v in values.items()} | {"p_id": g.id}
-                self.conn.execute(_update_statement("grants", tuple(values)), params)
+                self.conn.execute(t.grants.update().where(t.grants.c.id == g.id).values(values))
             else:
                 self.conn.execute(t.grants.insert(), {"id": g.id, "request_id": r.id, **values})
                 self._had_grant[r.id] = True
 
     def get(self, request_id: str, for_update: bool = False) -> Request:
-        locked = for_update and self.conn.dialect.name == "postgresql"
-        q = _REQUEST_LOCKED if locked else _REQUEST
-        row = self.conn.execute(q, {"p_id": request_id}).mappings().first()
+        q = sa.select(t.requests).where(t.requests.c.id == request_id)
+        if for_update and self.conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        row = self.conn.execute(q).mappings().first()
         if row is None:
             raise NotFound(f"no request with id {request_id!r}")
         return self._load(row)
@@ -196,11 +183,15 @@ class DatabaseRequestRepository:
         grants: dict[str, Grant] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            for v in self.conn.execute(_VOTES_OF, {"p_ids": chunk}).mappings():
+            for v in self.conn.execute(
+                sa.select(t.votes).where(t.votes.c.request_id.in_(chunk)).order_by(t.votes.c.id)
+            ).mappings():
                 votes[v["request_id"]].append(
                     Vote(v["voter"], Decision(v["decision"]), v["comment"], v["stage"], v["at"])
                 )
-            for g in self.conn.execute(_GRANTS_OF, {"p_ids": chunk}).mappings():
+            for g in self.conn.execute(
+                sa.select(t.grants).where(t.grants.c.request_id.in_(chunk))
+            ).mappings():
                 grants[g["request_id"]] = Grant(
                     g["id"],
                     g["expires_at"],
@@ -280,9 +271,11 @@ class DatabaseRequestRepository:
             "created_at",
         ):
             row.pop(key)
-        params = {f"p_{k}": v for k, v in row.items()}
-        params |= {"p_id": r.id, "p_expected_version": expected_version}
-        result = self.conn.execute(_update_statement("requests", tuple(row)), params)
+        result = self.conn.execute(
+            t.requests.update()
+            .where(t.requests.c.id == r.id, t.requests.c.version == expected_version)
+            .values(row)
+        )
         if result.rowcount != 1:
             raise Conflict(f"request {r.id} was changed concurrently; try again")
         self._write_children(r)
@@ -751,39 +744,6 @@ class DatabaseLinkStore:
 
 
 @functools.cache
-def _tally_statement(dialect: str) -> Any:
-    """The upsert that counts one outcome in a requester's record, built once per
-    dialect."""
-    h = t.history_tallies
-    insert: Any
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    values = {c: sa.bindparam(f"p_{c}", type_=h.c[c].type) for c in
-              ("requester", "action_type", "day", "action_target", "outcome")}  # fmt: skip
-    return (
-        insert(h)
-        .values({**values, "n": 1})
-        .on_conflict_do_update(index_elements=list(h.primary_key.columns), set_={"n": h.c.n + 1})
-    )
-
-
-@functools.cache
-def _update_statement(table: str, columns: tuple[str, ...]) -> sa.Update:
-    """``UPDATE table SET column = :p_column, ... WHERE id = :p_id`` (and, for a request,
-    ``AND version = :p_expected_version``), built once: a save runs it with parameters
-    instead of building and cache-keying a ``.values()`` construct each time."""
-    tbl = t.metadata.tables[table]
-    where = [tbl.c.id == sa.bindparam("p_id", type_=tbl.c.id.type)]
-    if table == "requests":
-        version = sa.bindparam("p_expected_version", type_=tbl.c.version.type)
-        where.append(tbl.c.version == version)
-    values = {c: sa.bindparam(f"p_{c}", type_=tbl.c[c].type) for c in columns}
-    return tbl.update().where(*where).values(values)
-
-
-@functools.cache
 def _finish_statement(dialect: str) -> sa.Update:
     """The UPDATE that records an outcome, built once per dialect. The output arrives as
     its canonical JSON and is stored as that text (cast to json on PostgreSQL), not
@@ -1129,15 +1089,26 @@ class DatabaseFlowLog:
         return True
 
     def tally(self, requester: str, action: Action, outcome: str, at: datetime) -> None:
+        h = t.history_tallies
+        insert: Any
+        if self.conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        row = {
+            "requester": requester,
+            "action_type": action.type,
+            "day": at.astimezone(UTC).date(),
+            "action_target": action.target,
+            "outcome": outcome,
+            "n": 1,
+        }
+        stmt = insert(h).values(row)
         self.conn.execute(
-            _tally_statement(self.conn.dialect.name),
-            {
-                "p_requester": requester,
-                "p_action_type": action.type,
-                "p_day": at.astimezone(UTC).date(),
-                "p_action_target": action.target,
-                "p_outcome": outcome,
-            },
+            stmt.on_conflict_do_update(
+                index_elements=list(h.primary_key.columns),
+                set_={"n": h.c.n + 1},
+            )
         )
 
     def record(
