@@ -331,7 +331,6 @@ class FakeUnitOfWork:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.touched: set[str] = set()
-        self.queued: set[str] = set()
         self.committed = False
 
     def __enter__(self) -> FakeUnitOfWork:

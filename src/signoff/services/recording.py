@@ -89,20 +89,15 @@ def record_changes(
     for channel in request.notify or svc.channels:
         if channel in svc.tracking_channels and channel not in told and last is not None:
             uow.outbox.add(channel, request.id, last.to_people(WATCHERS, []).payload(), now)
-            uow.queued.add(channel)
     if decided is not None and svc.github and uow.github.waiting(request.id):
         # the run waiting on GitHub hears of the decision through the outbox (retried)
         uow.outbox.add(GITHUB, request.id, decided.to_people(WATCHERS, []).payload(), now)
-        uow.queued.add(GITHUB)
     uow.touched.add(request.id)
-    uow.queued.update(told)  # every channel told above got a row
 
 
 def publish_changes(svc: Services, uow: UnitOfWork) -> None:
-    """After commit: wake live streams of the changed requests, and the dispatcher if
-    there is something new to deliver (a transaction that queued nothing, such as a
-    gateway's claim of a use, does not set it off to compete for the database)."""
+    """After commit: wake live streams of the changed requests, and the dispatcher."""
     for rid in uow.touched:
         svc.bus.publish(rid)
-    if uow.queued:
+    if uow.touched:
         svc.wake_dispatcher()

@@ -1241,7 +1241,6 @@ class DatabaseUnitOfWork:
         self.write = write
         self.snapshot = snapshot
         self.touched: set[str] = set()
-        self.queued: set[str] = set()
 
     def __enter__(self) -> DatabaseUnitOfWork:
         self._lock: threading.Lock | None = None
