@@ -16,7 +16,9 @@ the 10,000 rows:
   the result and its digest, audit), over HTTP on loopback.
 
 Printed: p50 and p99 of each, and the p50 ratios (Signoff / direct) for the execute
-call alone (the gateway's cost) and for request + execute (with the approval step).
+call alone (the gateway's cost) and for request + execute (with the approval step);
+last, the two figures issue 16 sets a target for: the execute call's ratio for
+`SELECT 1` and for the 10,000-row read (target: at most 2 each).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def main() -> None:
             server = SignoffServer(Path(tmp), args.database_url)
             headers = {"Authorization": f"Bearer {server.tokens['dave']}"}
             db = "postgresql" if args.database_url else "sqlite"
+            ratios: dict[str, float] = {}
             with httpx.Client(base_url=server.url, headers=headers, timeout=60) as c:
                 for label, sql in STATEMENTS.items():
                     for _ in range(5):  # warm up both paths
@@ -148,7 +151,11 @@ def main() -> None:
                         f"{pct(ex, 0.99):.2f} ms, ratio {e50 / b50:.2f} | request + execute "
                         f"p50 {v50:.2f} ms p99 {pct(via, 0.99):.2f} ms, ratio {v50 / b50:.2f}"
                     )
+                    ratios[label] = e50 / b50
             server.stop()
+            print(f"\nexecute through Signoff / direct psycopg, p50, {db} store (target <= 2):")
+            for label, ratio in ratios.items():
+                print(f"  {label:16s} {ratio:.2f}x  {'met' if ratio <= 2 else 'NOT met'}")
     finally:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.close()

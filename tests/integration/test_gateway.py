@@ -19,7 +19,7 @@ import yaml
 from signoff.adapters.db import tables as t
 from signoff.adapters.targets_file import load_targets
 from signoff.bootstrap import build
-from signoff.domain.actions import Action
+from signoff.domain.actions import Action, canonical_json, sha256_hex
 from signoff.domain.errors import Forbidden, GrantRefused, InvalidInput, NotFound, PolicyError
 from signoff.domain.requests import Decision, Status
 from signoff.services import requests as use_cases
@@ -421,6 +421,36 @@ def test_secrets_appear_in_no_response_log_or_audit_entry(
     everything = "\n".join(seen)
     for secret in (SECRET, HTTP_TOKEN, "restart-secret-1"):
         assert secret not in everything
+
+
+def test_the_execute_answer_is_the_output_as_digested_and_stored(gateway) -> None:
+    """The HTTP answer carries the output as the bytes digested in the audit log and kept
+    with the execution: the same rows, every field of the execution beside them."""
+    server = LiveServer(gateway).start()
+    try:
+        with server.client("dave") as c:
+            action = {"type": "sql.execute", "target": "pg/scratch",
+                      "params": {"sql": "SELECT id, email, balance, 'é\"' AS t FROM accounts"
+                                        " ORDER BY id LIMIT 2"}}  # fmt: skip
+            r = c.post("/v1/requests", json={"action": action}).json()
+            answer = c.post(f"/v1/requests/{r['id']}/execute")
+            [stored] = c.get(f"/v1/requests/{r['id']}/executions").json()
+    finally:
+        server.stop()
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    done = answer.json()
+    assert set(done) == {
+        "id", "request_id", "actor", "started_at", "finished_at", "ok", "summary", "output",
+        "output_digest", "request_status",
+    }  # fmt: skip
+    assert done["output"] == {
+        "columns": ["id", "email", "balance", "t"],
+        "rows": [[1, "****", 100, 'é"'], [2, "****", 100, 'é"']],
+        "truncated": False,
+    }
+    assert done == stored | {"request_status": "executed"}
+    assert done["output_digest"] == sha256_hex(canonical_json(done["output"]))
 
 
 def test_target_file_problems_are_reported_with_positions(tmp_path: Path, monkeypatch) -> None:

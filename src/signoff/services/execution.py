@@ -54,6 +54,7 @@ class Execution:
     summary: str
     output: dict[str, Any]
     output_digest: str
+    output_json: bytes  # the canonical JSON of ``output``, as stored
 
 
 def execute_request(
@@ -104,11 +105,15 @@ def execute_request(
     )
 
     # 3. record the outcome
-    encoded = canonical_json(outcome.output)
+    # encoded once (by the scrubber, when the target has secrets): digested, stored and
+    # answered as these bytes
+    encoded = outcome.encoded if outcome.encoded is not None else canonical_json(outcome.output)
     digest = sha256_hex(encoded)
     stored: dict[str, Any] = outcome.output
+    stored_json = encoded
     if len(encoded) > MAX_STORED_OUTPUT:
         stored = {"truncated": True, "note": "the output was larger than Signoff keeps"}
+        stored_json = canonical_json(stored)
     with svc.uow() as uow:
         now = svc.clock.now()
         request = uow.requests.get(request_id, for_update=True)
@@ -116,7 +121,7 @@ def execute_request(
         events = request.finish_execution(
             user.name, now, outcome.ok, outcome.summary, digest, execution_id, outcome.ran
         )
-        uow.executions.finish(execution_id, now, outcome.ok, outcome.summary, stored, digest)
+        uow.executions.finish(execution_id, now, outcome.ok, outcome.summary, stored_json, digest)
         save_changes(svc, uow, now, request, version, events)
         uow.commit()
     publish_changes(svc, uow)
@@ -130,4 +135,5 @@ def execute_request(
         outcome.summary,
         stored,
         digest,
+        stored_json,
     )

@@ -510,7 +510,7 @@ class ExecutionStore(Protocol):
         at: datetime,
         ok: bool,
         summary: str,
-        output: dict[str, Any],
+        output_json: bytes,  # the canonical JSON of what is kept
         digest: str,
     ) -> None: ...
     def for_request(self, request_id: str) -> list[dict[str, Any]]: ...
@@ -610,6 +610,10 @@ class ExecutionOutcome:
     # False when it failed before the action could start (the target was unreachable,
     # the program could not be started): the use is given back.
     ran: bool = True
+    # The canonical JSON of ``output`` (domain.actions.canonical_json), when whoever made
+    # the outcome had it already (the scrubber encodes the output to look for secrets);
+    # else the use case encodes it. Rows are encoded once, not for every use.
+    encoded: bytes | None = None
 
 
 class Executor(Protocol):

@@ -781,6 +781,28 @@ class DatabaseLinkStore:
         return self.conn.execute(q).first() is not None
 
 
+@functools.cache
+def _finish_statement(dialect: str) -> sa.Update:
+    """The UPDATE that records an outcome, built once per dialect. The output arrives as
+    its canonical JSON and is stored as that text (cast to json on PostgreSQL), not
+    encoded again from the rows."""
+    e = t.executions
+    output: sa.ColumnElement[Any] = sa.bindparam("p_output", type_=sa.Text)
+    if dialect == "postgresql":
+        output = sa.cast(output, e.c.output.type)
+    return (
+        e.update()
+        .where(e.c.id == sa.bindparam("p_id", type_=e.c.id.type))
+        .values(
+            finished_at=sa.bindparam("p_finished_at", type_=e.c.finished_at.type),
+            ok=sa.bindparam("p_ok", type_=e.c.ok.type),
+            summary=sa.bindparam("p_summary", type_=e.c.summary.type),
+            output=output,
+            output_digest=sa.bindparam("p_digest", type_=e.c.output_digest.type),
+        )
+    )
+
+
 class DatabaseExecutionStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -797,13 +819,19 @@ class DatabaseExecutionStore:
         at: datetime,
         ok: bool,
         summary: str,
-        output: dict[str, Any],
+        output_json: bytes,
         digest: str,
     ) -> None:
         self.conn.execute(
-            t.executions.update()
-            .where(t.executions.c.id == execution_id)
-            .values(finished_at=at, ok=ok, summary=summary, output=output, output_digest=digest)
+            _finish_statement(self.conn.dialect.name),
+            {
+                "p_id": execution_id,
+                "p_finished_at": at,
+                "p_ok": ok,
+                "p_summary": summary,
+                "p_output": output_json.decode("utf-8"),
+                "p_digest": digest,
+            },
         )
 
     def for_request(self, request_id: str) -> list[dict[str, Any]]:

@@ -4,7 +4,15 @@ timeout, a row limit, and READ ONLY when the grant says so.
 Connections come from a small pool per target (psycopg_pool). Each connection is reset
 with ``DISCARD ALL`` when it goes back, so nothing an executed statement sets for its
 session (a role, a search_path, a prepared statement, a temporary table) reaches the
-next execution."""
+next execution.
+
+An execution is four round trips on a pooled connection (kept in autocommit mode, so
+psycopg sends no transaction commands of its own): ``BEGIN READ ONLY`` (or ``READ
+WRITE``) with ``SET LOCAL statement_timeout`` in one simple query, the statement,
+``COMMIT``, and the reset. A pooled connection that died meanwhile (the server
+restarted, an idle timeout) fails at the first of these, before the statement is sent:
+it is dropped and the execution starts again once on a new connection, so no separate
+liveness check is paid on every checkout."""
 
 from __future__ import annotations
 
@@ -14,7 +22,6 @@ import uuid
 from typing import Any
 
 import psycopg
-from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from signoff.adapters.executors.masking import Mask
@@ -38,9 +45,30 @@ def _json(value: Any) -> Any:
 
 
 def _discard_all(conn: psycopg.Connection[Any]) -> None:
-    conn.autocommit = True
-    conn.execute("DISCARD ALL")
-    conn.autocommit = False
+    conn.execute(b"DISCARD ALL")
+
+
+class _Stale(Exception):
+    """A pooled connection found dead before anything of an execution was sent."""
+
+
+# Types psycopg loads as JSON-able Python values (bool, char, name, int8, int2, int4,
+# text, oid, float4, float8, unknown, bpchar, varchar): their columns are kept as loaded.
+PLAIN_TYPES = frozenset({16, 18, 19, 20, 21, 23, 25, 26, 700, 701, 705, 1042, 1043})
+PLAIN = (int, float, bool, str, type(None))
+
+
+def _json_rows(rows: list[tuple[Any, ...]], types: list[int]) -> list[list[Any]]:
+    """Rows as JSON-able lists: copied as they are (in C) except in the columns of other
+    types, converted value by value."""
+    out = list(map(list, rows))
+    convert = [i for i, oid in enumerate(types) if oid not in PLAIN_TYPES]
+    for row in out if convert else ():
+        for i in convert:
+            v = row[i]
+            if type(v) not in PLAIN:
+                row[i] = _json(v)
+    return out
 
 
 class PostgresExecutor:
@@ -70,11 +98,15 @@ class PostgresExecutor:
             max_size=pool_size,
             open=False,
             reset=_discard_all,
-            check=ConnectionPool.check_connection,
             timeout=connect_timeout_s,
             # no server-side prepared statements: DISCARD ALL drops them behind psycopg's
-            # back, and each execution is a one-off anyway
-            kwargs={"connect_timeout": max(1, int(connect_timeout_s)), "prepare_threshold": None},
+            # back, and each execution is a one-off anyway; autocommit: the transaction
+            # is begun and ended by run(), in fewer round trips than psycopg's own
+            kwargs={
+                "connect_timeout": max(1, int(connect_timeout_s)),
+                "prepare_threshold": None,
+                "autocommit": True,
+            },
             name=f"target:{name}",
         )
         self._opened = False
@@ -126,39 +158,53 @@ class PostgresExecutor:
             )
         return hidden
 
+    def _statement(self, conn: psycopg.Connection[Any], sql: str) -> tuple[dict[str, Any], str]:
+        """Run the approved statement in the open transaction: its output and summary."""
+        with conn.cursor() as cur:
+            cur.execute(sql.encode())  # bytes: sent as written, no placeholders
+            if cur.description is None:
+                status = cur.statusmessage
+                return {"rowcount": cur.rowcount, "status": status}, f"{status or 'done'}"
+            columns = [d.name for d in cur.description]
+            types = [d.type_code for d in cur.description]
+            got = cur.fetchmany(self.max_rows + 1)
+            truncated = len(got) > self.max_rows
+            rows = self.mask.rows(
+                columns, _json_rows(got[: self.max_rows], types), self._hidden(cur, sql)
+            )
+        summary = f"{len(rows)} row(s)" + (" (truncated)" if truncated else "")
+        return {"columns": columns, "rows": rows, "truncated": truncated}, summary
+
+    def _transaction(self, begin: bytes, sql: str) -> tuple[dict[str, Any], str]:
+        """Begin, run the statement, commit, on a pooled connection; once more on a new
+        connection if the pooled one turns out dead at ``begin`` (nothing was sent)."""
+        for attempt in (1, 2):
+            try:
+                with self._pool.connection() as conn:
+                    try:
+                        conn.execute(begin)
+                    except psycopg.OperationalError:
+                        if attempt == 2 or not conn.broken:
+                            raise
+                        raise _Stale from None  # the pool drops it on the way back
+                    done = self._statement(conn, sql)
+                    conn.execute(b"COMMIT")
+                    return done
+            except _Stale:
+                continue
+        raise AssertionError("unreachable")
+
     def run(self, action: Action, read_only: bool) -> ExecutionOutcome:
         sql = str(action.params["sql"])
         read_only = read_only or self.always_read_only
         if not self._opened:
             self._pool.open(wait=False)
             self._opened = True
+        begin = (
+            b"BEGIN READ ONLY" if read_only else b"BEGIN READ WRITE"
+        ) + b"; SET LOCAL statement_timeout = %d" % self.statement_timeout_ms
         try:
-            with self._pool.connection() as conn:
-                conn.read_only = read_only
-                with conn.cursor() as cur:
-                    cur.execute(
-                        pgsql.SQL("SET LOCAL statement_timeout = {}").format(
-                            pgsql.Literal(self.statement_timeout_ms)
-                        )
-                    )
-                    cur.execute(sql.encode())  # bytes: sent as written, no placeholders
-                    if cur.description is not None:
-                        columns = [d.name for d in cur.description]
-                        got = cur.fetchmany(self.max_rows + 1)
-                        truncated = len(got) > self.max_rows
-                        plain = (int, float, bool, str, type(None))
-                        rows = self.mask.rows(
-                            columns,
-                            [[v if type(v) in plain else _json(v) for v in r] for r in got],
-                            self._hidden(cur, sql),
-                        )
-                        rows = rows[: self.max_rows]
-                        summary = f"{len(rows)} row(s)" + (" (truncated)" if truncated else "")
-                        output = {"columns": columns, "rows": rows, "truncated": truncated}
-                    else:
-                        summary = f"{cur.statusmessage or 'done'}"
-                        output = {"rowcount": cur.rowcount, "status": cur.statusmessage}
-                conn.commit()
+            output, summary = self._transaction(begin, sql)
         except PoolTimeout:
             return ExecutionOutcome(
                 False,

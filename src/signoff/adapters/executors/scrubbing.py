@@ -6,12 +6,14 @@ anything is stored, shown, logged or digested. Applied to every target, whatever
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, unquote
 
 from signoff.adapters.executors.masking import map_text
-from signoff.domain.actions import Action
+from signoff.domain.actions import Action, canonical_json
+from signoff.domain.errors import InvalidInput
 from signoff.services.ports import ExecutionOutcome, Executor
 
 HIDDEN = "[secret]"
@@ -34,6 +36,9 @@ class Scrubber:
         for s in secrets:
             every |= variants(s)
         self.secrets = sorted(every, key=len, reverse=True)  # longest first
+        # each as it appears inside a JSON string (canonical_json escapes per character,
+        # so a string holds a secret only if its encoding holds the secret's encoding)
+        self._encoded = [json.dumps(s, ensure_ascii=False)[1:-1].encode() for s in self.secrets]
 
     def text(self, value: str) -> str:
         for s in self.secrets:
@@ -43,6 +48,19 @@ class Scrubber:
 
     def value(self, value: Any) -> Any:
         return map_text(value, self.text, keys=True)
+
+    def output(self, value: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+        """The output scrubbed, and its canonical JSON when it had nothing to scrub.
+
+        The output is encoded once and searched as a whole (in C, not string by string
+        in Python); only an output that holds a secret somewhere is walked."""
+        try:
+            encoded = canonical_json(value)
+        except InvalidInput:  # not encodable (NaN): left for the use case to report
+            return self.value(value), None
+        if any(s in encoded for s in self._encoded):
+            return self.value(value), None
+        return value, encoded
 
 
 class ScrubbedExecutor:
@@ -64,11 +82,9 @@ class ScrubbedExecutor:
         outcome = self.inner.run(action, read_only)
         if not self.scrubber.secrets:
             return outcome
+        output, encoded = self.scrubber.output(outcome.output)
         return ExecutionOutcome(
-            outcome.ok,
-            self.scrubber.text(outcome.summary),
-            self.scrubber.value(outcome.output),
-            outcome.ran,
+            outcome.ok, self.scrubber.text(outcome.summary), output, outcome.ran, encoded
         )
 
     def close(self) -> None:

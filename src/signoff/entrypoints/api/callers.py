@@ -40,16 +40,19 @@ async def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def request_ref(
+async def request_ref(
     request: Request,
     user: Annotated[User, Depends(current_user)],
     request_id: Annotated[
         str, Path(max_length=100, description="a request id, or its first 8+ characters")
     ],
 ) -> str:
-    """The full id of the request a path names: a whole id, or an unambiguous prefix."""
+    """The full id of the request a path names: a whole id, or an unambiguous prefix.
+    A whole id needs no database, so no trip through the thread pool either."""
     app: App = request.app.state.signoff
-    return views.resolve_id(app.services, user, request_id)
+    if len(request_id.strip()) >= views.ID_LENGTH:
+        return views.resolve_id(app.services, user, request_id)
+    return await run_in_threadpool(views.resolve_id, app.services, user, request_id)
 
 
 RequestRef = Annotated[str, Depends(request_ref)]
