@@ -43,6 +43,7 @@ SERVER_NEVER = [
     "httpx",
     "aiosmtplib",
     "webauthn",  # loaded by the first passkey ceremony
+    "pygments",  # loaded by the first highlighted action
 ]
 
 
