@@ -19,7 +19,7 @@ from signoff.services.views import verify_audit
 
 from ..conftest import make_settings
 
-EVENTS = 12_345  # more than two of the reader's batches (5,000 rows)
+EVENTS = 12_345  # many of the reader's batches (1,000 rows)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -59,7 +59,7 @@ def test_a_long_untouched_log_verifies(long_log: App) -> None:
     assert report.ok and report.checked == EVENTS
 
 
-@pytest.mark.parametrize("n", [1, 4_999, 5_001, 10_007, EVENTS])
+@pytest.mark.parametrize("n", [1, 999, 1_001, 10_007, EVENTS])
 def test_an_event_altered_at_position_n_of_many_is_found(long_log: App, n: int) -> None:
     a = t.audit_events
     change(long_log, a.update().where(a.c.seq == n).values(payload='{"i":-1}'))

@@ -556,7 +556,7 @@ class DatabaseAuditLog:
         for row in self.conn.execute(q).mappings():
             yield _audit_event(row)
 
-    def chain(self, batch: int = 5_000) -> Iterator[ChainRow]:
+    def chain(self, batch: int = 1_000) -> Iterator[ChainRow]:
         """Every event in sequence order, as plain tuples, ``batch`` rows at a time, in this
         unit of work's transaction: through a server-side cursor on PostgreSQL (a client-side
         one would hold the whole log in memory), SQLite's own cursor stepping through the
