@@ -96,3 +96,15 @@ def test_the_server_loads_no_unused_parts(tmp_path: Path) -> None:
         "app.close()"
     )
     assert loaded_after(code, SERVER_NEVER) == []
+
+
+def test_the_server_migrates_a_new_database_in_a_child_process(tmp_path: Path) -> None:
+    """The migration runs apart, so the server never holds Alembic (about 15 MiB)."""
+    url = f"sqlite:///{tmp_path / 'signoff.db'}"
+    code = (
+        "from signoff.entrypoints.cli.local import migrate_apart\n"
+        f"child = migrate_apart({url!r})\n"
+        "assert child is not None and child.wait() == 0\n"
+        f"assert migrate_apart({url!r}) is None  # current now"
+    )
+    assert loaded_after(code, ["alembic", "mako"]) == []
