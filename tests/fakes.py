@@ -13,7 +13,7 @@ from typing import Any
 
 from signoff.adapters.directory_file import load_directory
 from signoff.adapters.policy_files import load_policy_set
-from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next, format_time
+from signoff.domain.audit import GENESIS_HASH, AuditEvent, ChainRow, chain_next, format_time
 from signoff.domain.errors import Conflict, NotFound
 from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Request, Status
@@ -138,6 +138,10 @@ class FakeAudit:
             if e.seq > after and (request_id is None or e.request_id == request_id)
         ]
         return iter(found[:limit] if limit is not None else found)
+
+    def chain(self) -> Iterator[ChainRow]:
+        for e in self.staged:
+            yield (e.seq, e.at, e.actor, e.type, e.request_id, e.payload, e.prev_hash, e.hash)
 
     def head(self) -> tuple[int, str]:
         return (self.staged[-1].seq, self.staged[-1].hash) if self.staged else (0, GENESIS_HASH)

@@ -13,15 +13,15 @@ internal and may change. ``tests/unit/test_public_api.py`` guards these names.
   ``RequestPage``, ``Identity``) and their errors (``Denied``, ``TimedOut``,
   ``Cancelled`` under ``NotApproved``; ``Unreachable``, ``ServerError``).
 
-The SDK's modules are imported at the first use of one of its names: ``import signoff``
-loads no HTTP client (the CLI's start-up depends on it).
+The SDK's modules, and the domain's actions and requests, are imported at the first use of
+one of their names: ``import signoff`` (which every ``signoff`` command does first) loads
+no HTTP client and none of the domain's dataclasses (the CLI's start-up depends on it).
 """
 
 from __future__ import annotations
 
 import typing as _typing
 
-from signoff.domain.actions import Action
 from signoff.domain.errors import (
     AlreadyVoted,
     Conflict,
@@ -38,11 +38,12 @@ from signoff.domain.errors import (
     SignoffError,
     Unauthenticated,
 )
-from signoff.domain.requests import Decision, Status
 from signoff.sdk._errors import Cancelled, Denied, NotApproved, ServerError, TimedOut, Unreachable
 
 if _typing.TYPE_CHECKING:
     from signoff.adapters.channels.webhook import verify_signature as verify_webhook_signature
+    from signoff.domain.actions import Action
+    from signoff.domain.requests import Decision, Status
     from signoff.sdk.aio import AsyncClient
     from signoff.sdk.client import Client
     from signoff.sdk.decorator import require_approval
@@ -96,6 +97,9 @@ __all__ = [
 
 # name -> the module that defines it (and its name there), imported at its first use
 _LAZY = {
+    "Action": "signoff.domain.actions",
+    "Decision": "signoff.domain.requests",
+    "Status": "signoff.domain.requests",
     "verify_webhook_signature": "signoff.adapters.channels.webhook:verify_signature",
     "AsyncClient": "signoff.sdk.aio",
     "Client": "signoff.sdk.client",
@@ -110,8 +114,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> _typing.Any:
-    # Imported on first use: these modules bring an HTTP client the CLI's start does
-    # not need.
+    # Imported on first use: these modules bring an HTTP client, or dataclasses by the
+    # dozen, that the CLI's start does not need.
     where = _LAZY.get(name)
     if where is None:
         raise AttributeError(f"module 'signoff' has no attribute {name!r}")

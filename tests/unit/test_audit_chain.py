@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next, verify_chain
+from signoff.domain.actions import canonical_json, sha256_hex
+from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next, event_hash, verify_chain
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -99,3 +100,24 @@ def test_a_truncated_tail_is_found_through_the_head() -> None:
     events = build(5)
     report = verify_chain(events[:3], head(events))
     assert not report.ok and report.broken_at == 4
+
+
+# every text a field can hold: quotes, backslashes, control characters, non-ASCII
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+
+
+@given(st.integers(0, 2**63 - 1), texts, texts, texts, st.none() | texts, texts, texts)
+def test_the_event_hash_is_sha256_of_the_canonical_json(
+    seq: int, at: str, actor: str, type_: str, request_id: str | None, payload: str, prev: str
+) -> None:
+    fields = [seq, at, actor, type_, request_id, payload, prev]
+    assert event_hash(*fields) == sha256_hex(canonical_json(fields))  # type: ignore[arg-type]
+
+
+def test_an_altered_event_at_position_n_of_many_is_found() -> None:
+    events = build(3_000)
+    for n in (1, 1_234, 2_999, 3_000):
+        altered = list(events)
+        altered[n - 1] = dataclasses.replace(altered[n - 1], actor="mallory")
+        report = verify_chain(altered, head(events))
+        assert (report.ok, report.broken_at, report.checked) == (False, n, n - 1)

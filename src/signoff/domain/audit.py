@@ -13,11 +13,16 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from hashlib import sha256
+from json.encoder import encode_basestring
 from typing import Any
 
 from signoff.domain.actions import canonical_json, sha256_hex
 
 GENESIS_HASH = "0" * 64
+
+# An event as stored: (seq, at, actor, type, request_id, payload, prev_hash, hash).
+ChainRow = tuple[int, str, str, str, str | None, str, str, str]
 
 
 def format_time(at: datetime) -> str:
@@ -57,6 +62,23 @@ class AuditEvent:
 def event_hash(
     seq: int, at: str, actor: str, type_: str, request_id: str | None, payload: str, prev: str
 ) -> str:
+    """SHA-256 of ``canonical_json([seq, at, actor, type, request_id, payload, prev])``.
+
+    For an int and strings (every stored event) the JSON is written here directly, the
+    same bytes ``canonical_json`` makes (``encode_basestring`` is the quoting
+    ``json.dumps(..., ensure_ascii=False)`` uses; tests/unit/test_audit_chain.py compares
+    them) at a third of the cost; anything else goes through ``canonical_json``."""
+    if type(seq) is int:
+        try:
+            text = (
+                f"[{seq},{encode_basestring(at)},{encode_basestring(actor)},"
+                f"{encode_basestring(type_)},"
+                f"{'null' if request_id is None else encode_basestring(request_id)},"
+                f"{encode_basestring(payload)},{encode_basestring(prev)}]"
+            )
+            return sha256(text.encode()).hexdigest()
+        except (TypeError, ValueError):  # not a str; a lone surrogate (not UTF-8)
+            pass
     return sha256_hex(canonical_json([seq, at, actor, type_, request_id, payload, prev]))
 
 
@@ -148,32 +170,58 @@ def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None = No
     ``head`` is the separately stored (last seq, last hash); when given, a chain whose
     tail was cut off is detected too.
     """
+    return verify_rows(
+        (
+            (e.seq, e.at, e.actor, e.type, e.request_id, e.payload, e.prev_hash, e.hash)
+            for e in events
+        ),
+        head,
+    )
+
+
+def verify_rows(rows: Iterable[ChainRow], head: tuple[int, str] | None = None) -> ChainReport:
+    """``verify_chain`` over stored rows as they come from the database, one at a time:
+    memory does not grow with the log, and each event costs its hash and a few
+    comparisons (no object made per event)."""
     expected_seq = 1
     prev = GENESIS_HASH
-    checked = 0
-    for ev in events:
-        if ev.seq != expected_seq:
-            what = "missing" if ev.seq > expected_seq else "out of order or duplicated"
+    quote = encode_basestring
+    for seq, at, actor, type_, request_id, payload, prev_hash, stored in rows:
+        if seq != expected_seq:
+            checked = expected_seq - 1
+            what = "missing" if seq > expected_seq else "out of order or duplicated"
             return ChainReport(
                 False,
                 checked,
-                expected_seq if ev.seq > expected_seq else ev.seq,
-                f"expected event {expected_seq}, found {ev.seq}: events {what}",
+                expected_seq if seq > expected_seq else seq,
+                f"expected event {expected_seq}, found {seq}: events {what}",
             )
-        if ev.prev_hash != prev:
+        if prev_hash != prev:
             return ChainReport(
-                False, checked, ev.seq, f"event {ev.seq} does not link to event {ev.seq - 1}"
+                False, expected_seq - 1, seq, f"event {seq} does not link to event {seq - 1}"
             )
-        recomputed = event_hash(
-            ev.seq, ev.at, ev.actor, ev.type, ev.request_id, ev.payload, ev.prev_hash
-        )
-        if recomputed != ev.hash:
-            return ChainReport(
-                False, checked, ev.seq, f"event {ev.seq} was altered: its hash does not match"
-            )
-        prev = ev.hash
+        # event_hash, inlined (this loop runs once per stored event): prev_hash equals a
+        # hash computed here or the genesis, so it is hex and needs no quoting
+        try:
+            recomputed = sha256(
+                f"[{seq},{quote(at)},{quote(actor)},{quote(type_)},"
+                f"{'null' if request_id is None else quote(request_id)},"
+                f'{quote(payload)},"{prev_hash}"]'.encode()
+            ).hexdigest()
+        except (TypeError, ValueError):
+            recomputed = event_hash(seq, at, actor, type_, request_id, payload, prev_hash)
+        if recomputed != stored or type(seq) is not int:
+            recomputed = event_hash(seq, at, actor, type_, request_id, payload, prev_hash)
+            if recomputed != stored:
+                return ChainReport(
+                    False,
+                    expected_seq - 1,
+                    seq,
+                    f"event {seq} was altered: its hash does not match",
+                )
+        prev = stored
         expected_seq += 1
-        checked += 1
+    checked = expected_seq - 1
     if head is not None:
         head_seq, head_hash = head
         if head_seq > checked:

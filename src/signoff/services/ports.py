@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from signoff.domain.actions import Action
-from signoff.domain.audit import AuditEvent
+from signoff.domain.audit import AuditEvent, ChainRow
 from signoff.domain.events import AuditedEvent
 from signoff.domain.identity import User
 from signoff.domain.requests import Request
@@ -153,6 +153,11 @@ class AuditLog(Protocol):
     def events(
         self, after: int = 0, request_id: str | None = None, limit: int | None = None
     ) -> Iterator[AuditEvent]: ...
+    def chain(self) -> Iterator[ChainRow]:
+        """Every event in sequence order, as stored (the rows ``verify_rows`` walks),
+        streamed: memory does not grow with the log's length."""
+        ...
+
     def head(self) -> tuple[int, str]: ...
     def find(self, query: AuditQuery, limit: int) -> list[AuditEvent]:
         """Up to ``limit`` events that match ``query``, newest first."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from signoff.domain.audit import AuditEvent, ChainReport, verify_chain
+from signoff.domain.audit import AuditEvent, ChainReport, verify_rows
 from signoff.domain.errors import Forbidden, InvalidInput, NotFound
 from signoff.domain.identity import User
 from signoff.domain.replay import differences, replay
@@ -196,10 +196,11 @@ def audit_search(
 
 
 def verify_audit(svc: Services) -> ChainReport:
-    """Walk the whole chain once, in sequence order, reading in one snapshot."""
+    """Walk the whole chain once, in sequence order, reading in one snapshot (streamed:
+    memory stays flat whatever the log's length)."""
     with svc.uow(write=False, snapshot=True) as uow:
         head = uow.audit.head()
-        return verify_chain(uow.audit.events(), head)
+        return verify_rows(uow.audit.chain(), head)
 
 
 @dataclass(frozen=True)

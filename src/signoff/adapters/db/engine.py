@@ -69,11 +69,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     A database already at the newest migration is left alone without loading Alembic
     (most starts: it saves the import of Alembic and every migration script)."""
-    if revision == "head" and _stored_revisions(engine) == _script_heads():
+    if revision == "head" and is_current(engine):
         return
     from alembic import command
 
     command.upgrade(alembic_config(engine), revision)
+
+
+def is_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration, read without Alembic: the stored
+    revisions against the scripts' heads."""
+    return _stored_revisions(engine) == _script_heads()
 
 
 _ASSIGNMENT = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+)$", re.MULTILINE)
@@ -114,3 +120,29 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m signoff.adapters.db.engine URL``: bring the database at URL to the newest
+    migration, loading nothing else (``signoff serve`` runs it in a child process).
+    Exit 0, or 2 with one line on stderr."""
+    import sys
+
+    engine = create_db_engine(argv[0], 1)
+    try:
+        upgrade(engine)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if engine.url.password:
+            first = first.replace(str(engine.url.password), "***")
+        print(f"error: migration failed: {type(exc).__name__}: {first}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from signoff.adapters.db import tables as t
 from signoff.adapters.db.analytics import DatabaseFlowRows
 from signoff.domain.actions import Action
-from signoff.domain.audit import GENESIS_HASH, AuditEvent, chain_next, format_time
+from signoff.domain.audit import GENESIS_HASH, AuditEvent, ChainRow, chain_next, format_time
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
 from signoff.domain.events import AuditedEvent
 from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status, Vote
@@ -595,6 +595,25 @@ class DatabaseAuditLog:
         for row in self.conn.execute(q).mappings():
             yield _audit_event(row)
 
+    def chain(self, batch: int = 1_000) -> Iterator[ChainRow]:
+        """Every event in sequence order, as plain tuples, ``batch`` rows at a time, in this
+        unit of work's transaction: through a server-side cursor on PostgreSQL (a client-side
+        one would hold the whole log in memory), SQLite's own cursor stepping through the
+        table otherwise. The driver's cursor, not SQLAlchemy's result: no row objects."""
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        if self.conn.dialect.name == "postgresql":
+            cursor = raw.cursor(name="signoff_audit_chain")
+            cursor.itersize = batch
+        else:
+            cursor = raw.cursor()
+        try:
+            cursor.execute(_CHAIN)
+            while rows := cursor.fetchmany(batch):
+                yield from rows
+        finally:
+            cursor.close()
+
     def find(self, query: AuditQuery, limit: int) -> list[AuditEvent]:
         """Events matching ``query``, newest first: the page just older than
         ``query.before`` (or the newest), or the page just newer than ``query.after``.
@@ -619,6 +638,12 @@ class DatabaseAuditLog:
             q = q.order_by(a.c.seq.desc())
         found = [_audit_event(row) for row in self.conn.execute(q.limit(limit)).mappings()]
         return found[::-1] if query.after is not None else found
+
+
+_CHAIN = (
+    "SELECT seq, at, actor, type, request_id, payload, prev_hash, hash FROM audit_events "
+    "ORDER BY seq"
+)
 
 
 def _audit_event(row: Any) -> AuditEvent:

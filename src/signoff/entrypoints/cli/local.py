@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,13 +82,6 @@ def serve(
     It migrates the database first, and prints an admin API token at its first start."""
     import gc
 
-    import uvicorn
-
-    from signoff.bootstrap import build
-    from signoff.entrypoints.api.app import create_app
-    from signoff.services import views
-    from signoff.services.auth import create_token
-
     settings = _settings()
     if (
         port
@@ -103,6 +97,17 @@ def serve(
             "only queue on it; use PostgreSQL (SIGNOFF_DATABASE_URL=postgresql+psycopg://...) "
             "or one process"
         )
+    migrating = migrate_apart(settings.effective_database_url())
+
+    import uvicorn
+
+    from signoff.bootstrap import build
+    from signoff.entrypoints.api.app import create_app
+    from signoff.services import views
+    from signoff.services.auth import create_token
+
+    if migrating is not None and migrating.wait() != 0:
+        raise typer.Exit(migrating.returncode)  # it said why, on stderr
     signoff_app = guarded(lambda: build(settings))
     admins = [u.name for u in signoff_app.directory.users.values() if u.admin]
     if admins and views.never_signed_in(signoff_app.services, admins):
@@ -159,6 +164,28 @@ def serve(
         if listener is not None:
             listener.stop()
         signoff_app.close()
+
+
+def migrate_apart(database_url: str) -> subprocess.Popen[bytes] | None:
+    """Start the migrations in a child process if the database is behind the newest
+    migration (None if it is current, or cannot be read: the server then says why).
+
+    A server that migrated in its own process would hold Alembic, Mako and every migration
+    script (about 15 MiB) for its whole life; the child migrates while this process loads
+    the web framework, and the server finds the database current."""
+    from sqlalchemy import exc as sa_exc
+
+    from signoff.adapters.db.engine import create_db_engine, is_current
+
+    engine = create_db_engine(database_url, 1)
+    try:
+        if is_current(engine):
+            return None
+    except sa_exc.DBAPIError:
+        return None
+    finally:
+        engine.dispose()
+    return subprocess.Popen([sys.executable, "-m", "signoff.adapters.db.engine", database_url])
 
 
 def worker(

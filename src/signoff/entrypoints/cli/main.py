@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+import typer.core
 
 from signoff.entrypoints.cli import flow, local, mcp, remote
 from signoff.entrypoints.cli.output import EXIT_INTERRUPTED, err, say
@@ -50,8 +51,23 @@ FILES = (
     "this machine; connects to nothing."
 )
 
+
+class QuickHelpGroup(typer.core.TyperGroup):
+    """A group whose ``--help`` flag is False, not None, when absent. Typer converts
+    every parameter value through a pydantic TypeAdapter except a flag that is already a
+    bool; a group's absent ``--help`` (None) was converted on every subcommand, which
+    imported pydantic (about 60 ms) just to print ``signoff inbox --help``."""
+
+    def get_help_option(self, ctx: Any) -> Any:  # Typer's own Click types are private
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.default = False
+        return option
+
+
 app = typer.Typer(
     name="signoff",
+    cls=QuickHelpGroup,
     help="Just-in-time action approval: request, review, grant, audit.\n\n"
     "Commands that talk to a server (request, run, execute, approve, deny, cancel, inbox, "
     "list, show, grant) reach it at SIGNOFF_URL (default http://127.0.0.1:8000) with the "
@@ -63,16 +79,26 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 policy_app = typer.Typer(
-    help="Check, test, explain and replay policy-as-code.", no_args_is_help=True
+    cls=QuickHelpGroup, help="Check, test, explain and replay policy-as-code.", no_args_is_help=True
 )
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
-user_app = typer.Typer(help="People: sign them out everywhere.", no_args_is_help=True)
-grant_app = typer.Typer(help="Verify, redeem and revoke grants.", no_args_is_help=True)
-audit_app = typer.Typer(help="Verify and export the audit log.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-outbox_app = typer.Typer(help="Notifications waiting, delivered or dead.", no_args_is_help=True)
+token_app = typer.Typer(cls=QuickHelpGroup, help="API tokens.", no_args_is_help=True)
+user_app = typer.Typer(
+    cls=QuickHelpGroup, help="People: sign them out everywhere.", no_args_is_help=True
+)
+grant_app = typer.Typer(
+    cls=QuickHelpGroup, help="Verify, redeem and revoke grants.", no_args_is_help=True
+)
+audit_app = typer.Typer(
+    cls=QuickHelpGroup, help="Verify and export the audit log.", no_args_is_help=True
+)
+db_app = typer.Typer(cls=QuickHelpGroup, help="Database schema.", no_args_is_help=True)
+outbox_app = typer.Typer(
+    cls=QuickHelpGroup, help="Notifications waiting, delivered or dead.", no_args_is_help=True
+)
 keys_app = typer.Typer(
-    help="Signing keys (kept outside the database, in the key file).", no_args_is_help=True
+    cls=QuickHelpGroup,
+    help="Signing keys (kept outside the database, in the key file).",
+    no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
 app.add_typer(token_app, name="token")
@@ -83,6 +109,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(keys_app, name="keys")
 mcp_app = typer.Typer(
+    cls=QuickHelpGroup,
     help="AI agents over MCP: gate an MCP server's tool calls, or serve Signoff's tools.",
     no_args_is_help=True,
 )

@@ -2,27 +2,35 @@
 with its analysis and banners, a command as its argv, an HTTP call as method, path and
 body, a unified diff (``context.diff``) coloured, a GitHub deployment's commits.
 Highlighting is Pygments with CSS classes (the stylesheet is served from
-``/assets/code.css``; no inline style, so the pages' Content-Security-Policy holds)."""
+``/assets/code.css``; no inline style, so the pages' Content-Security-Policy holds).
+Pygments is imported at the first highlight: an idle server does not hold it."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from markupsafe import Markup
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import DiffLexer, JsonLexer, SqlLexer
 
 from signoff.domain.sql import analyse
 
-FORMATTER = HtmlFormatter(cssclass="code", nowrap=False)
+if TYPE_CHECKING:
+    from pygments.formatters import HtmlFormatter
+
 MAX_HIGHLIGHT = 200_000  # characters; longer text is shown plain
 
 
+@functools.cache
+def _formatter() -> HtmlFormatter[str]:
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(cssclass="code", nowrap=False)
+
+
 def code_css() -> str:
-    return str(FORMATTER.get_style_defs(".code")) + "\n" + _DARK  # type: ignore[no-untyped-call]
+    return str(_formatter().get_style_defs(".code")) + "\n" + _DARK  # type: ignore[no-untyped-call]
 
 
 _DARK = """@media (prefers-color-scheme: dark) { .code, .code pre { background: #222428; }
@@ -32,10 +40,14 @@ _DARK = """@media (prefers-color-scheme: dark) { .code, .code pre { background: 
 .code .mi, .code .mf { color: #e5b567; } }"""
 
 
-def _code(text: str, lexer: Any) -> Markup:
+def _code(text: str, language: Literal["sql", "json", "diff"]) -> Markup:
     if len(text) > MAX_HIGHLIGHT:
         return Markup("<pre>{}</pre>").format(text)
-    return Markup(highlight(text, lexer, FORMATTER))
+    from pygments import highlight
+    from pygments.lexers import DiffLexer, JsonLexer, SqlLexer
+
+    lexer = {"sql": SqlLexer, "json": JsonLexer, "diff": DiffLexer}[language]()
+    return Markup(highlight(text, lexer, _formatter()))
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,7 @@ def action_blocks(
         if c.get("kind") == "unknown":
             banners.append("SQL that could not be parsed: read it closely")
         # exactly as it will run: a pretty-printer rewrites functions and literals
-        out.append(Shown("SQL", _code(sql, SqlLexer()), banners))
+        out.append(Shown("SQL", _code(sql, "sql"), banners))
     argv = rest.get("argv")
     if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
         rest.pop("argv")
@@ -102,17 +114,17 @@ def action_blocks(
         headers = rest.pop("headers", None)
         parts = [head]
         if headers:
-            parts.append(_code(json.dumps(headers, indent=2, ensure_ascii=False), JsonLexer()))
+            parts.append(_code(json.dumps(headers, indent=2, ensure_ascii=False), "json"))
         if body is not None:
             text = body if isinstance(body, str) else json.dumps(body, indent=2, ensure_ascii=False)
-            parts.append(_code(text, JsonLexer()))
+            parts.append(_code(text, "json"))
         out.append(Shown("HTTP call", Markup("").join(parts)))
     for key, value in rest.items():
         text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
         out.append(Shown(str(key), Markup("<pre>{}</pre>").format(text)))
     diff = context.get("diff")
     if isinstance(diff, str) and diff.strip():
-        out.append(Shown("Change (diff)", _code(diff, DiffLexer())))
+        out.append(Shown("Change (diff)", _code(diff, "diff")))
     commits = context.get("commits")  # a GitHub deployment's (services/github.py)
     if isinstance(commits, list) and commits:
         lines = [
