@@ -55,8 +55,16 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy --strict on src/
 	$(UV) run --frozen mypy
 
-bench: install ## Run the benchmarks and print their figures
+PG_BENCH ?= postgresql+psycopg://postgres@127.0.0.1:5432/signoff_bench
+
+bench: install ## Run every benchmark (SQLite, then PostgreSQL at PG_BENCH) and print its figures: docs/benchmarks.md
 	$(UV) run --frozen python benchmarks/run.py
+	$(UV) run --frozen python benchmarks/run.py --database-url $(PG_BENCH) --workers 1,2
+	$(UV) run --frozen python benchmarks/mcp_proxy.py
+	$(UV) run --frozen python benchmarks/gateway.py
+	$(UV) run --frozen python benchmarks/startup.py
+	$(UV) run --frozen python benchmarks/audit_verify.py
+	$(UV) run --frozen python benchmarks/audit_verify.py --database-url $(PG_BENCH)
 
 clean: ## Remove local state (.venv, .signoff)
 	rm -rf .venv .tools .signoff .pytest_cache .mypy_cache .ruff_cache

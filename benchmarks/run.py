@@ -406,11 +406,60 @@ def bench_sse(server: SignoffServer, trials: int, vote_url: str | None = None) -
     }
 
 
+def ensure_database(url: str) -> None:
+    """The benchmark's PostgreSQL database, made if it is not there (never `test`)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.split("+psycopg", 1)[0] + url.split("+psycopg", 1)[1].rsplit("/", 1)[0]
+    with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def scaling(
+    server: SignoffServer, tmp: Path, args: Any, one: dict[str, float], counts: list[int]
+) -> dict[str, float]:
+    """Throughput with N server processes (`serve --workers N`) on the same database,
+    next to one process's, measured the same way (wrk or httpx, 16 connections)."""
+    out: dict[str, float] = {}
+    load = wrk_throughput if shutil.which("wrk") else None
+    for n in counts:
+        many = SignoffServer(tmp, args.database_url, tokens=server.tokens, workers=n)
+        try:
+            for kind in ("review", "allowed"):
+                rounds = []
+                for _ in range(3):
+                    if load is not None:
+                        rounds.append(load(many.url, server.tokens["dave"], args.seconds, 16, kind))
+                    else:
+                        rounds.append(
+                            asyncio.run(
+                                throughput(many.url, server.tokens["dave"], args.seconds, 16, kind)
+                            )
+                        )
+                rps = statistics.median(rounds)
+                out[f"{kind}_{n}_rps"] = rps
+                out[f"{kind}_{n}_x"] = rps / one[f"{kind}_rps"]
+                print(
+                    f"(a'') {kind}, {n} server processes: {rps:.0f}/s, "
+                    f"{rps / one[f'{kind}_rps']:.2f}x one process"
+                )
+        finally:
+            many.stop()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="on PostgreSQL, e.g. 1,2: the throughput again with `serve --workers N`",
+    )
     args = parser.parse_args()
     os.chdir(ROOT / "benchmarks")
     results: dict[str, Any] = {"database": "postgresql" if args.database_url else "sqlite"}
@@ -427,6 +476,7 @@ def main() -> None:
         if args.database_url:
             import sqlalchemy as sa
 
+            ensure_database(args.database_url)
             engine = sa.create_engine(args.database_url)
             with engine.begin() as conn:
                 conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public"))
@@ -441,6 +491,9 @@ def main() -> None:
                     f"{t[f'{kind}_rps']:.0f}/s with durable commits vs "
                     f"{t[f'{kind}_bare_rps']:.0f}/s bare endpoint: ratio {t[f'{kind}_ratio']:.2f}"
                 )
+            counts = [int(n) for n in args.workers.split(",") if int(n) > 1]
+            if args.database_url and counts:
+                results["processes"] = scaling(server, Path(tmp), args, t, counts)
             o = one_client(server, args.trials)
             results["one_client"] = o
             print(
