@@ -83,7 +83,8 @@ class SignoffServer:
             self.env["SIGNOFF_DATABASE_URL"] = database_url
         self.log = open(workdir / f"server-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "signoff", "serve", "--workers", str(workers)],
+            [sys.executable, "-m", "signoff", "serve"]
+            + (["--workers", str(workers)] if workers > 1 else []),
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
