@@ -68,24 +68,30 @@ def record_changes(
     feeds (webhooks) and the channels watchers follow still hear. An agent's or a
     pipeline's allowed asks then cost no message to anyone."""
     told: set[str] = set()
+    executes = request.action.target in svc.targets
+    built: dict[int, Message] = {}
+
+    def message(i: int) -> Message:
+        """The message of event ``i``, built when someone is to hear of it (an allowed
+        call's events tell nobody: building them was a fifth of its recording)."""
+        if i not in built:
+            built[i] = notify.message(request, events[i], audited[i].seq, executes=executes)
+        return built[i]
 
     def post(channel: str, row: Message, not_before: datetime | None = None) -> None:
         uow.outbox.add(channel, request.id, row.payload(), now, not_before=not_before)
         uow.outboxed = True  # the dispatcher is woken after the commit
 
-    last: Message | None = None
-    decided: Message | None = None
-    for ev, audited in zip(events, uow.audit.append_all(now, request.id, events), strict=True):
+    audited = uow.audit.append_all(now, request.id, events)
+    decided: int | None = None
+    for i, ev in enumerate(events):
         if isinstance(ev, StageEscalated):
             uow.flow.add(request.id, [""], "escalated", "", now)
         elif isinstance(ev, RequestMoved) and ev.to_status in TALLIED:
             uow.flow.tally(request.requester, request.action, TALLIED[ev.to_status], now)
             svc.history_cache.forget(request.requester)
-        last = notify.message(
-            request, ev, audited.seq, executes=request.action.target in svc.targets
-        )
         if isinstance(ev, RequestMoved) and ev.from_status is Status.PENDING:
-            decided = last if ev.to_status in DECIDED else decided
+            decided = i if ev.to_status in DECIDED else decided
         for audience, to in notify.audiences(request, ev):
             if not to:
                 continue  # e.g. no approver hears of a request a policy decided outright
@@ -97,16 +103,16 @@ def record_changes(
                 told.add(channel)
                 if slot is not None and channel in svc.personal_channels:
                     for person in to:
-                        row = last.to_people(audience, [person], digest=True)
+                        row = message(i).to_people(audience, [person], digest=True)
                         post(channel, row, slot)
                 else:
-                    post(channel, last.to_people(audience, to), slot)
+                    post(channel, message(i).to_people(audience, to), slot)
     for channel in request.notify or svc.channels:
-        if channel in svc.tracking_channels and channel not in told and last is not None:
-            post(channel, last.to_people(WATCHERS, []))
+        if channel in svc.tracking_channels and channel not in told and events:
+            post(channel, message(len(events) - 1).to_people(WATCHERS, []))
     if decided is not None and svc.github and uow.github.waiting(request.id):
         # the run waiting on GitHub hears of the decision through the outbox (retried)
-        post(GITHUB, decided.to_people(WATCHERS, []))
+        post(GITHUB, message(decided).to_people(WATCHERS, []))
     uow.touched.add(request.id)
 
 
