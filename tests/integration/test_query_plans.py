@@ -83,6 +83,18 @@ def explain(engine: sa.Engine, statement: str, parameters: Any) -> list[str]:
     return bad
 
 
+def scans(engine: sa.Engine, statements: Any) -> dict[str, list[str]]:
+    """Each statement (by its FROM onwards) whose plan reads a growing table without an
+    index, with what it reads so."""
+    problems = {}
+    for statement, parameters in statements:
+        bad = explain(engine, statement, parameters)
+        if bad:
+            text = " ".join(statement.split())
+            problems[text[text.find(" FROM ") :][:400]] = bad
+    return problems
+
+
 def plan_text(engine: sa.Engine, statement: str, parameters: Any) -> str:
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
@@ -153,12 +165,7 @@ def test_the_request_path_reads_through_indexes(database_url: str, tmp_path: Pat
         app.dispatch()
         statements = {(s, json.dumps(p, default=str)): (s, p) for s, p in seen}
         assert len(statements) > 15
-        problems = {}
-        for statement, parameters in statements.values():
-            bad = explain(app.engine, statement, parameters)
-            if bad:
-                text = " ".join(statement.split())
-                problems[text[text.find(" FROM ") :][:400]] = bad
+        problems = scans(app.engine, statements.values())
         assert problems == {}, json.dumps(problems, indent=1)
         # The fold check must find the twin by requester AND action, not walk the
         # requester's whole history (it runs under SQLite's write lock), nor every pending
@@ -221,12 +228,7 @@ def test_a_requester_with_10_000_requests_is_still_served_by_indexes(
         [fold] = {s for s, _ in statements.values() if "action_digest =" in s and "status =" in s}
         params = next(p for s, p in statements.values() if s == fold)
         assert "ix_requests_fold" in plan_text(app.engine, fold, params)
-        problems = {}
-        for statement, parameters in statements.values():
-            bad = explain(app.engine, statement, parameters)
-            if bad:
-                text = " ".join(statement.split())
-                problems[text[text.find(" FROM ") :][:400]] = bad
+        problems = scans(app.engine, statements.values())
         assert problems == {}, json.dumps(problems, indent=1)
     finally:
         app.close()

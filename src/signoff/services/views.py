@@ -89,8 +89,11 @@ class RequestHistory:
 
 
 def request_history(svc: Services, user: User, request_id: str, after: int = 0) -> RequestHistory:
-    """A request and its audit events after ``after`` (its timeline), read together."""
-    with svc.uow(write=False) as uow:
+    """A request and its audit events after ``after`` (its timeline), read together: in
+    one snapshot, so the state agrees with the events (on PostgreSQL's default isolation
+    a vote committed between the two reads gave its events with the state before it,
+    and an event stream then carried "pending" with the approval and never said more)."""
+    with svc.uow(write=False, snapshot=True) as uow:
         request = _visible(uow, user, request_id)
         events = list(uow.audit.events(after=after, request_id=request_id))
     return RequestHistory(request, events)

@@ -526,32 +526,11 @@ class DatabaseAuditLog:
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
     def append(self, at: datetime, request_id: str | None, event: AuditedEvent) -> AuditEvent:
-        locked = self.conn.dialect.name == "postgresql"
-        row = self.conn.execute(_READ_HEAD_LOCKED if locked else _READ_HEAD).first()
-        if row is None:
-            raise RuntimeError("audit head missing: run `signoff db upgrade`")
-        ev = chain_next(row[0], row[1], at, event.actor, event.type, request_id, event.payload())
-        self.conn.execute(
-            t.audit_events.insert(),
-            {
-                "seq": ev.seq,
-                "at": ev.at,
-                "actor": ev.actor,
-                "type": ev.type,
-                "request_id": ev.request_id,
-                "payload": ev.payload,
-                "prev_hash": ev.prev_hash,
-                "hash": ev.hash,
-            },
-        )
-        self.conn.execute(_MOVE_HEAD, {"new_seq": ev.seq, "new_hash": ev.hash})
-        return ev
+        return self.append_all(at, request_id, [event])[0]
 
     def append_all(
         self, at: datetime, request_id: str | None, events: Sequence[AuditedEvent]
     ) -> list[AuditEvent]:
-        if len(events) == 1:
-            return [self.append(at, request_id, events[0])]
         if not events:
             return []
         locked = self.conn.dialect.name == "postgresql"

@@ -12,10 +12,38 @@ only queue on its lock: the CLI refuses it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+
+if TYPE_CHECKING:
+    from signoff.bootstrap import App
+
+
+@contextmanager
+def running(signoff_app: App) -> Iterator[None]:
+    """What a server process runs beside its requests, for as long as it serves: the
+    deadline worker and dispatcher (unless SIGNOFF_WORKER_IN_SERVER=false) and, on
+    PostgreSQL, the LISTEN that wakes its event streams for other processes' changes.
+    The application is closed at the end."""
+    settings = signoff_app.settings
+    worker = signoff_app.worker().start() if settings.worker_in_server else None
+    listener = None
+    try:
+        if signoff_app.engine.dialect.name == "postgresql":
+            from signoff.adapters.pg_notify import PostgresListener
+
+            listener = PostgresListener(settings.effective_database_url(), signoff_app.bus)
+            listener.start()
+        yield
+    finally:
+        if worker is not None:
+            worker.stop()
+        if listener is not None:
+            listener.stop()
+        signoff_app.close()
 
 
 def factory() -> FastAPI:
@@ -23,27 +51,13 @@ def factory() -> FastAPI:
     from signoff.config import Settings
     from signoff.entrypoints.api.app import create_app
 
-    settings = Settings()
-    signoff_app = build(settings, migrate=False)
+    signoff_app = build(Settings(), migrate=False)
     api = create_app(signoff_app)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        worker = signoff_app.worker().start() if settings.worker_in_server else None
-        listener = None
-        if signoff_app.engine.dialect.name == "postgresql":
-            from signoff.adapters.pg_notify import PostgresListener
-
-            listener = PostgresListener(settings.effective_database_url(), signoff_app.bus)
-            listener.start()
-        try:
+        with running(signoff_app):
             yield
-        finally:
-            if worker is not None:
-                worker.stop()
-            if listener is not None:
-                listener.stop()
-            signoff_app.close()
 
     api.router.lifespan_context = lifespan
     return api

@@ -144,13 +144,9 @@ def serve(
     # What was built to serve lives as long as the server: the garbage collector need
     # not walk it on every full collection (a page's p99 halved: docs/benchmarks.md).
     gc.freeze()
-    worker = signoff_app.worker().start() if settings.worker_in_server else None
-    listener = None
-    if signoff_app.engine.dialect.name == "postgresql":
-        from signoff.adapters.pg_notify import PostgresListener
+    from signoff.entrypoints.api.processes import running
 
-        listener = PostgresListener(settings.effective_database_url(), signoff_app.bus).start()
-    try:
+    with running(signoff_app):
         uvicorn.run(
             api,
             host=host or settings.host,
@@ -158,12 +154,6 @@ def serve(
             log_level="info",
             timeout_graceful_shutdown=2,
         )
-    finally:
-        if worker is not None:
-            worker.stop()
-        if listener is not None:
-            listener.stop()
-        signoff_app.close()
 
 
 def migrate_apart(database_url: str) -> subprocess.Popen[bytes] | None:
