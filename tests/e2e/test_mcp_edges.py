@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +125,16 @@ def test_the_proxy_says_what_is_wrong_with_its_start(site: Site, tmp_path: Path)
         (["--name", "files", "--listen", "0.0.0.0:8765", "--", "true"], "not a loopback"),
         (["--name", "files", "--listen", "[::]:8765", "--", "true"], "not a loopback"),
     ]
-    for args, said in cases:
-        done = proxy(*args)
+    # each a process of its own, started side by side (they share nothing)
+    with ThreadPoolExecutor(len(cases) + 1) as pool:
+        runs = [pool.submit(proxy, *args) for args, _ in cases]
+        token_run = pool.submit(proxy, "--name", "files", "--", "true", SIGNOFF_TOKEN="not-a-token")
+        results = [r.result() for r in runs]
+        bad = token_run.result()
+    for (args, said), done in zip(cases, results, strict=True):
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.startswith("error: ") and said in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
-    bad = proxy("--name", "files", "--", "true", SIGNOFF_TOKEN="not-a-token")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert site.server.url in bad.stderr, bad.stderr
     assert "not-a-token" not in bad.stderr
