@@ -61,7 +61,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SplitEndToEndBySQLite(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             scope: str = super()._split_scope(nodeid)
-            if scope.startswith("tests/e2e/") and "[sqlite]" in nodeid:
+            params = nodeid.rpartition("[")[2].rstrip("]").split("-") if "[" in nodeid else []
+            if scope.startswith("tests/e2e/") and "sqlite" in params:  # [sqlite], [sqlite-http]
                 return f"{scope}::sqlite"
             return scope
 
