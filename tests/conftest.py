@@ -230,7 +230,10 @@ class LiveServer:
         return self
 
     def stop(self) -> None:
+        # at once: a page's live-update stream left open would hold a graceful
+        # shutdown (and the test's teardown) for the join's whole 10 s
         self.server.should_exit = True
+        self.server.force_exit = True
         self.thread.join(10)
         self.sock.close()
 
