@@ -124,18 +124,7 @@ def fill(engine: sa.Engine, n: int) -> tuple[int, str]:
         if engine.dialect.name == "postgresql":
             with cur.copy(f"COPY audit_events ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
                 for ev in chain(n):
-                    copy.write_row(
-                        (
-                            ev.seq,
-                            ev.at,
-                            ev.actor,
-                            ev.type,
-                            ev.request_id,
-                            ev.payload,
-                            ev.prev_hash,
-                            ev.hash,
-                        )
-                    )
+                    copy.write_row(tuple(getattr(ev, c) for c in columns))
                     head = (ev.seq, ev.hash)
         else:
             cur.execute("PRAGMA synchronous=OFF")
@@ -143,18 +132,7 @@ def fill(engine: sa.Engine, n: int) -> tuple[int, str]:
             batch: list[tuple[object, ...]] = []
             sql = f"INSERT INTO audit_events ({', '.join(columns)}) VALUES (?,?,?,?,?,?,?,?)"
             for ev in chain(n):
-                batch.append(
-                    (
-                        ev.seq,
-                        ev.at,
-                        ev.actor,
-                        ev.type,
-                        ev.request_id,
-                        ev.payload,
-                        ev.prev_hash,
-                        ev.hash,
-                    )
-                )
+                batch.append(tuple(getattr(ev, c) for c in columns))
                 head = (ev.seq, ev.hash)
                 if len(batch) == 10_000:
                     cur.executemany(sql, batch)

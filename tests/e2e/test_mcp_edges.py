@@ -34,6 +34,7 @@ from .test_mcp import (
     open_site,
     pending_request,
     run,
+    stdio_proxy,
     text,
     vote,
     wait_for_url,
@@ -352,6 +353,38 @@ def test_one_of_two_identical_waiting_calls_giving_up_leaves_the_other_waiting(
     result = run(scenario)
     assert not result.is_error, text(result)
     writes = [c for c in site.calls() if c["arguments"].get("path") == "twins.md"]
+    assert writes == [{"tool": "write_file", "arguments": arguments}]
+
+
+def test_one_of_two_identical_calls_reaching_its_deadline_leaves_the_other_waiting(
+    site: Site,
+) -> None:
+    # the same rule for a deadline: the first call's --wait ends, the request stays open
+    # for the second, which then runs once approved
+    arguments = {"path": "late-twin.md", "content": "same"}
+    seen: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        seen.append(done)
+
+    async def scenario() -> tuple[types.CallToolResult, types.CallToolResult]:
+        async with stdio_proxy(site, "--wait", "4s", "--progress-every", "1s") as client:
+            first = asyncio.create_task(
+                client.call_tool("write_file", arguments, progress_callback=on_progress)
+            )
+            r = await pending_request(site, "mcp/files/write_file", params=arguments)
+            while not seen or seen[-1] < 2:  # the second's deadline comes 2 s later
+                await asyncio.sleep(0.05)
+            second = asyncio.create_task(client.call_tool("write_file", arguments))
+            timed_out = await first
+            await vote(site, "bob", r["id"], "approve")
+            return timed_out, await second
+
+    timed_out, ran = run(scenario)
+    assert timed_out.is_error
+    assert "stays open for an identical call still waiting on it" in text(timed_out)
+    assert not ran.is_error, text(ran)
+    writes = [c for c in site.calls() if c["arguments"].get("path") == "late-twin.md"]
     assert writes == [{"tool": "write_file", "arguments": arguments}]
 
 

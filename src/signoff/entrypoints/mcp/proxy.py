@@ -321,19 +321,14 @@ class Gate:
             )
         try:
             await self.signoff.redeem(token, TYPE, target, arguments)
-        except GrantRefused as exc:
-            if exc.reason == "used_up" and r.fold_count > 0:
+        except SignoffError as exc:
+            if isinstance(exc, GrantRefused) and exc.reason == "used_up" and r.fold_count > 0:
                 # identical calls folded into one request share its grant's uses
                 return listen.tool_error(
                     f"An identical call waiting on the same request ({r.id}) took the "
                     f"approval's last use, so this call to {name} was not made; call again "
                     "to ask anew."
                 )
-            return listen.tool_error(
-                f"Signoff refused the grant of request {r.id} for this call, so it was not "
-                f"made: {exc}"
-            )
-        except SignoffError as exc:
             return listen.tool_error(
                 f"Signoff refused the grant of request {r.id} for this call, so it was not "
                 f"made: {exc}"
@@ -384,13 +379,13 @@ class Gate:
                 try:
                     decided = await self.signoff.wait(r, timeout=wait, on_update=progress)
                 except TimedOut:
-                    left = await self._cancel(r, f"no decision within {brief(wait)}")
+                    left = await self._give_up(r, f"no decision within {brief(wait)}")
                     decided = (
                         f"Nobody approved the call to {name} within {brief(wait)}, so it "
                         f"was not made (no answer is a denial); {left}."
                     )
                 except SignoffError as exc:
-                    left = await self._cancel(r, f"Signoff could not be followed: {exc}")
+                    left = await self._give_up(r, f"Signoff could not be followed: {exc}")
                     decided = (
                         f"The call to {name} was not made: following request {r.id} in "
                         f"Signoff failed ({exc}); {left}."
@@ -399,19 +394,22 @@ class Gate:
                     tasks.cancel_scope.cancel()
             return decided
         except anyio.get_cancelled_exc_class():
-            # the agent gave up on the call (or the proxy is stopping): ask nobody further,
-            # unless an identical call still waits on the same request
-            if self.waiters.get(r.id, 0) <= 1:
-                with anyio.CancelScope(shield=True):
-                    await self._cancel(r, "the agent cancelled the call")
+            # the agent gave up on the call (or the proxy is stopping): ask nobody further
+            with anyio.CancelScope(shield=True):
+                await self._give_up(r, "the agent cancelled the call")
             raise
         finally:
             others = self.waiters.pop(r.id, 1) - 1
             if others > 0:
                 self.waiters[r.id] = others
 
-    async def _cancel(self, r: Request, why: str) -> str:
-        """Cancel the request (the call will not be made); what became of it, in words."""
+    async def _give_up(self, r: Request, why: str) -> str:
+        """This call will not be made: cancel the request, unless an identical call still
+        waits on it (identical calls fold into one request, and one giving up, by its
+        own cancellation or its own deadline, must not decide for the others); what
+        became of the request, in words."""
+        if self.waiters.get(r.id, 0) > 1:
+            return f"request {r.id} stays open for an identical call still waiting on it"
         try:
             await self.signoff.cancel(r.id, f"signoff mcp proxy {self.config.name}: {why}")
         except SignoffError as exc:
