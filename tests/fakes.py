@@ -90,9 +90,9 @@ class FakeRequests:
         ]
         return min(twins, key=lambda r: r.created_at).id if twins else None
 
-    def status_of(self, request_id: str) -> str | None:
-        r = self.staged.get(request_id)
-        return r.status.value if r else None
+    def statuses_of(self, request_ids: Iterable[str]) -> dict[str, str]:
+        found = (self.staged.get(rid) for rid in request_ids)
+        return {r.id: r.status.value for r in found if r is not None}
 
     def claim_due(self, now: datetime, limit: int) -> list[str]:
         due = [r for r in self.staged.values() if r.next_due_at and r.next_due_at <= now]
@@ -275,6 +275,10 @@ class FakeFlow:
         self, request_id: str, people: Iterable[str], kind: str, channel: str, at: datetime
     ) -> None:
         self.staged += [(request_id, p, kind, channel, at) for p in people]
+
+    def add_all(self, entries: Iterable[Any]) -> None:
+        for e in entries:
+            self.add(e.request_id, e.people, e.kind, e.channel, e.at)
 
     def seen(self, request_id: str, person: str, channel: str, at: datetime) -> bool:
         if any(r[:3] == (request_id, person, "seen") for r in self.staged):

@@ -29,6 +29,7 @@ from signoff.services.ports import (
     Channel,
     DeliveryError,
     DigestChannel,
+    FlowEntry,
     Notification,
 )
 
@@ -65,13 +66,9 @@ def dispatch_due(
     with svc.uow() as uow:
         now = svc.clock.now()
         claimed = uow.outbox.claim(now, limit, retry.lease)
-        stale = {
-            n.id
-            for n in claimed
-            if n.message.asks_to_vote
-            and n.request_id is not None
-            and uow.requests.status_of(n.request_id) != "pending"
-        }
+        asking = [n for n in claimed if n.message.asks_to_vote and n.request_id is not None]
+        statuses = uow.requests.statuses_of(n.request_id for n in asking if n.request_id)
+        stale = {n.id for n in asking if statuses.get(n.request_id or "") != "pending"}
         waiting = []
         for n in claimed:
             hours = quiet.get(n.channel)
@@ -97,11 +94,15 @@ def dispatch_due(
     if outcomes:
         with svc.uow() as uow:
             now = svc.clock.now()
+            done: list[int] = []
+            asked: list[FlowEntry] = []
             for n, error in outcomes:
                 if error is None:
-                    uow.outbox.delivered(n.id)
+                    done.append(n.id)
                     if n.message.asks_to_vote and n.request_id is not None:
-                        uow.flow.add(n.request_id, n.message.to, "notified", n.channel, now)
+                        asked.append(
+                            FlowEntry(n.request_id, n.message.to, "notified", n.channel, now)
+                        )
                     delivered += 1
                     svc.observer.delivery(n.channel, "delivered")
                 elif n.attempt >= retry.max_attempts:
@@ -124,6 +125,8 @@ def dispatch_due(
                     uow.outbox.retry(n.id, now + retry.delay(n.attempt), error)
                     retried += 1
                     svc.observer.delivery(n.channel, "failed")
+            uow.outbox.delivered(done)
+            uow.flow.add_all(asked)
             uow.commit()
     return DispatchResult(len(claimed), delivered, retried, dead)
 

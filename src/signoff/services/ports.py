@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -113,7 +114,9 @@ class RequestRepository(Protocol):
     def pending_duplicate(self, requester: str, digest: str) -> str | None: ...
     def ids_after(self, after: str, limit: int) -> list[str]: ...
     def ids_starting(self, prefix: str, limit: int) -> list[str]: ...
-    def status_of(self, request_id: str) -> str | None: ...
+    def statuses_of(self, request_ids: Iterable[str]) -> dict[str, str]:
+        """The status of each of these requests that exists, in one read."""
+
     def oldest_due(self, now: datetime) -> tuple[datetime | None, int]: ...
     def list(
         self,
@@ -190,7 +193,9 @@ class Outbox(Protocol):
         not_before: datetime | None = None,
     ) -> None: ...
     def claim(self, now: datetime, limit: int, lease: timedelta) -> list[Notification]: ...
-    def delivered(self, outbox_id: int) -> None: ...
+    def delivered(self, outbox_ids: Sequence[int]) -> None:
+        """Mark these rows delivered, in one statement."""
+
     def defer(self, outbox_id: int, at: datetime) -> None: ...
     def retry(self, outbox_id: int, at: datetime, error: str) -> None: ...
     def dead(self, outbox_id: int, error: str) -> None: ...
@@ -292,6 +297,17 @@ class IdentityStore(Protocol):
     def forget_logins(self, before: datetime) -> None: ...
 
 
+@dataclass(frozen=True)
+class FlowEntry:
+    """People who met a request in one way (``FlowLog.add``'s arguments)."""
+
+    request_id: str
+    people: tuple[str, ...]
+    kind: str
+    channel: str
+    at: datetime
+
+
 class FlowLog(Protocol):
     """How the approval flow went, for its analytics (``flow_events``)."""
 
@@ -299,6 +315,9 @@ class FlowLog(Protocol):
         self, request_id: str, people: Iterable[str], kind: str, channel: str, at: datetime
     ) -> None:
         """One row per person ("notified", "voted", "escalated" with no person: "")."""
+
+    def add_all(self, entries: Iterable[FlowEntry]) -> None:
+        """``add`` for several requests at once, in one statement."""
 
     def seen(self, request_id: str, person: str, channel: str, at: datetime) -> bool:
         """Record a person's first look at a request; False when they had looked before."""
@@ -576,9 +595,9 @@ class Notification:
     payload: dict[str, Any]
     attempt: int
 
-    @property
+    @functools.cached_property
     def message(self) -> Message:
-        """What the row says, typed (the payload is its JSON form)."""
+        """What the row says, typed (the payload is its JSON form); read once."""
         return Message.from_payload(self.payload)
 
 

@@ -24,6 +24,7 @@ from signoff.domain.requests import Decision, Grant, Request, StagePlan, Status,
 from signoff.services.ports import (
     ApiToken,
     AuditQuery,
+    FlowEntry,
     GitHubDelivery,
     Notification,
     OidcIdentity,
@@ -317,9 +318,13 @@ class DatabaseRequestRepository:
         q = sa.select(t.requests.c.id).where(t.requests.c.id > after)
         return list(self.conn.execute(q.order_by(t.requests.c.id).limit(limit)).scalars())
 
-    def status_of(self, request_id: str) -> str | None:
-        q = sa.select(t.requests.c.status).where(t.requests.c.id == request_id)
-        return self.conn.execute(q).scalar()
+    def statuses_of(self, request_ids: Iterable[str]) -> dict[str, str]:
+        r = t.requests
+        out: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(request_ids))):
+            rows = self.conn.execute(sa.select(r.c.id, r.c.status).where(r.c.id.in_(chunk)))
+            out.update((rid, status) for rid, status in rows)
+        return out
 
     def claim_due(self, now: datetime, limit: int) -> list[str]:
         """Ids of requests due by ``now``, oldest first, locked for this transaction.
@@ -705,12 +710,12 @@ class DatabaseOutbox:
             for r in rows
         ]
 
-    def delivered(self, outbox_id: int) -> None:
-        self.conn.execute(
-            t.outbox.update()
-            .where(t.outbox.c.id == outbox_id)
-            .values(status="delivered", last_error=None)
-        )
+    def delivered(self, outbox_ids: Sequence[int]) -> None:
+        o = t.outbox
+        for chunk in _chunks(outbox_ids):
+            self.conn.execute(
+                o.update().where(o.c.id.in_(chunk)).values(status="delivered", last_error=None)
+            )
 
     def defer(self, outbox_id: int, at: datetime) -> None:
         """Not now (quiet hours): deliver at ``at``; the claim's attempt does not count."""
@@ -1140,6 +1145,21 @@ class DatabaseFlowLog:
         if rows:
             self.conn.execute(t.flow_events.insert(), rows)
 
+    def add_all(self, entries: Iterable[FlowEntry]) -> None:
+        rows = [
+            {
+                "request_id": e.request_id,
+                "person": p,
+                "kind": e.kind,
+                "channel": e.channel,
+                "at": e.at,
+            }
+            for e in entries
+            for p in e.people
+        ]
+        if rows:
+            self.conn.execute(t.flow_events.insert(), rows)
+
     def seen(self, request_id: str, person: str, channel: str, at: datetime) -> bool:
         f = t.flow_events
         before = self.conn.execute(
@@ -1300,6 +1320,13 @@ def _tally_upsert(dialect: str) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=list(h.primary_key.columns), set_={"n": h.c.n + 1}
     )
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """``items`` in slices an ``IN (...)`` list of bound parameters can hold on any
+    database."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 class DatabaseUnitOfWork:
