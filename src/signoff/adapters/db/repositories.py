@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import functools
 import json
 import threading
@@ -917,13 +918,94 @@ class DatabaseTokenStore:
 
 NOTIFY_CHANNEL = "signoff_requests"
 _NOTIFY = sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, sa.bindparam("rid", type_=sa.String)))
-_WRITE_LOCKS: dict[int, threading.Lock] = {}
+_WRITE_LOCKS: dict[int, _SqliteWriter] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def _sqlite_write_lock(engine: Engine) -> threading.Lock:
+class _Group:
+    """One SQLite write transaction shared by the writers of a group commit."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.tx = conn.begin()
+        self.members = 0  # writers whose work is in it, waiting for its commit
+        self.entered = False  # the first writer works in it directly, the others in savepoints
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class _SqliteWriter:
+    """This process's writers on one SQLite database, committed in groups.
+
+    SQLite has one writer at a time: they queue on a lock rather than in SQLite's busy
+    handler, which sleeps and backs off. A writer that finds others queued behind it
+    leaves its transaction open for them: each works in a savepoint of its own (its
+    rollback undoes only its work), and the last of the group (nobody queued, or the group
+    full) commits for all: one COMMIT, and one sync of the log, for the group. A writer's
+    commit returns only once the group's is durable, and fails if the group's fails."""
+
+    MAX_GROUP = 32
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+        self.guard = threading.Lock()
+        self.queued = 0
+        self.group: _Group | None = None
+
+    def enter(self) -> _Group:
+        with self.guard:
+            self.queued += 1
+        self.lock.acquire()
+        with self.guard:
+            self.queued -= 1
+        try:
+            if self.group is None:
+                conn = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+                try:
+                    self.group = _Group(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            return self.group
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def leave(self, group: _Group, broken: bool = False) -> bool:
+        """The lock holder is done with ``group``: commit it (or end it, with nothing in
+        it) if nobody is queued, it is full or it is ``broken``; else keep it open for the
+        next. True if it was ended."""
+        try:
+            with self.guard:
+                last = broken or self.queued == 0 or group.members >= self.MAX_GROUP
+            if not last:
+                return False
+            try:
+                if broken or group.members == 0:
+                    group.tx.rollback()
+                    if group.members:  # their work went with it
+                        group.error = RuntimeError(
+                            "a write failed and took the transaction it shared with others"
+                        )
+                else:
+                    group.tx.commit()
+            except BaseException as exc:
+                group.error = exc
+                with contextlib.suppress(Exception):  # the connection is closed below
+                    group.tx.rollback()
+            finally:
+                self.group = None
+                group.conn.close()
+                group.done.set()
+            return True
+        finally:
+            self.lock.release()
+
+
+def _sqlite_writer(engine: Engine) -> _SqliteWriter:
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(id(engine), threading.Lock())
+        return _WRITE_LOCKS.setdefault(id(engine), _SqliteWriter(engine))
 
 
 class DatabaseSessionStore:
@@ -1341,24 +1423,28 @@ class DatabaseUnitOfWork:
         self.outboxed = False
 
     def __enter__(self) -> DatabaseUnitOfWork:
-        self._lock: threading.Lock | None = None
+        self._writer: _SqliteWriter | None = None
+        self._group: _Group | None = None
         if self.write and self.engine.dialect.name == "sqlite":
-            # SQLite has one writer at a time. Queue this process's writers on a lock
-            # rather than in SQLite's busy handler, which sleeps and backs off.
-            self._lock = _sqlite_write_lock(self.engine)
-            self._lock.acquire()
-        try:
+            # one writer at a time, in a savepoint of a group's transaction (_SqliteWriter)
+            self._writer = _sqlite_writer(self.engine)
+            self._group = self._writer.enter()
+            conn = self._group.conn
+            if not self._group.entered:  # nobody's work before this one's: no savepoint
+                self._group.entered = True
+                self.tx: sa.engine.Transaction = self._group.tx
+            else:
+                try:
+                    self.tx = conn.begin_nested()
+                except BaseException:
+                    self._writer.leave(self._group, broken=True)
+                    raise
+        else:
             conn = self.engine.connect()
-        except BaseException:
-            if self._lock is not None:
-                self._lock.release()
-            raise
-        if self.write and conn.dialect.name == "sqlite":
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        if self.snapshot and conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            if self.snapshot and conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            self.tx = conn.begin()
         self.conn = conn
-        self.tx = conn.begin()
         self.requests = DatabaseRequestRepository(conn)
         self.audit = DatabaseAuditLog(conn)
         self.outbox = DatabaseOutbox(conn)
@@ -1374,13 +1460,27 @@ class DatabaseUnitOfWork:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._writer is not None and self._group is not None:
+            group, self._group = self._group, None  # None: left already (commit)
+            # the first writer's work is the whole group: it ends; others roll back to
+            # their savepoint
+            broken = self.tx is group.tx
+            try:
+                if not broken and self.tx.is_active:
+                    self.tx.rollback()
+            except BaseException:
+                broken = True  # the group's members are told it failed
+                raise
+            finally:
+                self._writer.leave(group, broken)
+            return
+        if self._writer is not None:
+            return
         try:
             if self.tx.is_active:
                 self.tx.rollback()
         finally:
             self.conn.close()
-            if self._lock is not None:
-                self._lock.release()
 
     def commit(self) -> None:
         if self.touched and self.conn.dialect.name == "postgresql":
@@ -1388,4 +1488,14 @@ class DatabaseUnitOfWork:
             # other replicas wake their event streams for these requests.
             for rid in sorted(self.touched):
                 self.conn.execute(_NOTIFY, {"rid": rid})
-        self.tx.commit()
+        if self._writer is None:
+            self.tx.commit()
+        elif self._group is not None:
+            group, self._group = self._group, None
+            if self.tx is not group.tx:
+                self.tx.commit()  # release this writer's savepoint into the group
+            group.members += 1
+            if not self._writer.leave(group):
+                group.done.wait()  # the group's last writer commits it
+            if group.error is not None:
+                raise group.error
