@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from signoff.adapters.db import tables as t
 from signoff.adapters.db.analytics import DatabaseFlowRows
+from signoff.adapters.db.direct import Direct
 from signoff.domain.actions import Action
 from signoff.domain.audit import GENESIS_HASH, AuditEvent, ChainRow, chain_next, format_time
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
@@ -48,7 +49,7 @@ class DatabaseRequestRepository:
         self._escalated: dict[tuple[str, int], bool] = {}
 
     def add(self, r: Request) -> None:
-        self.conn.execute(t.requests.insert(), self._row(r))
+        _INSERT_REQUEST.execute(self.conn, self._row(r))
         rows = [
             {"request_id": r.id, "stage": i, "person": p}
             for i, s in enumerate(r.stages)
@@ -60,8 +61,7 @@ class DatabaseRequestRepository:
             {"request_id": r.id, "stage": VIEWING, "person": p}
             for p in sorted(r.viewers | r.executors)
         ]
-        if rows:
-            self.conn.execute(t.request_approvers.insert(), rows)
+        _INSERT_APPROVERS.execute(self.conn, rows)
         self._persisted_votes[r.id] = 0
         self._had_grant[r.id] = False
         self._write_children(r)
@@ -154,7 +154,7 @@ class DatabaseRequestRepository:
                 # the one read, and every use of the grant moves that version.
                 self.conn.execute(t.grants.update().where(t.grants.c.id == g.id).values(values))
             else:
-                self.conn.execute(t.grants.insert(), {"id": g.id, "request_id": r.id, **values})
+                _INSERT_GRANT.execute(self.conn, {"id": g.id, "request_id": r.id, **values})
                 self._had_grant[r.id] = True
 
     def get(self, request_id: str, for_update: bool = False) -> Request:
@@ -514,13 +514,26 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("invalid cursor", field="cursor") from exc
 
 
-_MOVE_HEAD = (
-    t.audit_head.update()
-    .where(t.audit_head.c.id == 1)
-    .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+_MOVE_HEAD = Direct(
+    lambda: (
+        t.audit_head.update()
+        .where(t.audit_head.c.id == 1)
+        .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+    )
 )
-_READ_HEAD = sa.select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1)
-_READ_HEAD_LOCKED = _READ_HEAD.with_for_update()
+# FOR UPDATE: on PostgreSQL, appenders queue on the head (SQLite has one writer anyway)
+_READ_HEAD = Direct(
+    lambda: (
+        sa.select(t.audit_head.c.seq, t.audit_head.c.hash)
+        .where(t.audit_head.c.id == 1)
+        .with_for_update()
+    )
+)
+_INSERT_EVENTS = Direct(lambda: t.audit_events.insert(), columns=True)
+_INSERT_REQUEST = Direct(lambda: t.requests.insert(), columns=True)
+_INSERT_APPROVERS = Direct(lambda: t.request_approvers.insert(), columns=True)
+_INSERT_GRANT = Direct(lambda: t.grants.insert(), columns=True)
+_INSERT_OUTBOX = Direct(lambda: t.outbox.insert(), columns=True)
 
 
 class DatabaseAuditLog:
@@ -539,8 +552,7 @@ class DatabaseAuditLog:
     ) -> list[AuditEvent]:
         if not events:
             return []
-        locked = self.conn.dialect.name == "postgresql"
-        row = self.conn.execute(_READ_HEAD_LOCKED if locked else _READ_HEAD).first()
+        row = _READ_HEAD.execute(self.conn, {})
         if row is None:
             raise RuntimeError("audit head missing: run `signoff db upgrade`")
         seq, prev = row[0], row[1]
@@ -549,8 +561,8 @@ class DatabaseAuditLog:
             ev = chain_next(seq, prev, at, event.actor, event.type, request_id, event.payload())
             chained.append(ev)
             seq, prev = ev.seq, ev.hash
-        self.conn.execute(
-            t.audit_events.insert(),
+        _INSERT_EVENTS.execute(
+            self.conn,
             [
                 {
                     "seq": ev.seq,
@@ -565,7 +577,7 @@ class DatabaseAuditLog:
                 for ev in chained
             ],
         )
-        self.conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+        _MOVE_HEAD.execute(self.conn, {"new_seq": seq, "new_hash": prev})
         return chained
 
     def events(
@@ -656,8 +668,8 @@ class DatabaseOutbox:
         at: datetime,
         not_before: datetime | None = None,
     ) -> None:
-        self.conn.execute(
-            t.outbox.insert(),
+        _INSERT_OUTBOX.execute(
+            self.conn,
             {
                 "created_at": at,
                 "topic": topic,
@@ -1255,8 +1267,8 @@ class DatabaseFlowLog:
         return True
 
     def tally(self, requester: str, action: Action, outcome: str, at: datetime) -> None:
-        self.conn.execute(
-            _tally_upsert(self.conn.dialect.name),
+        _tally_upsert(self.conn.dialect.name).execute(
+            self.conn,
             {
                 "requester": requester,
                 "action_type": action.type,
@@ -1388,20 +1400,24 @@ class DatabasePasskeyStore:
 
 
 @functools.cache
-def _tally_upsert(dialect: str) -> Any:
+def _tally_upsert(dialect: str) -> Direct:
     """One more of an outcome in a requester's day: built once per dialect (a statement
     built per call cost more than running it)."""
-    h = t.history_tallies
-    insert: Any
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    keys = ("requester", "action_type", "day", "action_target", "outcome")
-    stmt = insert(h).values({**{k: sa.bindparam(k) for k in keys}, "n": 1})
-    return stmt.on_conflict_do_update(
-        index_elements=list(h.primary_key.columns), set_={"n": h.c.n + 1}
-    )
+
+    def build() -> Any:
+        h = t.history_tallies
+        insert: Any
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        keys = ("requester", "action_type", "day", "action_target", "outcome")
+        stmt = insert(h).values({**{k: sa.bindparam(k) for k in keys}, "n": 1})
+        return stmt.on_conflict_do_update(
+            index_elements=list(h.primary_key.columns), set_={"n": h.c.n + 1}
+        )
+
+    return Direct(build)
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:

@@ -1,0 +1,159 @@
+"""The request path's statements run on SQLite's own cursor (``adapters/db/direct.py``)
+store exactly what SQLAlchemy stores for the same values: the same text for times, JSON,
+booleans and dates, NULLs and JSON nulls alike, so every later read (by SQLAlchemy, by
+another process, by `signoff audit verify`) sees no difference."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from signoff.adapters.db import tables as t
+from signoff.adapters.db.direct import Direct
+from signoff.adapters.db.engine import create_db_engine, upgrade
+from signoff.adapters.db.repositories import (
+    _INSERT_OUTBOX,
+    _INSERT_REQUEST,
+    _MOVE_HEAD,
+    _READ_HEAD,
+    _tally_upsert,
+)
+
+AT = datetime(2026, 12, 5, 9, 30, 1, 123456, tzinfo=UTC)
+
+
+def request_row(rid: str, **changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": rid,
+        "status": "pending",
+        "requester": "dave",
+        "action_type": "sql.execute",
+        "action_target": "postgres/prod-main",
+        "action_params": {"sql": "SELECT 'é' -- ünïcode", "n": 1.5, "none": None},
+        "action_digest": "d" * 64,
+        "reason": "why",
+        "ticket": None,
+        "context": {},
+        "policy_name": "p",
+        "policy_set_digest": "s",
+        "stages": [{"name": "dba", "approvers": ["bob"], "quorum": 1}],
+        "current_stage": 0,
+        "grant_ttl_seconds": 300,
+        "grant_uses": 1,
+        "read_only": True,
+        "executors": [],
+        "redeemers": ["dave"],
+        "viewers": [],
+        "created_at": AT,
+        "stage_started_at": AT.astimezone(UTC) + timedelta(seconds=1),
+        "decided_at": None,
+        "version": 0,
+        "on_timeout": "deny",
+        "escalation_level": 0,
+        "reminders_sent": 0,
+        "expires_at": None,
+        "next_due_at": AT + timedelta(minutes=30),
+        "deadline_at": AT + timedelta(hours=1),
+        "fold_count": 0,
+        "notify": [],
+        "digest_seconds": None,
+        "expiry_warned": False,
+        "outcome": None,
+        "requester_snapshot": None,
+    }
+    row.update(changes)
+    return row
+
+
+@pytest.fixture()
+def engine(tmp_path: Path) -> Any:
+    e = create_db_engine(f"sqlite:///{tmp_path}/d.db", 1)
+    upgrade(e)
+    yield e
+    e.dispose()
+
+
+def raw(engine: sa.Engine, sql: str) -> list[tuple[Any, ...]]:
+    """Rows as stored: the driver's values, no SQLAlchemy type processing."""
+    with engine.connect() as conn:
+        return list(conn.exec_driver_sql(sql).fetchall())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"requester_snapshot": {"name": "dave", "groups": ["dev"]}, "ticket": "OPS-1"},
+        {"decided_at": AT, "status": "approved", "outcome": "ok", "expiry_warned": True},
+    ],
+)
+def test_a_request_row_is_stored_as_sqlalchemy_stores_it(
+    engine: sa.Engine, changes: dict[str, Any]
+) -> None:
+    with engine.begin() as conn:
+        _INSERT_REQUEST.execute(conn, request_row("direct", **changes))
+        conn.execute(t.requests.insert(), request_row("orm", **changes))
+    direct, orm = (
+        raw(engine, f"SELECT * FROM requests WHERE id = '{rid}'")[0] for rid in ("direct", "orm")
+    )
+    assert direct[1:] == orm[1:]
+
+
+def test_outbox_rows_tallies_and_the_audit_head_match_sqlalchemy(engine: sa.Engine) -> None:
+    row = {
+        "created_at": AT,
+        "topic": "log",
+        "request_id": None,
+        "payload": {"event": "x", "to": ["bob"]},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": AT + timedelta(seconds=5),
+    }
+    tally = {
+        "requester": "dave",
+        "action_type": "deploy",
+        "day": date(2026, 12, 5),
+        "action_target": "prod/x",
+        "outcome": "approved",
+    }
+    with engine.begin() as conn:
+        _INSERT_OUTBOX.execute(conn, row)
+        conn.execute(t.outbox.insert(), row)
+        upsert = _tally_upsert("sqlite")
+        upsert.execute(conn, tally)
+        upsert.execute(conn, tally)  # the second one counts on the first
+        conn.execute(upsert.statement, {**tally, "requester": "erin"})
+        seq, _ = _READ_HEAD.execute(conn, {}) or (None, None)
+        _MOVE_HEAD.execute(conn, {"new_seq": (seq or 0) + 7, "new_hash": "h" * 64})
+    first, second = raw(engine, "SELECT * FROM outbox ORDER BY id")
+    assert first[1:] == second[1:]
+    tallies = raw(engine, "SELECT * FROM history_tallies ORDER BY requester")
+    assert [r[0] for r in tallies] == ["dave", "erin"]
+    assert tallies[0][1:-1] == tallies[1][1:-1] and [r[-1] for r in tallies] == [2, 1]
+    assert raw(engine, "SELECT seq, hash FROM audit_head") == [((seq or 0) + 7, "h" * 64)]
+
+
+def test_a_row_missing_a_column_is_refused_not_stored_with_a_null(engine: sa.Engine) -> None:
+    insert = Direct(lambda: t.outbox.insert(), columns=True)
+    good = {"created_at": AT, "topic": "log", "request_id": None, "payload": {}}
+    more = {"status": "pending", "attempts": 0, "next_attempt_at": AT}
+    with engine.begin() as conn:
+        insert.execute(conn, {**good, **more})
+        renamed = {**good, "status": "pending", "attempt": 0, "next_attempt_at": AT}
+        with pytest.raises(KeyError, match="attempts"):
+            insert.execute(conn, renamed)
+        with pytest.raises(TypeError, match="expected the columns"):
+            insert.execute(conn, good)
+    assert len(raw(engine, "SELECT * FROM outbox")) == 1
+
+
+def test_query_listeners_still_see_the_statements(engine: sa.Engine) -> None:
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    with engine.begin() as conn:
+        _READ_HEAD.execute(conn, {})
+    assert any(s.startswith("SELECT audit_head.seq") for s in seen)
