@@ -1,12 +1,15 @@
-"""The request path's statements run on SQLite's own cursor (``adapters/db/direct.py``)
-store exactly what SQLAlchemy stores for the same values: the same text for times, JSON,
-booleans and dates, NULLs and JSON nulls alike, so every later read (by SQLAlchemy, by
-another process, by `signoff audit verify`) sees no difference."""
+"""The request path's statements run on the driver's own cursor (``adapters/db/direct.py``)
+store exactly what SQLAlchemy stores for the same values, on both databases: the same
+text for times, JSON, booleans and dates, NULLs and JSON nulls alike, so every later read
+(by SQLAlchemy, by another process, by `signoff audit verify`) sees no difference.
+
+On PostgreSQL the statements that return nothing are held and sent in one pipeline: what
+they wrote is read back in the same transaction, a rollback drops them (and they never
+reach the connection's next user), and their errors fail the commit, storing nothing."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,8 +73,8 @@ def request_row(rid: str, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def engine(tmp_path: Path) -> Any:
-    e = create_db_engine(f"sqlite:///{tmp_path}/d.db", 1)
+def engine(database_url: str) -> Any:
+    e = create_db_engine(database_url, 1)
     upgrade(e)
     yield e
     e.dispose()
@@ -123,7 +126,7 @@ def test_outbox_rows_tallies_and_the_audit_head_match_sqlalchemy(engine: sa.Engi
     with engine.begin() as conn:
         _INSERT_OUTBOX.execute(conn, row)
         conn.execute(t.outbox.insert(), row)
-        upsert = _tally_upsert("sqlite")
+        upsert = _tally_upsert(engine.dialect.name)
         upsert.execute(conn, tally)
         upsert.execute(conn, tally)  # the second one counts on the first
         conn.execute(upsert.statement, {**tally, "requester": "erin"})
@@ -157,3 +160,52 @@ def test_query_listeners_still_see_the_statements(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         _READ_HEAD.execute(conn, {})
     assert any(s.startswith("SELECT audit_head.seq") for s in seen)
+
+
+def outbox_row(topic: str) -> dict[str, Any]:
+    return {
+        "created_at": AT,
+        "topic": topic,
+        "request_id": None,
+        "payload": {},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": AT,
+    }
+
+
+def test_what_a_statement_wrote_is_read_back_in_its_transaction(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        _INSERT_OUTBOX.execute(conn, outbox_row("first"))
+        topics = conn.execute(sa.select(t.outbox.c.topic)).scalars().all()
+        assert topics == ["first"]
+    assert [r[0] for r in raw(engine, "SELECT topic FROM outbox")] == ["first"]
+
+
+def test_a_rollback_drops_the_statements_and_the_next_user_never_sends_them(
+    engine: sa.Engine,
+) -> None:
+    with engine.connect() as conn:
+        conn.begin()
+        _INSERT_OUTBOX.execute(conn, outbox_row("rolled back"))
+        conn.rollback()
+    with engine.connect() as conn, conn.begin():  # the pool's one connection, again
+        _INSERT_OUTBOX.execute(conn, outbox_row("kept"))
+    conn = engine.connect()
+    conn.begin()
+    _INSERT_OUTBOX.execute(conn, outbox_row("closed without a word"))
+    conn.close()
+    with engine.begin() as conn:
+        conn.execute(sa.select(1))
+    assert [r[0] for r in raw(engine, "SELECT topic FROM outbox")] == ["kept"]
+
+
+def test_a_failing_statement_fails_the_commit_and_nothing_of_the_transaction_is_stored(
+    engine: sa.Engine,
+) -> None:
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        _INSERT_OUTBOX.execute(conn, outbox_row("before"))
+        _INSERT_REQUEST.execute(conn, request_row("twice"))
+        _INSERT_REQUEST.execute(conn, request_row("twice"))  # the same id
+    assert raw(engine, "SELECT topic FROM outbox") == []
+    assert raw(engine, "SELECT id FROM requests") == []

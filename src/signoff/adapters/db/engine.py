@@ -33,9 +33,13 @@ def create_db_engine(url: str, pool_size: int = 10, synchronous: str = "full") -
         )
         _configure_sqlite(engine, "NORMAL" if synchronous == "normal" else "FULL")
         return engine
-    return sa.create_engine(
+    engine = sa.create_engine(
         url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True
     )
+    from signoff.adapters.db.direct import hold_statements
+
+    hold_statements(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
