@@ -451,6 +451,97 @@ def scaling(
     return out
 
 
+HISTORY_COLUMNS = (
+    "id, status, requester, action_type, action_target, action_params, action_digest, "
+    "reason, context, policy_name, policy_set_digest, stages, current_stage, "
+    "grant_ttl_seconds, grant_uses, created_at, version, on_timeout, escalation_level, "
+    "reminders_sent"
+)
+
+
+def fill_history(database_url: str, count: int) -> None:
+    """``count`` earlier requests by the benchmark's requester (dave) with the action type
+    and target the benchmark asks for, each its own statement (digest), every other one
+    still pending (what the fold check looks through), the rest approved; inserted in
+    bulk by the database."""
+    import sqlalchemy as sa
+
+    row = (
+        "CASE WHEN {n} % 2 = 0 THEN 'pending' ELSE 'approved' END, 'dave', 'sql.execute', "
+        "'postgres/prod-main', '{{}}', 'hist-' || {n}, 'history', '{{}}', 'prod-sql-write', "
+        "'p', '[]', 0, 900, 1, {now}, 0, 'timed_out', 0, 0"
+    )
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                sql = (
+                    f"INSERT INTO requests ({HISTORY_COLUMNS}) SELECT 'hist-' || g, "
+                    + row.format(n="g", now="now() - interval '1 day'")
+                    + " FROM generate_series(1, :n) AS g"
+                )
+            else:
+                sql = (
+                    "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n) "
+                    f"INSERT INTO requests ({HISTORY_COLUMNS}) SELECT 'hist-' || x, "
+                    + row.format(n="x", now="'2026-11-22 08:00:00.000000'")
+                    + " FROM g"
+                )
+            conn.execute(sa.text(sql), {"n": count})
+            conn.execute(sa.text("ANALYZE requests"))
+    finally:
+        engine.dispose()
+
+
+def history(args: Any, count: int) -> dict[str, float]:
+    """Throughput on a store holding ``count`` earlier requests of the same requester,
+    next to a fresh store's: two servers, their rounds alternated (wrk or httpx, 16
+    connections, three rounds each, medians)."""
+    import sqlalchemy as sa
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as fresh_dir, tempfile.TemporaryDirectory() as full_dir:
+        urls: dict[str, str | None] = {"fresh": args.database_url, "full": None}
+        if args.database_url:
+            urls["full"] = args.database_url + "_history"
+            for url in (args.database_url, urls["full"]):
+                ensure_database(url)
+                engine = sa.create_engine(url)
+                with engine.begin() as conn:
+                    conn.execute(
+                        sa.text("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
+                    )
+                engine.dispose()
+        servers = {
+            "fresh": SignoffServer(Path(fresh_dir), urls["fresh"]),
+            "full": SignoffServer(Path(full_dir), urls["full"]),
+        }
+        try:
+            fill_history(urls["full"] or f"sqlite:///{Path(full_dir) / 'signoff.db'}", count)
+            for kind in ("review", "allowed"):
+                rounds: dict[str, list[float]] = {"fresh": [], "full": []}
+                for _ in range(3):  # interleaved, so noise hits both alike
+                    for name, s in servers.items():
+                        if shutil.which("wrk"):
+                            r = wrk_throughput(s.url, s.tokens["dave"], args.seconds, 16, kind)
+                        else:
+                            r = asyncio.run(
+                                throughput(s.url, s.tokens["dave"], args.seconds, 16, kind)
+                            )
+                        rounds[name].append(r)
+                fresh, full = statistics.median(rounds["fresh"]), statistics.median(rounds["full"])
+                out.update({f"{kind}_fresh_rps": fresh, f"{kind}_full_rps": full})
+                out[f"{kind}_ratio"] = full / fresh
+                print(
+                    f"(d) {kind}, with {count:,} earlier requests of the same requester: "
+                    f"{full:.0f}/s vs {fresh:.0f}/s on a fresh store: ratio {full / fresh:.2f}"
+                )
+        finally:
+            for s in servers.values():
+                s.stop()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default=None)
@@ -459,7 +550,13 @@ def main() -> None:
     parser.add_argument(
         "--workers",
         default="1",
-        help="on PostgreSQL, e.g. 1,2: the throughput again with `serve --workers N`",
+        help="e.g. 1,2: the throughput again with `serve --workers N`",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=100_000,
+        help="(d): earlier requests of the same requester on the second store (0: skip)",
     )
     args = parser.parse_args()
     os.chdir(ROOT / "benchmarks")
@@ -493,7 +590,7 @@ def main() -> None:
                     f"{t[f'{kind}_bare_rps']:.0f}/s bare endpoint: ratio {t[f'{kind}_ratio']:.2f}"
                 )
             counts = [int(n) for n in args.workers.split(",") if int(n) > 1]
-            if args.database_url and counts:
+            if counts:
                 results["processes"] = scaling(server, Path(tmp), args, t, counts)
             o = one_client(server, args.trials)
             results["one_client"] = o
@@ -523,6 +620,8 @@ def main() -> None:
                 )
         finally:
             server.stop()
+    if args.history:
+        results["history"] = history(args, args.history)
     print(json.dumps(results, indent=2))
 
 

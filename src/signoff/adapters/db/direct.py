@@ -31,11 +31,13 @@ _HELD = "signoff_held_statements"  # Connection.info key: statements not sent ye
 class Direct:
     """One statement: built once, compiled once per dialect. ``columns``: an INSERT whose
     columns are the keys of the values it is first run with (every later run must give
-    the same keys)."""
+    the same keys). ``hold``: held on PostgreSQL although it returns rows (nobody reads
+    them)."""
 
-    def __init__(self, build: Callable[[], Any], columns: bool = False) -> None:
+    def __init__(self, build: Callable[[], Any], columns: bool = False, hold: bool = False) -> None:
         self._build = build
         self._columns = columns
+        self._hold = hold
         self._statement: Any = None
         self._compiled: dict[str, _Compiled] = {}
 
@@ -66,7 +68,7 @@ class Direct:
             args = [compiled.args(v) for v in values]
         if many and not args:
             return None
-        if name == "postgresql" and not compiled.returns_rows:
+        if name == "postgresql" and (self._hold or not compiled.returns_rows):
             conn.info.setdefault(_HELD, []).append((compiled.sql, args, many))
             return None
         if name == "postgresql":

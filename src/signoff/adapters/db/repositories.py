@@ -7,6 +7,7 @@ import builtins
 import contextlib
 import functools
 import json
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from signoff.adapters.db import tables as t
+
+try:
+    import fcntl
+except ImportError:  # Windows: this process's writers still queue on a lock of their own
+    fcntl = None  # type: ignore[assignment]
 from signoff.adapters.db.analytics import DatabaseFlowRows
 from signoff.adapters.db.direct import Direct
 from signoff.domain.actions import Action
@@ -929,7 +935,11 @@ class DatabaseTokenStore:
 
 
 NOTIFY_CHANNEL = "signoff_requests"
-_NOTIFY = sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, sa.bindparam("rid", type_=sa.String)))
+# sent with the transaction's last statements, in their pipeline (its result is not read)
+_NOTIFY = Direct(
+    lambda: sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, sa.bindparam("rid", type_=sa.String))),
+    hold=True,
+)
 _WRITE_LOCKS: dict[int, _SqliteWriter] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
@@ -954,7 +964,12 @@ class _SqliteWriter:
     leaves its transaction open for them: each works in a savepoint of its own (its
     rollback undoes only its work), and the last of the group (nobody queued, or the group
     full) commits for all: one COMMIT, and one sync of the log, for the group. A writer's
-    commit returns only once the group's is durable, and fails if the group's fails."""
+    commit returns only once the group's is durable, and fails if the group's fails.
+
+    Other processes on the same file (`serve --workers N`, `signoff worker`, the CLI)
+    queue the same way: a group holds an exclusive lock on ``DATABASE-writer`` next to the
+    database file for as long as it is open (the kernel wakes the next process at once;
+    SQLite's busy handler would sleep)."""
 
     MAX_GROUP = 32
 
@@ -964,6 +979,17 @@ class _SqliteWriter:
         self.guard = threading.Lock()
         self.queued = 0
         self.group: _Group | None = None
+        path = engine.url.database or ""
+        local = not path or path == ":memory:" or fcntl is None
+        self._lock_path = None if local else f"{path}-writer"
+        self._lock_fd: int | None = None
+
+    def _lock_file(self) -> int | None:
+        if self._lock_path is None:
+            return None
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._lock_fd
 
     def enter(self) -> _Group:
         with self.guard:
@@ -973,11 +999,19 @@ class _SqliteWriter:
             self.queued -= 1
         try:
             if self.group is None:
-                conn = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+                fd = self._lock_file()
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # other processes' groups
                 try:
-                    self.group = _Group(conn)
+                    conn = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+                    try:
+                        self.group = _Group(conn)
+                    except BaseException:
+                        conn.close()
+                        raise
                 except BaseException:
-                    conn.close()
+                    if fd is not None:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
                     raise
             return self.group
         except BaseException:
@@ -1009,6 +1043,8 @@ class _SqliteWriter:
             finally:
                 self.group = None
                 group.conn.close()
+                if self._lock_fd is not None:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                 group.done.set()
             return True
         finally:
@@ -1503,7 +1539,7 @@ class DatabaseUnitOfWork:
             # Delivered by PostgreSQL when, and only if, this transaction commits:
             # other replicas wake their event streams for these requests.
             for rid in sorted(self.touched):
-                self.conn.execute(_NOTIFY, {"rid": rid})
+                _NOTIFY.execute(self.conn, {"rid": rid})
         if self._writer is None:
             self.tx.commit()
         elif self._group is not None:

@@ -4,10 +4,12 @@ uvicorn starts the processes and calls ``factory`` in each. The parent migrated 
 database and printed the first-start token before; a process builds from the same
 settings (the environment, and ``SIGNOFF_PORT``/``SIGNOFF_PUBLIC_URL`` as the parent
 chose them), without migrating, and runs its own deadline worker and dispatcher and its
-own LISTEN for the other processes' changes: on PostgreSQL the sweeps claim with
-``FOR UPDATE SKIP LOCKED`` and deliveries with leases, so N processes are N replicas
-that share one port. SQLite has one writer at a time, so more processes there would
-only queue on its lock: the CLI refuses it.
+own watch of the other processes' changes (PostgreSQL's LISTEN; on SQLite, a look at the
+audit head every 50 ms). The sweeps and deliveries claim with ``FOR UPDATE SKIP LOCKED``
+and leases on PostgreSQL, in exclusive write transactions on SQLite, so N processes are
+N replicas that share one port. On SQLite their writers take turns (one writer at a
+time, queued on a lock file across processes) while the rest of the work, most of a
+request's cost, runs side by side.
 """
 
 from __future__ import annotations
@@ -19,24 +21,30 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 if TYPE_CHECKING:
+    from signoff.adapters.pg_notify import PostgresListener
+    from signoff.adapters.sqlite_feed import SqliteChangeFeed
     from signoff.bootstrap import App
 
 
 @contextmanager
 def running(signoff_app: App) -> Iterator[None]:
     """What a server process runs beside its requests, for as long as it serves: the
-    deadline worker and dispatcher (unless SIGNOFF_WORKER_IN_SERVER=false) and, on
-    PostgreSQL, the LISTEN that wakes its event streams for other processes' changes.
+    deadline worker and dispatcher (unless SIGNOFF_WORKER_IN_SERVER=false) and what wakes
+    its event streams for other processes' changes (PostgreSQL's LISTEN, SQLite's feed).
     The application is closed at the end."""
     settings = signoff_app.settings
     worker = signoff_app.worker().start() if settings.worker_in_server else None
-    listener = None
+    listener: PostgresListener | SqliteChangeFeed | None = None
     try:
         if signoff_app.engine.dialect.name == "postgresql":
             from signoff.adapters.pg_notify import PostgresListener
 
             listener = PostgresListener(settings.effective_database_url(), signoff_app.bus)
             listener.start()
+        else:
+            from signoff.adapters.sqlite_feed import SqliteChangeFeed
+
+            listener = SqliteChangeFeed(signoff_app.engine, signoff_app.bus).start()
         yield
     finally:
         if worker is not None:
@@ -61,3 +69,90 @@ def factory() -> FastAPI:
 
     api.router.lifespan_context = lifespan
     return api
+
+
+def serve_processes(count: int, host: str, port: int) -> None:
+    """Run ``count`` server processes on ``host:port`` until told to stop (SIGINT, SIGTERM).
+
+    On Linux each process listens on a socket of its own, bound with ``SO_REUSEPORT``: the
+    kernel spreads connections over the processes evenly. (uvicorn's own workers accept
+    from one shared socket, and a burst of keep-alive connections, as a load balancer or a
+    load generator opens them, may all land on whichever process woke first: two
+    processes then served like one.) A process that dies is started again. Elsewhere,
+    uvicorn's workers."""
+    import multiprocessing
+    import signal
+    import socket
+    import sys
+    import time
+
+    import uvicorn
+
+    if not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT"):
+        uvicorn.run(
+            "signoff.entrypoints.api.processes:factory",
+            factory=True,
+            workers=count,
+            host=host,
+            port=port,
+            log_level="info",
+            timeout_graceful_shutdown=2,
+        )
+        return
+    spawn = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    def start() -> multiprocessing.process.BaseProcess:
+        p = spawn.Process(target=_serve_one, args=(host, port), name="signoff-server")
+        p.start()
+        return p
+
+    processes = [start() for _ in range(count)]
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for i, p in enumerate(processes):
+                if not p.is_alive() and not stopping:
+                    print(
+                        f"server process [{p.pid}] exited ({p.exitcode}): starting another",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    processes[i] = start()
+    finally:
+        for p in processes:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: uvicorn finishes what it serves, then exits
+        for p in processes:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+
+
+def _serve_one(host: str, port: int) -> None:
+    """One of ``serve_processes``'s processes: its own listening socket on the shared
+    address, and its own application (``factory``)."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(
+        "signoff.entrypoints.api.processes:factory",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=2,
+    )
+    uvicorn.Server(config).run(sockets=[sock])

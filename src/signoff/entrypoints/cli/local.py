@@ -73,7 +73,7 @@ def serve(
             min=1,
             max=64,
             help="Server processes sharing the port, each with its own deadline worker "
-            "(PostgreSQL only: SQLite has one writer at a time).",
+            "(on SQLite their writes take turns; the rest runs side by side).",
         ),
     ] = 1,
 ) -> None:
@@ -91,12 +91,6 @@ def serve(
         # links in messages (and passkeys' origin) follow --port unless the URL is set
         settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
     _check_free(host or settings.host, port or settings.port)
-    if workers > 1 and not settings.effective_database_url().startswith("postgresql"):
-        fail(
-            "--workers: SQLite has one writer at a time, so more server processes would "
-            "only queue on it; use PostgreSQL (SIGNOFF_DATABASE_URL=postgresql+psycopg://...) "
-            "or one process"
-        )
     migrating = migrate_apart(settings.effective_database_url())
 
     import uvicorn
@@ -130,15 +124,9 @@ def serve(
         # the settings this one used
         signoff_app.close()
         os.environ["SIGNOFF_PUBLIC_URL"] = settings.public_url
-        uvicorn.run(
-            "signoff.entrypoints.api.processes:factory",
-            factory=True,
-            workers=workers,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level="info",
-            timeout_graceful_shutdown=2,
-        )
+        from signoff.entrypoints.api.processes import serve_processes
+
+        serve_processes(workers, host or settings.host, port or settings.port)
         return
     api = create_app(signoff_app)
     # What was built to serve lives as long as the server: the garbage collector need
