@@ -58,7 +58,7 @@ typecheck: install ## mypy --strict on src/
 PG_BENCH ?= postgresql+psycopg://postgres@127.0.0.1:5432/signoff_bench
 
 bench: install ## Run every benchmark (SQLite, then PostgreSQL at PG_BENCH) and print its figures: docs/benchmarks.md
-	$(UV) run --frozen python benchmarks/run.py
+	$(UV) run --frozen python benchmarks/run.py --workers 1,2
 	$(UV) run --frozen python benchmarks/run.py --database-url $(PG_BENCH) --workers 1,2
 	$(UV) run --frozen python benchmarks/mcp_proxy.py
 	$(UV) run --frozen python benchmarks/gateway.py
