@@ -264,6 +264,10 @@ def test_jwks_metrics_health_and_openapi(as_user) -> None:
     assert "signoff_decision_latency_seconds_bucket" in metrics
     spec = anon.get("/openapi.json").json()
     assert "/v1/requests/{request_id}/votes" in spec["paths"]
+    # the API token is a security scheme (the docs page's "Authorize"), not a parameter
+    assert spec["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
+    ask = spec["paths"]["/v1/requests"]["post"]
+    assert ask["security"] == [{"apiToken": []}] and "parameters" not in ask
     assert anon.get("/docs").status_code == 200  # rendered in tests/e2e/test_docs.py
     assert anon.get("/redoc").status_code == 404  # ReDoc loads its logo from a CDN
 
@@ -274,6 +278,11 @@ def test_authentication_is_required(as_user) -> None:
     bad = httpx.Client(base_url=str(anon.base_url), headers={"Authorization": "Bearer nope"})
     problem_of(bad.get("/v1/requests"), 401)
     bad.close()
+    for header in ("Basic Zm9vOmJhcg==", "Bearer", "bearer", "Token abc"):
+        odd = httpx.Client(base_url=str(anon.base_url), headers={"Authorization": header})
+        problem = problem_of(odd.get("/v1/requests"), 401)
+        assert problem["detail"] == "send 'Authorization: Bearer <token>'", header
+        odd.close()
 
 
 def test_bad_input_never_yields_a_500(as_user) -> None:

@@ -27,6 +27,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # The API's security scheme in the OpenAPI document (a header parameter, as before, cost
 # FastAPI more per request than the rest of the call's dependencies together).
 BEARER = HTTPBearer(
+    scheme_name="apiToken",
     auto_error=False,
     description="An API token: `signoff token create`, or the one the first start prints.",
 )
