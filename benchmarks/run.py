@@ -351,6 +351,9 @@ def bench_sse(server: SignoffServer, trials: int, vote_url: str | None = None) -
     frank = {"Authorization": f"Bearer {server.tokens['dave']}"}
     bob = {"Authorization": f"Bearer {server.tokens['bob']}"}
     voter_base = vote_url or server.url
+    # each call asks its own statements: a repeat of an earlier call's, still pending
+    # (one vote of two), would fold into that request and replay its old vote at once
+    run = uuid.uuid4().hex[:12]
     latencies, rtts = [], []
     with httpx.Client(base_url=server.url, timeout=30) as c:
         for trial in range(trials + 5):
@@ -358,7 +361,10 @@ def bench_sse(server: SignoffServer, trials: int, vote_url: str | None = None) -
                 "/v1/requests",
                 headers=frank,
                 json={
-                    "action": {**WRITE, "params": {"sql": f"UPDATE t SET trial = {trial}"}},
+                    "action": {
+                        **WRITE,
+                        "params": {"sql": f"UPDATE t SET trial = {trial} WHERE run = '{run}'"},
+                    },
                     "reason": "bench",
                     "ticket": "OPS-1",
                 },
@@ -389,9 +395,11 @@ def bench_sse(server: SignoffServer, trials: int, vote_url: str | None = None) -
             th.start()
             ready.wait(10)
             t0 = time.perf_counter()
-            c.post(
+            vote = c.post(
                 f"{voter_base}/v1/requests/{rid}/votes", headers=bob, json={"decision": "approve"}
             )
+            if vote.status_code != 200:
+                raise RuntimeError(f"the vote failed: {vote.status_code} {vote.text[:300]}")
             got.wait(10)
             if trial >= 5:  # the first few warm up connections and code paths
                 latencies.append((arrived[0] - t0) * 1000)
