@@ -5,7 +5,9 @@ groups, and whose changes reach every process's live streams through the audit h
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -174,3 +176,31 @@ def test_on_sqlite_a_vote_taken_by_one_process_reaches_a_stream_held_by_another(
             assert events.count("vote.cast") == 2 and events[-1] == "request.approved"
         finally:
             stop([a, b])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the SO_REUSEPORT path")
+def test_server_processes_that_cannot_start_stop_the_server_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    """A port held by a socket without SO_REUSEPORT: each process fails at its start. The
+    server is not restarted for ever: after three quick failures it stops, saying so,
+    with a non-zero status."""
+    with database("sqlite", tmp_path) as db:
+        env = base_env(db, tmp_path)
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        code = (
+            "from signoff.entrypoints.api.processes import serve_processes; "
+            f"raise SystemExit(serve_processes(1, '127.0.0.1', {port}))"
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+            )
+        finally:
+            blocker.close()
+        assert done.returncode == 3
+        assert "server processes keep ending at start" in done.stderr
+        assert "Address already in use" in done.stderr

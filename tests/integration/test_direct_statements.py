@@ -23,8 +23,10 @@ from signoff.adapters.db.repositories import (
     _INSERT_REQUEST,
     _MOVE_HEAD,
     _READ_HEAD,
+    DatabaseUnitOfWork,
     _tally_upsert,
 )
+from signoff.domain.events import GrantRefusal
 
 AT = datetime(2026, 12, 5, 9, 30, 1, 123456, tzinfo=UTC)
 
@@ -162,7 +164,7 @@ def test_query_listeners_still_see_the_statements(engine: sa.Engine) -> None:
     assert any(s.startswith("SELECT audit_head.seq") for s in seen)
 
 
-def outbox_row(topic: str) -> dict[str, Any]:
+def outbox_row(topic: str, **changes: Any) -> dict[str, Any]:
     return {
         "created_at": AT,
         "topic": topic,
@@ -171,6 +173,7 @@ def outbox_row(topic: str) -> dict[str, Any]:
         "status": "pending",
         "attempts": 0,
         "next_attempt_at": AT,
+        **changes,
     }
 
 
@@ -209,3 +212,49 @@ def test_a_failing_statement_fails_the_commit_and_nothing_of_the_transaction_is_
         _INSERT_REQUEST.execute(conn, request_row("twice"))  # the same id
     assert raw(engine, "SELECT topic FROM outbox") == []
     assert raw(engine, "SELECT id FROM requests") == []
+
+
+def refusal() -> GrantRefusal:
+    return GrantRefusal(actor="dave", grant_id="g", reason="revoked", action_digest="d" * 64)
+
+
+def test_the_chain_read_in_a_write_unit_of_work_includes_its_own_appends(
+    engine: sa.Engine,
+) -> None:
+    """The chain read in a unit of work that appended to it includes those appends (read
+    through the driver's cursor, past SQLAlchemy: held statements are sent first)."""
+    with DatabaseUnitOfWork(engine) as uow:
+        appended = uow.audit.append_all(AT, None, [refusal(), refusal()])
+        chain = [row[0] for row in uow.audit.chain()]  # before anything else is run
+        assert chain[-2:] == [ev.seq for ev in appended]
+
+
+def test_statements_on_a_connection_without_an_explicit_begin_are_not_lost(
+    engine: sa.Engine,
+) -> None:
+    """A statement run on a connection with no transaction begun starts one, as
+    SQLAlchemy's own execute would: the commit that follows stores it."""
+    with engine.connect() as conn:
+        _INSERT_OUTBOX.execute(conn, outbox_row("autobegin"))
+        conn.commit()
+    with engine.connect() as conn:
+        topics = conn.execute(sa.select(t.outbox.c.topic)).scalars().all()
+    assert topics == ["autobegin"]
+
+
+def test_a_held_statements_error_names_the_statement_that_failed(engine: sa.Engine) -> None:
+    """The error of statements sent together names the one that failed among them (the
+    pipeline does not say which)."""
+    with pytest.raises(sa.exc.IntegrityError) as caught, engine.begin() as conn:
+        _INSERT_OUTBOX.execute(conn, outbox_row("bad", status=None))  # NOT NULL: fails
+        _MOVE_HEAD.execute(conn, {"new_seq": 0, "new_hash": "x"})  # innocent, held after it
+        conn.execute(sa.text("SELECT 1"))  # sends both
+    assert "INSERT INTO outbox" in str(caught.value.statement), caught.value.statement
+
+
+def test_a_held_failure_is_not_taken_for_an_already_used_link(engine: sa.Engine) -> None:
+    """A held statement's failure is not taken for the failure a later statement expects:
+    here a link's "already used" (an IntegrityError of its own insert)."""
+    with DatabaseUnitOfWork(engine) as uow, pytest.raises(sa.exc.IntegrityError):
+        _INSERT_OUTBOX.execute(uow.conn, outbox_row("bad", status=None))  # held on PostgreSQL
+        uow.links.use("jti-1", AT)  # not False ("already used")

@@ -54,6 +54,8 @@ class Direct:
         row of the result, if the statement returns rows."""
         many = not isinstance(values, Mapping)
         name = conn.dialect.name
+        if not conn.in_transaction():
+            conn.begin()  # as SQLAlchemy's own execute would (autobegin)
         compiled = self._compiled.get(name)
         if compiled is None:
             first = values if isinstance(values, Mapping) else (values[0] if values else None)
@@ -141,7 +143,6 @@ def send_held(conn: Connection) -> None:
         return
     raw = conn.connection.driver_connection
     assert raw is not None
-    sql = ""
     try:
         with raw.pipeline(), raw.cursor() as cursor:
             for sql, args, many in held:
@@ -151,7 +152,9 @@ def send_held(conn: Connection) -> None:
                 else:
                     cursor.execute(sql, args)
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(conn, sql, None, exc) from exc
+        # the pipeline's error does not say which of them failed: all are named
+        sent = ";\n".join(sql for sql, _, _ in held)
+        raise _wrapped(conn, f"one of the statements sent together:\n{sent}", None, exc) from exc
 
 
 def hold_statements(engine: Engine) -> None:

@@ -42,9 +42,6 @@ def create_db_engine(url: str, pool_size: int = 10, synchronous: str = "full") -
     return engine
 
 
-_BEGIN = {mode: f"BEGIN {mode}" for mode in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")}
-
-
 def _configure_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -59,8 +56,7 @@ def _configure_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        # on the driver's connection: through SQLAlchemy, a BEGIN cost as much as a query
-        conn.connection.driver_connection.execute(_BEGIN[mode])
+        conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import copy
 import functools
 import json
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +25,7 @@ try:
 except ImportError:  # Windows: this process's writers still queue on a lock of their own
     fcntl = None  # type: ignore[assignment]
 from signoff.adapters.db.analytics import DatabaseFlowRows
-from signoff.adapters.db.direct import Direct
+from signoff.adapters.db.direct import Direct, send_held
 from signoff.domain.actions import Action
 from signoff.domain.audit import GENESIS_HASH, AuditEvent, ChainRow, chain_next, format_time
 from signoff.domain.errors import Conflict, InvalidInput, NotFound
@@ -128,6 +130,7 @@ class DatabaseRequestRepository:
         done = self._persisted_votes.get(r.id, 0)
         new_votes = r.votes[done:]
         if new_votes:
+            send_held(self.conn)  # so that only the vote's own failure means "voted"
             try:
                 self.conn.execute(
                     t.votes.insert(),
@@ -603,6 +606,7 @@ class DatabaseAuditLog:
         unit of work's transaction: through a server-side cursor on PostgreSQL (a client-side
         one would hold the whole log in memory), SQLite's own cursor stepping through the
         table otherwise. The driver's cursor, not SQLAlchemy's result: no row objects."""
+        send_held(self.conn)  # this transaction's own appends, read below past SQLAlchemy
         raw = self.conn.connection.driver_connection
         assert raw is not None
         if self.conn.dialect.name == "postgresql":
@@ -797,6 +801,7 @@ class DatabaseLinkStore:
 
     def use(self, jti: str, at: datetime) -> bool:
         """Record a link as used; False if it already was (even concurrently)."""
+        send_held(self.conn)  # so that only this insert's failure means "used"
         try:
             with self.conn.begin_nested():
                 self.conn.execute(t.used_links.insert(), {"jti": jti, "used_at": at})
@@ -940,7 +945,7 @@ _NOTIFY = Direct(
     lambda: sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, sa.bindparam("rid", type_=sa.String))),
     hold=True,
 )
-_WRITE_LOCKS: dict[int, _SqliteWriter] = {}
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, _SqliteWriter] = weakref.WeakKeyDictionary()
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
@@ -974,7 +979,6 @@ class _SqliteWriter:
     MAX_GROUP = 32
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
         self.lock = threading.Lock()
         self.guard = threading.Lock()
         self.queued = 0
@@ -988,22 +992,37 @@ class _SqliteWriter:
         if self._lock_path is None:
             return None
         if self._lock_fd is None:
-            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            # whoever may write the database may take the lock: the database's own mode
+            database = self._lock_path.removesuffix("-writer")
+            mode = os.stat(database).st_mode & 0o666 if os.path.exists(database) else 0o600
+            try:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, mode)
+            except PermissionError:  # flock needs no write access to the file
+                self._lock_fd = os.open(self._lock_path, os.O_RDONLY)
         return self._lock_fd
 
-    def enter(self) -> _Group:
+    def close(self) -> None:
+        """The lock file's descriptor, closed (the engine was disposed)."""
+        with self.lock:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def enter(self, engine: Engine) -> _Group:
         with self.guard:
             self.queued += 1
-        self.lock.acquire()
-        with self.guard:
-            self.queued -= 1
+        try:
+            self.lock.acquire()
+        finally:  # even interrupted while waiting: nobody is queued in its name
+            with self.guard:
+                self.queued -= 1
         try:
             if self.group is None:
                 fd = self._lock_file()
                 if fd is not None:
                     fcntl.flock(fd, fcntl.LOCK_EX)  # other processes' groups
                 try:
-                    conn = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+                    conn = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
                     try:
                         self.group = _Group(conn)
                     except BaseException:
@@ -1042,18 +1061,34 @@ class _SqliteWriter:
                     group.tx.rollback()
             finally:
                 self.group = None
-                group.conn.close()
-                if self._lock_fd is not None:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                group.done.set()
+                try:
+                    group.conn.close()
+                finally:
+                    if self._lock_fd is not None:
+                        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                    group.done.set()
             return True
         finally:
             self.lock.release()
 
 
 def _sqlite_writer(engine: Engine) -> _SqliteWriter:
+    """The engine's writer (made at its first write; forgotten, its lock file closed,
+    when the engine is disposed or collected)."""
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(id(engine), _SqliteWriter(engine))
+        writer = _WRITE_LOCKS.get(engine)
+        if writer is None:
+            writer = _WRITE_LOCKS[engine] = _SqliteWriter(engine)
+
+            def disposed(e: Engine) -> None:
+                with _WRITE_LOCKS_GUARD:
+                    gone = _WRITE_LOCKS.pop(e, None)
+                if gone is not None:
+                    gone.close()
+
+            sa.event.listen(engine, "engine_disposed", disposed)
+            weakref.finalize(engine, writer.close)
+        return writer
 
 
 class DatabaseSessionStore:
@@ -1480,7 +1515,7 @@ class DatabaseUnitOfWork:
         if self.write and self.engine.dialect.name == "sqlite":
             # one writer at a time, in a savepoint of a group's transaction (_SqliteWriter)
             self._writer = _sqlite_writer(self.engine)
-            self._group = self._writer.enter()
+            self._group = self._writer.enter(self.engine)
             conn = self._group.conn
             if not self._group.entered:  # nobody's work before this one's: no savepoint
                 self._group.entered = True
@@ -1545,9 +1580,15 @@ class DatabaseUnitOfWork:
         elif self._group is not None:
             group, self._group = self._group, None
             if self.tx is not group.tx:
-                self.tx.commit()  # release this writer's savepoint into the group
+                try:
+                    self.tx.commit()  # release this writer's savepoint into the group
+                except BaseException:
+                    self._writer.leave(group, broken=True)  # the others are told
+                    raise
             group.members += 1
             if not self._writer.leave(group):
                 group.done.wait()  # the group's last writer commits it
             if group.error is not None:
-                raise group.error
+                # each writer its own exception (one raised in many threads would gather
+                # their tracebacks), of the same kind
+                raise copy.copy(group.error) from group.error

@@ -71,14 +71,20 @@ def factory() -> FastAPI:
     return api
 
 
-def serve_processes(count: int, host: str, port: int) -> None:
-    """Run ``count`` server processes on ``host:port`` until told to stop (SIGINT, SIGTERM).
+QUICK = 10.0  # seconds: a process that ends sooner after its start failed to start
+
+
+def serve_processes(count: int, host: str, port: int) -> int:
+    """Run ``count`` server processes on ``host:port`` until told to stop (SIGINT, SIGTERM);
+    the exit status (3: the processes kept failing at start).
 
     On Linux each process listens on a socket of its own, bound with ``SO_REUSEPORT``: the
     kernel spreads connections over the processes evenly. (uvicorn's own workers accept
     from one shared socket, and a burst of keep-alive connections, as a load balancer or a
     load generator opens them, may all land on whichever process woke first: two
-    processes then served like one.) A process that dies is started again. Elsewhere,
+    processes then served like one.) A process that dies after serving is started again;
+    three in a row that end within ``QUICK`` seconds of their start stop the whole server
+    (the port taken, the database gone: starting them again would not help). Elsewhere,
     uvicorn's workers."""
     import multiprocessing
     import signal
@@ -98,7 +104,7 @@ def serve_processes(count: int, host: str, port: int) -> None:
             log_level="info",
             timeout_graceful_shutdown=2,
         )
-        return
+        return 0
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -109,28 +115,41 @@ def serve_processes(count: int, host: str, port: int) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
 
-    def start() -> multiprocessing.process.BaseProcess:
+    def start() -> tuple[multiprocessing.process.BaseProcess, float]:
         p = spawn.Process(target=_serve_one, args=(host, port), name="signoff-server")
         p.start()
-        return p
+        return p, time.monotonic()
 
     processes = [start() for _ in range(count)]
+    failed_starts = 0
     try:
         while not stopping:
             time.sleep(0.2)
-            for i, p in enumerate(processes):
-                if not p.is_alive() and not stopping:
+            for i, (p, started) in enumerate(processes):
+                if p.is_alive() or stopping:
+                    continue
+                quick = time.monotonic() - started < QUICK
+                failed_starts = failed_starts + 1 if quick else 0
+                if failed_starts >= 3:
                     print(
-                        f"server process [{p.pid}] exited ({p.exitcode}): starting another",
+                        f"error: server processes keep ending at start (the last with status "
+                        f"{p.exitcode}; its reason is above): stopping",
                         file=sys.stderr,
                         flush=True,
                     )
-                    processes[i] = start()
+                    return 3
+                print(
+                    f"server process [{p.pid}] exited ({p.exitcode}): starting another",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                processes[i] = start()
+        return 0
     finally:
-        for p in processes:
+        for p, _ in processes:
             if p.is_alive():
                 p.terminate()  # SIGTERM: uvicorn finishes what it serves, then exits
-        for p in processes:
+        for p, _ in processes:
             p.join(10)
             if p.is_alive():
                 p.kill()
@@ -155,4 +174,7 @@ def _serve_one(host: str, port: int) -> None:
         log_level="info",
         timeout_graceful_shutdown=2,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:  # its start failed (uvicorn said why): not a clean stop
+        raise SystemExit(3)

@@ -126,7 +126,9 @@ def serve(
         os.environ["SIGNOFF_PUBLIC_URL"] = settings.public_url
         from signoff.entrypoints.api.processes import serve_processes
 
-        serve_processes(workers, host or settings.host, port or settings.port)
+        status = serve_processes(workers, host or settings.host, port or settings.port)
+        if status:
+            raise typer.Exit(status)
         return
     api = create_app(signoff_app)
     # What was built to serve lives as long as the server: the garbage collector need
