@@ -34,6 +34,30 @@ from .conftest import (
 WRITE = {"type": "sql.execute", "target": "pg/prod", "params": {"sql": "UPDATE t SET x = 1"}}
 
 
+class Follower(threading.Thread):
+    """A client following a request's live events until it is approved; started, and
+    listening, once made."""
+
+    def __init__(self, url: str, request_id: str, headers: dict[str, str]) -> None:
+        super().__init__()
+        self.url, self.path, self.headers = url, f"/v1/requests/{request_id}/events", headers
+        self.events: list[str] = []
+        self.listening = threading.Event()
+        self.start()
+        assert self.listening.wait(20)
+
+    def run(self) -> None:
+        with (
+            httpx.Client(base_url=self.url, timeout=30) as s,
+            connect_sse(s, "GET", self.path, headers=self.headers) as source,
+        ):
+            for sse in source.iter_sse():
+                self.listening.set()
+                self.events.append(sse.event)
+                if sse.event == "request.approved":
+                    return
+
+
 @contextlib.contextmanager
 def database(kind: str, tmp_path: Path) -> Iterator[str]:
     if kind == "postgresql":
@@ -65,26 +89,7 @@ def test_two_processes_serve_one_port_as_one_service(tmp_path: Path, kind: str) 
             with httpx.Client(base_url=url, timeout=30) as c:
                 body = {"action": WRITE, "reason": "r", "ticket": "OPS-1"}
                 r = c.post("/v1/requests", json=body, headers=auth(tokens, "frank")).json()
-                events: list[str] = []
-                listening = threading.Event()
-
-                def follow() -> None:
-                    with (
-                        httpx.Client(base_url=url, timeout=30) as s,
-                        connect_sse(
-                            s, "GET", f"/v1/requests/{r['id']}/events",
-                            headers=auth(tokens, "frank"),
-                        ) as source,
-                    ):  # fmt: skip
-                        for sse in source.iter_sse():
-                            listening.set()
-                            events.append(sse.event)
-                            if sse.event == "request.approved":
-                                return
-
-                reader = threading.Thread(target=follow)
-                reader.start()
-                assert listening.wait(20)
+                reader = Follower(url, r["id"], auth(tokens, "frank"))
                 # many connections: uvicorn spreads them over both processes, and every
                 # vote reaches the one stream, whichever process took it
                 for voter in ("bob", "carol"):
@@ -97,7 +102,7 @@ def test_two_processes_serve_one_port_as_one_service(tmp_path: Path, kind: str) 
                         assert vote.status_code == 200, vote.text
                 reader.join(30)
                 assert not reader.is_alive()
-                assert "request.approved" in events
+                assert "request.approved" in reader.events
 
                 # many asks at once, over both processes: every one stored, and the
                 # audit chain still one unbroken line
@@ -144,25 +149,7 @@ def test_on_sqlite_a_vote_taken_by_one_process_reaches_a_stream_held_by_another(
             r = httpx.post(
                 f"{url_a}/v1/requests", json=body, headers=auth(tokens, "frank"), timeout=30
             ).json()
-            events: list[str] = []
-            listening = threading.Event()
-
-            def follow() -> None:
-                with (
-                    httpx.Client(base_url=url_a, timeout=30) as s,
-                    connect_sse(
-                        s, "GET", f"/v1/requests/{r['id']}/events", headers=auth(tokens, "frank")
-                    ) as source,
-                ):
-                    for sse in source.iter_sse():
-                        listening.set()
-                        events.append(sse.event)
-                        if sse.event == "request.approved":
-                            return
-
-            reader = threading.Thread(target=follow)
-            reader.start()
-            assert listening.wait(20)
+            reader = Follower(url_a, r["id"], auth(tokens, "frank"))
             for voter in ("bob", "carol"):  # both on process B
                 vote = httpx.post(
                     f"{url_b}/v1/requests/{r['id']}/votes",
@@ -173,7 +160,8 @@ def test_on_sqlite_a_vote_taken_by_one_process_reaches_a_stream_held_by_another(
                 assert vote.status_code == 200, vote.text
             reader.join(20)
             assert not reader.is_alive()
-            assert events.count("vote.cast") == 2 and events[-1] == "request.approved"
+            assert reader.events.count("vote.cast") == 2
+            assert reader.events[-1] == "request.approved"
         finally:
             stop([a, b])
 
