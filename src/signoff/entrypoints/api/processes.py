@@ -121,6 +121,12 @@ def serve_processes(count: int, host: str, port: int) -> int:
         return p, time.monotonic()
 
     processes = [start() for _ in range(count)]
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"Signoff serving on http://{shown}:{port} with {count} processes (Press CTRL+C to quit)",
+        file=sys.stderr,
+        flush=True,
+    )
     failed_starts = 0
     try:
         while not stopping:
