@@ -453,6 +453,38 @@ def test_the_execute_answer_is_the_output_as_digested_and_stored(gateway) -> Non
     assert done["output_digest"] == sha256_hex(canonical_json(done["output"]))
 
 
+def test_floats_and_other_types_are_digested_as_their_canonical_json(gateway) -> None:
+    """Rows without a float are encoded by a faster encoder that writes the same bytes;
+    rows with one (where the two differ: 1e-05 against 0.00001) by the canonical one. Either
+    way the digest is the canonical JSON's of the output the caller reads."""
+    statements = {
+        "floats": "SELECT 0.00001::float8 AS f, 1e16::float8 AS g, 1.5::float4 AS h",
+        "others": "SELECT 12345678901::int8 AS i, 1.50::numeric AS n, DATE '2026-12-05' AS d,"
+        " TIMESTAMPTZ '2026-12-05 10:00:00+00' AS t, INTERVAL '1 day' AS v,"
+        " '00000000-0000-0000-0000-000000000001'::uuid AS u, 'é\"'::text AS s, true AS b",
+    }
+    server = LiveServer(gateway).start()
+    answers = {}
+    try:
+        with server.client("dave") as c:
+            for name, sql in statements.items():
+                action = {"type": "sql.execute", "target": "pg/scratch", "params": {"sql": sql}}
+                r = c.post("/v1/requests", json={"action": action}).json()
+                answers[name] = c.post(f"/v1/requests/{r['id']}/execute")
+    finally:
+        server.stop()
+    for name, answer in answers.items():
+        assert answer.status_code == 200, answer.text
+        done = answer.json()
+        assert done["ok"], done
+        assert done["output_digest"] == sha256_hex(canonical_json(done["output"])), name
+    assert b"1e-05" in answers["floats"].content and b"1e+16" in answers["floats"].content
+    assert answers["others"].json()["output"]["rows"] == [
+        [12345678901, "1.50", "2026-12-05", "2026-12-05T10:00:00+00:00", "1 day, 0:00:00",
+         "00000000-0000-0000-0000-000000000001", 'é"', True]
+    ]  # fmt: skip
+
+
 def test_target_file_problems_are_reported_with_positions(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("NOPE_DSN", raising=False)
     path = tmp_path / "targets.yaml"

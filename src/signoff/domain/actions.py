@@ -28,6 +28,21 @@ def canonical_json(value: Any) -> bytes:
         raise InvalidInput(f"value cannot be encoded canonically: {exc}") from exc
 
 
+def canonical_json_floatless(value: Any) -> bytes:
+    """``canonical_json`` of a value its maker knows holds no float (a query's rows of
+    integer, text, date... columns), several times faster: orjson writes exactly these
+    bytes for strings (every code point), integers, booleans, null, lists and sorted
+    string keys (tests/unit/test_canonical_json.py holds it to that); only its floats
+    differ (``1e-05`` is ``0.00001`` there). Whatever orjson refuses (an integer beyond
+    64 bits, a key that is not a string, a lone surrogate) is encoded as before."""
+    import orjson
+
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return canonical_json(value)
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

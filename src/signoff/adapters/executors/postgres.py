@@ -25,7 +25,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from signoff.adapters.executors.masking import Mask
-from signoff.domain.actions import Action
+from signoff.domain.actions import Action, canonical_json_floatless
 from signoff.domain.errors import InvalidInput
 from signoff.services.ports import ExecutionOutcome
 
@@ -55,6 +55,13 @@ class _Stale(Exception):
 # Types psycopg loads as JSON-able Python values (bool, char, name, int8, int2, int4,
 # text, oid, float4, float8, unknown, bpchar, varchar): their columns are kept as loaded.
 PLAIN_TYPES = frozenset({16, 18, 19, 20, 21, 23, 25, 26, 700, 701, 705, 1042, 1043})
+# Types whose values reach the output as no float (loaded as int, str, bool, or turned
+# into strings by _json): bool, bytea, char, name, int8, int2, int4, text, oid, unknown,
+# bpchar, varchar, date, time, timestamp, timestamptz, interval, numeric, uuid.
+FLOATLESS_TYPES = frozenset(
+    {16, 17, 18, 19, 20, 21, 23, 25, 26, 705, 1042, 1043, 1082, 1083, 1114, 1184, 1186}
+    | {1700, 2950}
+)
 PLAIN = (int, float, bool, str, type(None))
 
 
@@ -158,13 +165,16 @@ class PostgresExecutor:
             )
         return hidden
 
-    def _statement(self, conn: psycopg.Connection[Any], sql: str) -> tuple[dict[str, Any], str]:
-        """Run the approved statement in the open transaction: its output and summary."""
+    def _statement(
+        self, conn: psycopg.Connection[Any], sql: str
+    ) -> tuple[dict[str, Any], str, bytes | None]:
+        """Run the approved statement in the open transaction: its output, summary, and the
+        output's canonical JSON when it was cheap to make here."""
         with conn.cursor() as cur:
             cur.execute(sql.encode())  # bytes: sent as written, no placeholders
             if cur.description is None:
                 status = cur.statusmessage
-                return {"rowcount": cur.rowcount, "status": status}, f"{status or 'done'}"
+                return {"rowcount": cur.rowcount, "status": status}, f"{status or 'done'}", None
             columns = [d.name for d in cur.description]
             types = [d.type_code for d in cur.description]
             got = cur.fetchmany(self.max_rows + 1)
@@ -173,9 +183,12 @@ class PostgresExecutor:
                 columns, _json_rows(got[: self.max_rows], types), self._hidden(cur, sql)
             )
         summary = f"{len(rows)} row(s)" + (" (truncated)" if truncated else "")
-        return {"columns": columns, "rows": rows, "truncated": truncated}, summary
+        output = {"columns": columns, "rows": rows, "truncated": truncated}
+        # no float in any column: encoded here, fast (ExecutionOutcome.encoded)
+        encoded = canonical_json_floatless(output) if FLOATLESS_TYPES.issuperset(types) else None
+        return output, summary, encoded
 
-    def _transaction(self, begin: bytes, sql: str) -> tuple[dict[str, Any], str]:
+    def _transaction(self, begin: bytes, sql: str) -> tuple[dict[str, Any], str, bytes | None]:
         """Begin, run the statement, commit, on a pooled connection; once more on a new
         connection if the pooled one turns out dead at ``begin`` (nothing was sent)."""
         for attempt in (1, 2):
@@ -204,7 +217,7 @@ class PostgresExecutor:
             b"BEGIN READ ONLY" if read_only else b"BEGIN READ WRITE"
         ) + b"; SET LOCAL statement_timeout = %d" % self.statement_timeout_ms
         try:
-            output, summary = self._transaction(begin, sql)
+            output, summary, encoded = self._transaction(begin, sql)
         except PoolTimeout:
             return ExecutionOutcome(
                 False,
@@ -226,4 +239,4 @@ class PostgresExecutor:
             primary = getattr(getattr(exc, "diag", None), "message_primary", None)
             text = primary or str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return ExecutionOutcome(False, f"error{f' {state}' if state else ''}: {text}", {})
-        return ExecutionOutcome(True, summary, output)
+        return ExecutionOutcome(True, summary, output, encoded=encoded)

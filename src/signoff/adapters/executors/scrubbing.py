@@ -49,13 +49,16 @@ class Scrubber:
     def value(self, value: Any) -> Any:
         return map_text(value, self.text, keys=True)
 
-    def output(self, value: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    def output(
+        self, value: dict[str, Any], encoded: bytes | None = None
+    ) -> tuple[dict[str, Any], bytes | None]:
         """The output scrubbed, and its canonical JSON when it had nothing to scrub.
 
-        The output is encoded once and searched as a whole (in C, not string by string
-        in Python); only an output that holds a secret somewhere is walked."""
+        The output is encoded once (or comes ``encoded`` by the executor) and searched as
+        a whole (in C, not string by string in Python); only an output that holds a secret
+        somewhere is walked."""
         try:
-            encoded = canonical_json(value)
+            encoded = encoded if encoded is not None else canonical_json(value)
         except InvalidInput:  # not encodable (NaN): left for the use case to report
             return self.value(value), None
         if any(s in encoded for s in self._encoded):
@@ -82,7 +85,7 @@ class ScrubbedExecutor:
         outcome = self.inner.run(action, read_only)
         if not self.scrubber.secrets:
             return outcome
-        output, encoded = self.scrubber.output(outcome.output)
+        output, encoded = self.scrubber.output(outcome.output, outcome.encoded)
         return ExecutionOutcome(
             outcome.ok, self.scrubber.text(outcome.summary), output, outcome.ran, encoded
         )
