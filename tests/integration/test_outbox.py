@@ -144,3 +144,42 @@ def test_nobody_is_asked_about_a_request_decided_before_delivery(
         assert recorder.sent == ["request.cancelled"]  # ...but only the cancel was sent
     finally:
         app.close()
+
+
+def test_one_round_asks_about_the_pending_requests_and_not_the_decided_ones(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The round reads all its requests' states at once: each row is judged by its own
+    request's, and only those sent count as people notified."""
+    import sqlalchemy as sa
+
+    from signoff.adapters.db import tables as t
+
+    app = build(make_settings(database_url, tmp_path))
+    recorder = Recorder()
+    app.channels["log"] = recorder
+    try:
+        svc = app.services
+        frank = svc.directory.user("frank")
+        asks = [
+            use_cases.submit_request(
+                svc, frank, Action("deploy", f"prod/web-{i}", {}), "", None, {}
+            )
+            for i in range(4)
+        ]
+        for r in asks[::2]:
+            use_cases.cancel_request(svc, frank, r.id, "never mind")
+        result = app.dispatch()
+        assert result.delivered == 6  # every row is done with...
+        assert sorted(recorder.sent) == ["request.cancelled"] * 2 + ["request.submitted"] * 2
+        with app.engine.connect() as conn:
+            notified = set(
+                conn.execute(
+                    sa.select(t.flow_events.c.request_id).where(t.flow_events.c.kind == "notified")
+                ).scalars()
+            )
+            statuses = set(conn.execute(sa.select(t.outbox.c.status)).scalars())
+        assert notified == {r.id for r in asks[1::2]}  # only the pending ones were asked
+        assert statuses == {"delivered"}
+    finally:
+        app.close()

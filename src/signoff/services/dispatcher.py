@@ -66,9 +66,14 @@ def dispatch_due(
     with svc.uow() as uow:
         now = svc.clock.now()
         claimed = uow.outbox.claim(now, limit, retry.lease)
-        asking = [n for n in claimed if n.message.asks_to_vote and n.request_id is not None]
-        statuses = uow.requests.statuses_of(n.request_id for n in asking if n.request_id)
-        stale = {n.id for n in asking if statuses.get(n.request_id or "") != "pending"}
+        # rows asking someone to vote, by row id: their request's id
+        asking: dict[int, str] = {
+            n.id: n.request_id
+            for n in claimed
+            if n.message.asks_to_vote and n.request_id is not None
+        }
+        statuses = uow.requests.statuses_of(asking.values())
+        stale = {row for row, rid in asking.items() if statuses.get(rid) != "pending"}
         waiting = []
         for n in claimed:
             hours = quiet.get(n.channel)
@@ -99,10 +104,9 @@ def dispatch_due(
             for n, error in outcomes:
                 if error is None:
                     done.append(n.id)
-                    if n.message.asks_to_vote and n.request_id is not None:
-                        asked.append(
-                            FlowEntry(n.request_id, n.message.to, "notified", n.channel, now)
-                        )
+                    if n.id in asking and n.id not in stale:  # told, not only done with
+                        rid = asking[n.id]
+                        asked.append(FlowEntry(rid, n.message.to, "notified", n.channel, now))
                     delivered += 1
                     svc.observer.delivery(n.channel, "delivered")
                 elif n.attempt >= retry.max_attempts:

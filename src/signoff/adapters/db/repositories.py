@@ -19,11 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from signoff.adapters.db import tables as t
-
-try:
-    import fcntl
-except ImportError:  # Windows: this process's writers still queue on a lock of their own
-    fcntl = None  # type: ignore[assignment]
 from signoff.adapters.db.analytics import DatabaseFlowRows
 from signoff.adapters.db.direct import Direct, send_held
 from signoff.domain.actions import Action
@@ -45,6 +40,11 @@ from signoff.services.ports import (
     RequestBrief,
     WebSession,
 )
+
+try:
+    import fcntl
+except ImportError:  # Windows: this process's writers still queue on a lock of their own
+    fcntl = None  # type: ignore[assignment]
 
 VIEWING = -1  # request_approvers.stage of those who may only see a request
 
@@ -1303,12 +1303,7 @@ class DatabaseFlowLog:
     def add(
         self, request_id: str, people: Iterable[str], kind: str, channel: str, at: datetime
     ) -> None:
-        rows = [
-            {"request_id": request_id, "person": p, "kind": kind, "channel": channel, "at": at}
-            for p in people
-        ]
-        if rows:
-            self.conn.execute(t.flow_events.insert(), rows)
+        self.add_all([FlowEntry(request_id, tuple(people), kind, channel, at)])
 
     def add_all(self, entries: Iterable[FlowEntry]) -> None:
         rows = [
@@ -1547,8 +1542,10 @@ class DatabaseUnitOfWork:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._writer is not None and self._group is not None:
-            group, self._group = self._group, None  # None: left already (commit)
+        if self._writer is not None:
+            if self._group is None:
+                return  # left already, at commit
+            group, self._group = self._group, None
             # the first writer's work is the whole group: it ends; others roll back to
             # their savepoint
             broken = self.tx is group.tx
@@ -1560,8 +1557,6 @@ class DatabaseUnitOfWork:
                 raise
             finally:
                 self._writer.leave(group, broken)
-            return
-        if self._writer is not None:
             return
         try:
             if self.tx.is_active:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -72,6 +72,8 @@ def factory() -> FastAPI:
 
 
 QUICK = 10.0  # seconds: a process that ends sooner after its start failed to start
+FACTORY = "signoff.entrypoints.api.processes:factory"
+UVICORN: dict[str, Any] = {"log_level": "info", "timeout_graceful_shutdown": 2}
 
 
 def serve_processes(count: int, host: str, port: int) -> int:
@@ -95,15 +97,7 @@ def serve_processes(count: int, host: str, port: int) -> int:
     import uvicorn
 
     if not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(
-            "signoff.entrypoints.api.processes:factory",
-            factory=True,
-            workers=count,
-            host=host,
-            port=port,
-            log_level="info",
-            timeout_graceful_shutdown=2,
-        )
+        uvicorn.run(FACTORY, factory=True, workers=count, host=host, port=port, **UVICORN)
         return 0
     spawn = multiprocessing.get_context("spawn")
     stopping = False
@@ -172,15 +166,7 @@ def _serve_one(host: str, port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(
-        "signoff.entrypoints.api.processes:factory",
-        factory=True,
-        host=host,
-        port=port,
-        log_level="info",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(FACTORY, factory=True, host=host, port=port, **UVICORN))
     server.run(sockets=[sock])
     if not server.started:  # its start failed (uvicorn said why): not a clean stop
         raise SystemExit(3)

@@ -134,16 +134,10 @@ def serve(
     # What was built to serve lives as long as the server: the garbage collector need
     # not walk it on every full collection (a page's p99 halved: docs/benchmarks.md).
     gc.freeze()
-    from signoff.entrypoints.api.processes import running
+    from signoff.entrypoints.api.processes import UVICORN, running
 
     with running(signoff_app):
-        uvicorn.run(
-            api,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level="info",
-            timeout_graceful_shutdown=2,
-        )
+        uvicorn.run(api, host=host or settings.host, port=port or settings.port, **UVICORN)
 
 
 def migrate_apart(database_url: str) -> subprocess.Popen[bytes] | None:
